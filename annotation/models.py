@@ -1,0 +1,426 @@
+"""TagStudio's data model.
+
+Design rules: database constraints make bad states unstorable (unique keys, foreign keys, checks,
+partial unique indexes); the queue, the export and the dashboard read through the indexes declared
+here; nothing a person decided is overwritten without a ReviewEvent that records it.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+from django.utils import timezone
+
+
+class Tag(models.Model):
+    """A canonical tag. ``normalized_name`` is the folding key (see annotation.taxonomy.normalize_tag_name)."""
+
+    name = models.CharField(max_length=200)
+    normalized_name = models.CharField(max_length=200, unique=True)
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="children"
+    )
+    description = models.TextField(blank=True, default="")
+    is_active = models.BooleanField(default=True)
+    # Set when this tag was merged into another one; the merged tag stays as a tombstone so old
+    # audit events and exports can name where it went.
+    merged_into = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="merged_from"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["normalized_name"]
+        constraints = [
+            models.CheckConstraint(condition=~Q(parent=F("id")), name="tag_not_own_parent"),
+            models.CheckConstraint(condition=~Q(merged_into=F("id")), name="tag_not_merged_into_self"),
+            models.CheckConstraint(condition=~Q(name=""), name="tag_name_not_empty"),
+        ]
+        indexes = [models.Index(fields=["parent", "normalized_name"], name="tag_parent_name_idx")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class TagAlias(models.Model):
+    """Another spelling of a tag (synonym). Resolves to its tag on every entry point."""
+
+    tag = models.ForeignKey(Tag, on_delete=models.CASCADE, related_name="aliases")
+    name = models.CharField(max_length=200)
+    normalized_name = models.CharField(max_length=200, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["normalized_name"]
+        verbose_name_plural = "tag aliases"
+
+    def __str__(self) -> str:
+        return f"{self.name} → {self.tag_id}"
+
+
+class ReviewStatus(models.TextChoices):
+    UNREVIEWED = "unreviewed", "Unreviewed"
+    REVIEWED = "reviewed", "Reviewed"
+
+
+class Product(models.Model):
+    """A catalog product, keyed by the merchant's SKU (``external_id``)."""
+
+    external_id = models.CharField(max_length=255, unique=True)
+    title = models.CharField(max_length=1000)
+    description = models.TextField(blank=True, default="")
+    brand = models.CharField(max_length=255, blank=True, default="")
+    category_path = models.JSONField(default=list, blank=True)
+    attributes = models.JSONField(default=dict, blank=True)
+    lang = models.CharField(max_length=16, blank=True, default="")
+    image_url = models.URLField(max_length=2000, blank=True, default="")
+    # sha256 of the text fields a tagger reads: suggestions/embeddings are recomputed when it changes.
+    content_hash = models.CharField(max_length=64, default="")
+
+    review_status = models.CharField(
+        max_length=16, choices=ReviewStatus.choices, default=ReviewStatus.UNREVIEWED
+    )
+    # Active-learning priority (higher = review first), recomputed after every suggestion refresh.
+    priority = models.FloatField(default=0.0)
+    # Dirty flag for the batched suggestion refresh (saleor pattern).
+    needs_suggestion = models.BooleanField(default=True)
+    # The model version whose suggestions are current for this product (cards never mix versions).
+    suggested_by = models.ForeignKey(
+        "ModelVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    # Review claim (lease): one operator at a time; an expired claim is free again.
+    claimed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="claims"
+    )
+    claim_expires_at = models.DateTimeField(null=True, blank=True)
+
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+    # When the approved tags last changed: the export's incremental-sync key.
+    tags_updated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        # Role permissions (annotation.roles maps them to the operator and admin groups).
+        permissions = [
+            ("review_product", "Can review products"),
+            ("manage_tags", "Can manage the tag taxonomy"),
+            ("manage_models", "Can train and activate model versions"),
+            ("run_imports", "Can import catalogs"),
+            ("run_exports", "Can export approved tags"),
+            ("manage_users", "Can manage users and tokens"),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=~Q(external_id=""), name="product_external_id_not_empty"),
+            models.CheckConstraint(condition=~Q(title=""), name="product_title_not_empty"),
+            models.CheckConstraint(
+                condition=Q(review_status__in=ReviewStatus.values), name="product_review_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(claimed_by__isnull=True, claim_expires_at__isnull=True)
+                | Q(claimed_by__isnull=False, claim_expires_at__isnull=False),
+                name="product_claim_complete",
+            ),
+        ]
+        indexes = [
+            # The review queue: unreviewed, highest priority first, id as tie-break (keyset).
+            models.Index(
+                F("priority").desc(),
+                F("id").asc(),
+                name="product_queue_idx",
+                condition=Q(review_status="unreviewed"),
+            ),
+            models.Index(fields=["review_status", "id"], name="product_status_id_idx"),
+            models.Index(fields=["updated_at", "id"], name="product_updated_idx"),
+            models.Index(fields=["tags_updated_at", "id"], name="product_tags_updated_idx"),
+            models.Index(fields=["id"], name="product_needs_sugg_idx", condition=Q(needs_suggestion=True)),
+            models.Index(fields=["claimed_by", "claim_expires_at"], name="product_claim_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.external_id}: {self.title[:60]}"
+
+
+class TagSource(models.TextChoices):
+    REVIEW = "review", "Review"
+    IMPORT = "import", "Import"
+    BULK = "bulk", "Bulk edit"
+    HIERARCHY = "hierarchy", "Implied by a child tag"
+    MERGE = "merge", "Tag merge"
+
+
+class ProductTag(models.Model):
+    """An approved tag on a product: who or what approved it, and when."""
+
+    product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="approved_tags")
+    tag = models.ForeignKey(Tag, on_delete=models.PROTECT, related_name="product_tags")
+    source = models.CharField(max_length=16, choices=TagSource.choices)
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # The model version whose suggestion was accepted, when the tag came from a suggestion.
+    model_version = models.ForeignKey(
+        "ModelVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    approved_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["product", "tag"], name="product_tag_unique"),
+            models.CheckConstraint(condition=Q(source__in=TagSource.values), name="product_tag_source_valid"),
+        ]
+        indexes = [models.Index(fields=["tag", "product"], name="product_tag_by_tag_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.product_id}:{self.tag_id}"
+
+
+class ModelState(models.TextChoices):
+    TRAINING = "training", "Training"
+    READY = "ready", "Ready"
+    FAILED = "failed", "Failed"
+
+
+class ModelVersion(models.Model):
+    """One trained tagger. Immutable once READY; at most one is active."""
+
+    version = models.CharField(max_length=64, unique=True)
+    state = models.CharField(max_length=16, choices=ModelState.choices, default=ModelState.TRAINING)
+    is_active = models.BooleanField(default=False)
+    artifact_path = models.CharField(max_length=1000, blank=True, default="")
+    tagger = models.CharField(max_length=64, default="default")
+    base_model = models.CharField(max_length=500, blank=True, default="")
+    device = models.CharField(max_length=32, blank=True, default="")
+    config = models.JSONField(default=dict, blank=True)
+    metrics = models.JSONField(default=dict, blank=True)
+    train_size = models.PositiveIntegerField(default=0)
+    valid_size = models.PositiveIntegerField(default=0)
+    data_fingerprint = models.CharField(max_length=64, blank=True, default="")
+    duration_s = models.FloatField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    activated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["is_active"], condition=Q(is_active=True), name="one_active_model"
+            ),
+            models.CheckConstraint(
+                condition=Q(is_active=False) | Q(state="ready"), name="active_model_is_ready"
+            ),
+            models.CheckConstraint(condition=Q(state__in=ModelState.values), name="model_state_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return self.version
+
+
+class Suggestion(models.Model):
+    """A tag the model suggests for a product, stamped with the model version that made it."""
+
+    product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="suggestions")
+    tag = models.ForeignKey(Tag, on_delete=models.CASCADE, related_name="suggestions")
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="suggestions")
+    score = models.FloatField()
+    # Whether the model would apply it after its thresholds and post-processing.
+    selected = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["product", "model_version", "tag"], name="suggestion_unique_per_version"
+            ),
+            models.CheckConstraint(
+                condition=Q(score__gte=0.0) & Q(score__lte=1.0), name="suggestion_score_0_1"
+            ),
+        ]
+        indexes = [models.Index(fields=["model_version", "tag"], name="suggestion_version_tag_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.product_id}:{self.tag_id}@{self.model_version_id}={self.score:.2f}"
+
+
+class ReviewAction(models.TextChoices):
+    SUBMIT = "submit", "Submit"
+    UNDO = "undo", "Undo"
+    SKIP = "skip", "Skip"
+
+
+class ReviewEvent(models.Model):
+    """Audit trail: one row per review decision, with what was shown and what was decided."""
+
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="review_events")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="review_events",
+    )
+    action = models.CharField(max_length=16, choices=ReviewAction.choices)
+    created_at = models.DateTimeField(default=timezone.now)
+    model_version = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # [{"tag": name, "tag_id": id, "score": float, "model_version": version}], as the card showed them.
+    shown = models.JSONField(default=list, blank=True)
+    previous_tags = models.JSONField(default=list, blank=True)
+    final_tags = models.JSONField(default=list, blank=True)
+    accepted = models.JSONField(default=list, blank=True)
+    rejected = models.JSONField(default=list, blank=True)
+    added = models.JSONField(default=list, blank=True)
+    removed = models.JSONField(default=list, blank=True)
+    # For an undo: the submit event it reverts.
+    reverts = models.OneToOneField(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="reverted_by"
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(action__in=ReviewAction.values), name="review_action_valid"),
+            models.CheckConstraint(
+                condition=Q(action="undo", reverts__isnull=False)
+                | (~Q(action="undo") & Q(reverts__isnull=True)),
+                name="review_undo_has_target",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["user", "created_at"], name="review_user_time_idx"),
+            models.Index(fields=["created_at"], name="review_time_idx"),
+            models.Index(fields=["product", "created_at"], name="review_product_time_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.product_id} by {self.user_id}"
+
+
+class JobStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+
+
+OPEN_JOB_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING)
+
+
+class Job(models.Model):
+    """Common fields of background jobs; state moves only forward via conditional UPDATEs."""
+
+    status = models.CharField(max_length=16, choices=JobStatus.choices, default=JobStatus.QUEUED)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True, default="")
+
+    class Meta:
+        abstract = True
+        ordering = ["-created_at", "-id"]
+
+
+class ImportJob(Job):
+    """A catalog import: file in, rows upserted, rejected rows reported with line, field and reason."""
+
+    source_name = models.CharField(max_length=500)
+    file_path = models.CharField(max_length=1000)
+    file_format = models.CharField(max_length=8)
+    ignore_tags = models.BooleanField(default=False)
+    rows_total = models.PositiveBigIntegerField(default=0)
+    rows_ok = models.PositiveBigIntegerField(default=0)
+    rows_rejected = models.PositiveBigIntegerField(default=0)
+    products_created = models.PositiveBigIntegerField(default=0)
+    products_updated = models.PositiveBigIntegerField(default=0)
+    # [{"line": n, "field": name, "reason": text}] — the first IMPORT_MAX_ERRORS_KEPT of them.
+    errors = models.JSONField(default=list, blank=True)
+
+    class Meta(Job.Meta):
+        constraints = [
+            models.CheckConstraint(condition=Q(status__in=JobStatus.values), name="import_status_valid"),
+            models.CheckConstraint(condition=Q(file_format__in=["jsonl", "csv"]), name="import_format_valid"),
+        ]
+
+
+class TrainingTrigger(models.TextChoices):
+    MANUAL = "manual", "Models page"
+    API = "api", "API"
+    COMMAND = "command", "Command line"
+    AUTO = "auto", "Review threshold"
+    BOOTSTRAP = "bootstrap", "First model"
+
+
+class TrainingJob(Job):
+    trigger = models.CharField(max_length=16, choices=TrainingTrigger.choices)
+    # A constant column so that a partial unique index allows one open (queued/running) job at a time.
+    queue = models.CharField(max_length=16, default="train", editable=False)
+    model_version = models.OneToOneField(
+        ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="training_job"
+    )
+    # {"phase": str, "step": int, "total": int|None, "elapsed_s": float, "eta_s": float|None}
+    progress = models.JSONField(default=dict, blank=True)
+    log = models.TextField(blank=True, default="")
+    # Reviews counted when this job was requested: the auto-trigger counts new reviews since then.
+    reviews_at_request = models.PositiveBigIntegerField(default=0)
+    celery_task_id = models.CharField(max_length=64, blank=True, default="")
+
+    class Meta(Job.Meta):
+        constraints = [
+            models.CheckConstraint(condition=Q(status__in=JobStatus.values), name="training_status_valid"),
+            models.UniqueConstraint(
+                fields=["queue"],
+                condition=Q(status__in=["queued", "running"]),
+                name="one_open_training_job",
+            ),
+        ]
+
+
+class ExportJob(Job):
+    file_format = models.CharField(max_length=8)
+    updated_since = models.DateTimeField(null=True, blank=True)
+    file_path = models.CharField(max_length=1000, blank=True, default="")
+    rows = models.PositiveBigIntegerField(default=0)
+    high_water_mark = models.DateTimeField(null=True, blank=True)
+
+    class Meta(Job.Meta):
+        constraints = [
+            models.CheckConstraint(condition=Q(status__in=JobStatus.values), name="export_status_valid"),
+            models.CheckConstraint(
+                condition=Q(file_format__in=["jsonl", "csv", "json"]), name="export_format_valid"
+            ),
+        ]
+
+
+class SuggestionRefresh(models.Model):
+    """Progress of recomputing suggestions after a model version became active."""
+
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="refreshes")
+    status = models.CharField(max_length=16, choices=JobStatus.choices, default=JobStatus.QUEUED)
+    total = models.PositiveBigIntegerField(default=0)
+    done = models.PositiveBigIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+
+class Setting(models.Model):
+    """Runtime settings an admin changes in the UI (e.g. the active-learning strategy)."""
+
+    key = models.CharField(max_length=100, unique=True)
+    value = models.JSONField()
+    updated_at = models.DateTimeField(default=timezone.now)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    def __str__(self) -> str:
+        return self.key

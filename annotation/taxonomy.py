@@ -1,0 +1,96 @@
+"""Tag names: one folding rule for every entry point (import, review, API, taxonomy files).
+
+"T-Shirt", "t shirt", "Ｔ－ＳＨＩＲＴ" and "  t_shirt " all fold to "t shirt", so they can never become
+separate tags; an alias folds the same way and resolves to its canonical tag.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable
+
+from django.utils import timezone
+
+from annotation.models import Tag, TagAlias
+
+TAG_NAME_MAX_LENGTH = 200
+_SEPARATORS = re.compile(r"[\s\-_‐‑‒–—]+")
+
+
+class TagNameError(ValueError):
+    """A tag name that cannot be stored (empty, too long, control characters)."""
+
+
+def clean_tag_display_name(name: str) -> str:
+    """The name as shown: NFKC, trimmed, inner whitespace collapsed; case kept."""
+    if not isinstance(name, str):
+        raise TagNameError(f"tag name must be a string, got {type(name).__name__}")
+    text = unicodedata.normalize("NFKC", name)
+    if any(unicodedata.category(ch) == "Cc" for ch in text.replace("\t", " ")):
+        raise TagNameError(f"tag name {name!r} contains control characters")
+    text = " ".join(text.split())
+    if not text:
+        raise TagNameError("tag name is empty")
+    if len(text) > TAG_NAME_MAX_LENGTH:
+        raise TagNameError(f"tag name is longer than {TAG_NAME_MAX_LENGTH} characters")
+    return text
+
+
+def normalize_tag_name(name: str) -> str:
+    """The folding key: NFKC, case-folded, hyphens/underscores/whitespace runs as one space."""
+    text = clean_tag_display_name(name).casefold()
+    text = _SEPARATORS.sub(" ", text).strip()
+    if not text:
+        raise TagNameError(f"tag name {name!r} has no letters or digits")
+    return text
+
+
+class TagResolver:
+    """Maps tag names to canonical tag ids, creating unknown tags on request.
+
+    Loads the whole vocabulary (tags and aliases) once: tens of thousands of rows fit easily, and an
+    import of a million products then resolves names without a query per row.
+    """
+
+    def __init__(self) -> None:
+        self._ids: dict[str, int] = {}
+        for tag_id, key, merged_into in Tag.objects.values_list("id", "normalized_name", "merged_into_id"):
+            self._ids[key] = merged_into or tag_id
+        for key, tag_id in TagAlias.objects.values_list("normalized_name", "tag_id"):
+            self._ids[key] = tag_id
+        # A merged tag resolves to where it went (one hop is enough: merge targets are canonical).
+
+    def lookup(self, name: str) -> int | None:
+        return self._ids.get(normalize_tag_name(name))
+
+    def resolve(self, names: Iterable[str], *, create: bool) -> tuple[dict[str, int], list[str]]:
+        """Return ({name: tag_id}, unknown names). With ``create``, unknown names become new tags."""
+        found: dict[str, int] = {}
+        missing: dict[str, str] = {}
+        for name in names:
+            key = normalize_tag_name(name)
+            tag_id = self._ids.get(key)
+            if tag_id is None:
+                missing.setdefault(key, name)
+            else:
+                found[name] = tag_id
+        if missing and create:
+            now = timezone.now()
+            Tag.objects.bulk_create(
+                [
+                    Tag(
+                        name=clean_tag_display_name(name), normalized_name=key, created_at=now, updated_at=now
+                    )
+                    for key, name in missing.items()
+                ],
+                ignore_conflicts=True,  # a concurrent import may have created the same tag
+            )
+            for tag_id, key in Tag.objects.filter(normalized_name__in=list(missing)).values_list(
+                "id", "normalized_name"
+            ):
+                self._ids[key] = tag_id
+            found.update({name: self._ids[normalize_tag_name(name)] for name in names if name not in found})
+            return found, []
+        unknown = [name for name in names if name not in found]
+        return found, unknown
