@@ -1,0 +1,296 @@
+"""Dashboard figures against the real PostgreSQL: every number checked against data built by hand."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.utils import timezone
+
+from annotation.models import (
+    ModelState,
+    ModelVersion,
+    Product,
+    ProductTag,
+    ReviewAction,
+    ReviewEvent,
+    ReviewStatus,
+    Suggestion,
+    Tag,
+    TagSource,
+)
+from annotation.selectors_dashboard import (
+    catalog_counts,
+    learning_curve,
+    model_versions_timeline,
+    per_tag_quality,
+    review_activity,
+    suspicious_labels,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+def make_products(n: int, *, reviewed: int = 0, prefix: str = "p") -> list[Product]:
+    return Product.objects.bulk_create(
+        [
+            Product(
+                external_id=f"{prefix}{i}",
+                title=f"Product {i}",
+                review_status=ReviewStatus.REVIEWED if i < reviewed else ReviewStatus.UNREVIEWED,
+            )
+            for i in range(n)
+        ]
+    )
+
+
+def make_version(name: str, *, metrics: dict, train_size: int, created_at: dt.datetime, active=False):
+    return ModelVersion.objects.create(
+        version=name,
+        state=ModelState.READY,
+        is_active=active,
+        metrics=metrics,
+        train_size=train_size,
+        valid_size=train_size // 5,
+        created_at=created_at,
+    )
+
+
+def review(
+    product, user, *, when, accepted=(), rejected=(), added=(), version=None, action=ReviewAction.SUBMIT
+):
+    return ReviewEvent.objects.create(
+        product=product,
+        user=user,
+        action=action,
+        created_at=when,
+        model_version=version,
+        accepted=list(accepted),
+        rejected=list(rejected),
+        added=list(added),
+    )
+
+
+def test_catalog_counts(operator):
+    products = make_products(10, reviewed=4)
+    future = timezone.now() + dt.timedelta(minutes=5)
+    Product.objects.filter(pk=products[5].pk).update(claimed_by=operator, claim_expires_at=future)
+    # An expired claim is free again: not counted.
+    Product.objects.filter(pk=products[6].pk).update(
+        claimed_by=operator, claim_expires_at=timezone.now() - dt.timedelta(seconds=1)
+    )
+    counts = catalog_counts()
+    assert counts == {
+        "products": 10,
+        "reviewed": 4,
+        "pending": 6,
+        "claimed": 1,
+        "estimated": False,
+        "reviewed_share": 0.4,
+    }
+
+
+def test_review_activity_per_day_operator_and_version(operator, admin_user):
+    now = timezone.now()
+    products = make_products(6)
+    v1 = make_version("v1", metrics={}, train_size=10, created_at=now - dt.timedelta(days=5))
+    v2 = make_version("v2", metrics={}, train_size=20, created_at=now - dt.timedelta(days=1))
+    # operator: two cards, one unchanged (2 accepted), one with a rejection and an addition.
+    review(products[0], operator, when=now, accepted=[1, 2], version=v2)
+    first = review(
+        products[1],
+        operator,
+        when=now - dt.timedelta(days=2),
+        accepted=[1],
+        rejected=[3],
+        added=[4],
+        version=v1,
+    )
+    ReviewEvent.objects.create(
+        product=products[1],
+        user=operator,
+        action=ReviewAction.UNDO,
+        created_at=now - dt.timedelta(days=2),
+        reverts=first,
+    )
+    # admin: one unchanged card with v1.
+    review(products[2], admin_user, when=now - dt.timedelta(days=2), accepted=[5], version=v1)
+    # Outside the 30-day window: ignored.
+    review(products[3], admin_user, when=now - dt.timedelta(days=40), accepted=[5], version=v1)
+    # A skip is not a review.
+    review(products[4], admin_user, when=now, action=ReviewAction.SKIP)
+
+    activity = review_activity(days=30, now=now)
+    assert len(activity["per_day"]) == 30
+    by_day = {row["day"]: row for row in activity["per_day"]}
+    today = timezone.localdate(now)
+    assert by_day[today]["submits"] == 1
+    assert by_day[today - dt.timedelta(days=2)] == {
+        "day": today - dt.timedelta(days=2),
+        "submits": 2,
+        "undos": 1,
+    }
+    assert activity["total_reviews"] == 3
+
+    operators = {row["username"]: row for row in activity["operators"]}
+    assert operators["olivia"]["reviews"] == 2
+    assert operators["olivia"]["undos"] == 1
+    assert operators["olivia"]["acceptance"] == pytest.approx(3 / 4)  # 3 kept, 1 rejected
+    assert operators["olivia"]["unchanged_share"] == pytest.approx(1 / 2)
+    assert operators["olivia"]["added"] == 1
+    assert operators["adam"]["reviews"] == 1
+    assert operators["adam"]["acceptance"] == 1.0
+    assert [row["username"] for row in activity["operators"]] == ["olivia", "adam"]  # most reviews first
+
+    versions = {row["version"]: row for row in activity["versions"]}
+    assert [row["version"] for row in activity["versions"]] == ["v1", "v2"]  # oldest version first
+    assert versions["v1"]["reviews"] == 2
+    assert versions["v1"]["unchanged_share"] == pytest.approx(1 / 2)
+    assert versions["v1"]["acceptance"] == pytest.approx(2 / 3)
+    assert versions["v2"]["unchanged_share"] == 1.0
+
+
+def test_model_timeline_and_learning_curve():
+    now = timezone.now()
+    make_version(
+        "v1",
+        metrics={"micro_f1": 0.5, "p@1": 0.6, "per_tag": {}},
+        train_size=100,
+        created_at=now - dt.timedelta(days=3),
+    )
+    make_version(
+        "v2",
+        metrics={"micro_f1": 0.7, "p@1": 0.8, "p@5": 0.3},
+        train_size=300,
+        created_at=now - dt.timedelta(days=2),
+    )
+    make_version("v3", metrics={"micro_f1": 0.65, "p@1": 0.75}, train_size=200, created_at=now, active=True)
+    ModelVersion.objects.create(version="broken", state=ModelState.FAILED, created_at=now)
+
+    timeline = model_versions_timeline()
+    assert [row["version"] for row in timeline] == ["v1", "v2", "v3"]
+    assert [row["micro_f1"] for row in timeline] == [0.5, 0.7, 0.65]
+    assert [row["p_at_1"] for row in timeline] == [0.6, 0.8, 0.75]
+    assert timeline[1]["p_at_5"] == 0.3 and timeline[0]["p_at_5"] is None
+    assert timeline[2]["is_active"] is True
+
+    curve = learning_curve(timeline)
+    assert [(p["train_size"], p["micro_f1"]) for p in curve] == [(100, 0.5), (200, 0.65), (300, 0.7)]
+
+
+def test_per_tag_quality_worst_first_and_sortable():
+    per_tag = {
+        "dress": {"precision": 0.9, "recall": 0.8, "f1": 0.85, "support": 40},
+        "boots": {"precision": 0.2, "recall": 0.1, "f1": 0.13, "support": 5},
+        "scarf": {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 2},
+        "hat": {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 9},
+    }
+    make_version(
+        "v1",
+        metrics={"micro_f1": 0.6, "per_tag": per_tag},
+        train_size=50,
+        created_at=timezone.now(),
+        active=True,
+    )
+    table = per_tag_quality()
+    # Worst F1 first; between equal F1, the tag with more support first.
+    assert [row["tag"] for row in table["rows"]] == ["hat", "scarf", "boots", "dress"]
+    assert table["total"] == 4 and table["version"] == "v1"
+    assert [row["tag"] for row in per_tag_quality(sort="support", descending=True)["rows"]] == [
+        "dress",
+        "hat",
+        "boots",
+        "scarf",
+    ]
+    assert [row["tag"] for row in per_tag_quality(sort="tag")["rows"]] == ["boots", "dress", "hat", "scarf"]
+    assert len(per_tag_quality(limit=2)["rows"]) == 2
+    with pytest.raises(ValueError, match="sort must be one of"):
+        per_tag_quality(sort="score")
+
+
+def test_per_tag_quality_without_active_model():
+    assert per_tag_quality()["rows"] == []
+
+
+def test_suspicious_labels_confidence_rule():
+    now = timezone.now()
+    version = make_version("v1", metrics={}, train_size=10, created_at=now, active=True)
+    old = make_version("v0", metrics={}, train_size=5, created_at=now - dt.timedelta(days=1))
+    dress, boots, shoes, hat = (
+        Tag.objects.create(name=n, normalized_name=n) for n in ("dress", "boots", "shoes", "hat")
+    )
+    wrong, fine, unscored, old_only = make_products(4)
+    for product in (wrong, fine, unscored, old_only):
+        product.tags_updated_at = now
+        product.save(update_fields=["tags_updated_at"])
+
+    # wrong: approved "boots" scored 0.01 while "dress" (absent) scores 0.97 -> suspicious.
+    ProductTag.objects.create(product=wrong, tag=boots, source=TagSource.REVIEW)
+    ProductTag.objects.create(product=wrong, tag=hat, source=TagSource.REVIEW)
+    Suggestion.objects.bulk_create(
+        [
+            Suggestion(product=wrong, tag=dress, model_version=version, score=0.97),
+            Suggestion(product=wrong, tag=boots, model_version=version, score=0.01),
+            Suggestion(product=wrong, tag=hat, model_version=version, score=0.6),
+        ]
+    )
+    # fine: the high-scored tag is approved -> nothing to object to.
+    ProductTag.objects.create(product=fine, tag=dress, source=TagSource.REVIEW)
+    ProductTag.objects.create(product=fine, tag=boots, source=TagSource.IMPORT)
+    Suggestion.objects.bulk_create(
+        [
+            Suggestion(product=fine, tag=dress, model_version=version, score=0.95),
+            Suggestion(product=fine, tag=boots, model_version=version, score=0.02),
+        ]
+    )
+    # unscored: approved "shoes" has no stored suggestion, and the lowest stored score (0.03) bounds it.
+    ProductTag.objects.create(product=unscored, tag=shoes, source=TagSource.IMPORT)
+    Suggestion.objects.bulk_create(
+        [
+            Suggestion(product=unscored, tag=dress, model_version=version, score=0.93),
+            Suggestion(product=unscored, tag=hat, model_version=version, score=0.03),
+        ]
+    )
+    # old_only: the disagreement comes from an inactive version -> ignored.
+    ProductTag.objects.create(product=old_only, tag=boots, source=TagSource.REVIEW)
+    Suggestion.objects.bulk_create(
+        [
+            Suggestion(product=old_only, tag=dress, model_version=old, score=0.99),
+            Suggestion(product=old_only, tag=boots, model_version=old, score=0.001),
+        ]
+    )
+
+    result = suspicious_labels()
+    assert result["version"] == "v1"
+    rows = {row["external_id"]: row for row in result["rows"]}
+    assert set(rows) == {"p0", "p2"}
+    assert [t["tag"] for t in rows["p0"]["doubted"]] == ["boots"]
+    assert rows["p0"]["doubted"][0]["score"] == pytest.approx(0.01)
+    assert [(t["tag"], t["score"]) for t in rows["p0"]["missing"]] == [("dress", pytest.approx(0.97))]
+    assert rows["p2"]["doubted"][0]["score"] is None
+    assert rows["p2"]["doubted"][0]["bound"] == pytest.approx(0.03)
+    # Most suspicious first: the lower label quality against the stronger objection.
+    assert [row["external_id"] for row in result["rows"]] == ["p0", "p2"]
+
+    # With a product whose lowest stored score is high, an unscored approved tag is not known to be low.
+    Suggestion.objects.filter(product=unscored, tag=hat).update(score=0.4)
+    assert {row["external_id"] for row in suspicious_labels()["rows"]} == {"p0"}
+
+
+def test_suspicious_labels_scans_recent_products_only():
+    now = timezone.now()
+    version = make_version("v1", metrics={}, train_size=10, created_at=now, active=True)
+    dress, boots = (Tag.objects.create(name=n, normalized_name=n) for n in ("dress", "boots"))
+    older, newer = make_products(2)
+    for product, when in ((older, now - dt.timedelta(days=3)), (newer, now)):
+        product.tags_updated_at = when
+        product.save(update_fields=["tags_updated_at"])
+        ProductTag.objects.create(product=product, tag=boots, source=TagSource.REVIEW)
+        Suggestion.objects.create(product=product, tag=dress, model_version=version, score=0.99)
+        Suggestion.objects.create(product=product, tag=boots, model_version=version, score=0.01)
+    assert [row["external_id"] for row in suspicious_labels(scan_products=1)["rows"]] == ["p1"]
+    assert {row["external_id"] for row in suspicious_labels(scan_products=10)["rows"]} == {"p0", "p1"}
+
+
+def test_suspicious_labels_without_active_model():
+    assert suspicious_labels() == {"version": None, "rows": [], "scanned": 0, "low": 0.05, "high": 0.9}
