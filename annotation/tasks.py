@@ -10,3 +10,24 @@ def import_run(job_id: int) -> None:
     from annotation.services.imports import import_job_run
 
     import_job_run(job_id)
+
+
+@shared_task(name="annotation.tasks.model_train", ignore_result=True)
+def model_train(job_id: int) -> None:
+    from annotation.services.training import model_version_train
+
+    model_version_train(job_id)
+
+
+@shared_task(name="annotation.tasks.suggestions_refresh", ignore_result=True)
+def suggestions_refresh(model_version_id: int, after_id: int = 0) -> None:
+    from annotation.services.suggestions import suggestions_refresh_batch
+
+    suggestions_refresh_batch(model_version_id=model_version_id, after_id=after_id)
+
+
+@shared_task(name="annotation.tasks.queue_priorities_recompute", ignore_result=True)
+def queue_priorities_recompute() -> None:
+    from annotation.services.queue import queue_priorities_recompute as recompute
+
+    recompute()

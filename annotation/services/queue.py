@@ -1,0 +1,271 @@
+"""Review-queue priorities: active learning over the stored suggestion scores (``mlcore.selection``).
+
+After every suggestion refresh the active version's stored scores of the unreviewed products become a
+(products x tags) probability matrix, ``mlcore.selection.rank`` orders it with the admin's strategy, and
+the result is written to ``Product.priority`` (indexed with id by ``product_queue_idx``), so claiming the
+next product is a keyed lookup, never a model call. Before any model exists the queue is ordered by
+diversity over the product texts (``mlcore.selection.cold_start_rank``), not by id.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import numpy as np
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from annotation.models import ModelVersion, Product, ReviewStatus, Setting
+
+logger = logging.getLogger(__name__)
+
+STRATEGY_SETTING = "active_learning_strategy"
+# Cold start clusters the texts of at most this many unreviewed products (a seeded sample of them); the
+# rest follow by id. Nobody reviews more than this before the first model exists.
+COLD_START_MAX_PRODUCTS = 100_000
+_WRITE_CHUNK = 50_000
+_ADVISORY_KEY = 0x7A675F7175657565  # "zg_queue": one priority recompute at a time per database
+
+
+class UnknownStrategy(ValueError):
+    """A strategy name that ``mlcore.selection`` does not register."""
+
+
+# --------------------------------------------------------------------------------------------------
+# The strategy setting
+# --------------------------------------------------------------------------------------------------
+
+
+def queue_strategies() -> list[tuple[str, str]]:
+    """(name, description) of every registered strategy, the default first."""
+    from mlcore.selection import DEFAULT_STRATEGY, STRATEGIES
+
+    names = sorted(STRATEGIES, key=lambda name: (name != DEFAULT_STRATEGY, name))
+    return [(name, STRATEGIES[name].description) for name in names]
+
+
+def queue_strategy() -> str:
+    """The strategy in use: the admin's choice, or mlcore's default (also when a stored name is gone)."""
+    from mlcore.selection import DEFAULT_STRATEGY, STRATEGIES
+
+    stored = Setting.objects.filter(key=STRATEGY_SETTING).values_list("value", flat=True).first()
+    return stored if isinstance(stored, str) and stored in STRATEGIES else DEFAULT_STRATEGY
+
+
+def queue_strategy_set(*, strategy: str, user=None) -> str:
+    """Choose the active-learning strategy; the queue is re-ranked with it in the background."""
+    from mlcore.selection import STRATEGIES
+
+    if strategy not in STRATEGIES:
+        raise UnknownStrategy(f"unknown strategy {strategy!r}; choose one of {', '.join(sorted(STRATEGIES))}")
+    with transaction.atomic():
+        Setting.objects.update_or_create(
+            key=STRATEGY_SETTING,
+            defaults={
+                "value": strategy,
+                "updated_at": timezone.now(),
+                "updated_by": user if user is not None and user.is_authenticated else None,
+            },
+        )
+        queue_priorities_request()
+    return strategy
+
+
+# --------------------------------------------------------------------------------------------------
+# Recomputing priorities
+# --------------------------------------------------------------------------------------------------
+
+
+def queue_priorities_request() -> None:
+    """Recompute the priorities in the background once the caller's transaction commits."""
+    from annotation.tasks import queue_priorities_recompute as task
+
+    transaction.on_commit(lambda: task.delay())
+
+
+def queue_priorities_recompute() -> dict[str, Any]:
+    """Rank the unreviewed products and store their priorities. Returns what it did (for logs/tests)."""
+    started = time.monotonic()
+    with _one_at_a_time():
+        active = ModelVersion.objects.filter(is_active=True).first()
+        summary = _cold_start() if active is None else _rank_by_scores(active)
+    summary["seconds"] = round(time.monotonic() - started, 2)
+    logger.info("queue priorities: %s", summary)
+    return summary
+
+
+class _CsrRows:
+    """Row-sliceable dense view over a sparse matrix: ``mlcore.selection.rank`` reads probabilities in
+    blocks, so 1,000,000 products x 500 tags never exist as one dense array."""
+
+    def __init__(self, matrix) -> None:
+        self.matrix = matrix
+        self.shape = matrix.shape
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, key) -> np.ndarray:
+        return self.matrix[key].toarray()
+
+
+def _rank_by_scores(active: ModelVersion) -> dict[str, Any]:
+    from scipy import sparse
+
+    from mlcore.selection import rank
+
+    strategy = queue_strategy()
+    product_ids, tag_ids, scores = _active_scores(active)
+    unique_products = np.unique(product_ids)
+    if len(unique_products) == 0:
+        _zero_unranked(active)
+        return {"strategy": strategy, "ranked": 0, "version": active.version}
+    unique_tags = np.unique(tag_ids)
+    rows = np.searchsorted(unique_products, product_ids)
+    cols = np.searchsorted(unique_tags, tag_ids)
+    matrix = sparse.csr_matrix(
+        (scores.astype(np.float32), (rows, cols)), shape=(len(unique_products), len(unique_tags))
+    )
+    matrix.sum_duplicates()
+    priority = rank(
+        _CsrRows(matrix),
+        strategy=strategy,
+        thresholds=_thresholds(active, unique_tags),
+        # A review batch larger than half the pool is no batch to diversify (and mlcore's dense_uncertain
+        # returned one row too many when the batch neared the pool size).
+        batch_size=max(1, min(_review_batch_size(), len(unique_products) // 2)),
+        seed=active.id,
+    )
+    _priorities_write(unique_products, priority)
+    _zero_unranked(active)
+    return {"strategy": strategy, "ranked": int(len(unique_products)), "version": active.version}
+
+
+def _review_batch_size() -> int:
+    # The reviews between two trainings are one "batch" in active-learning terms (capped for ranking cost).
+    return max(1, min(int(settings.RETRAIN_AFTER_REVIEWS) or 200, 1_000))
+
+
+def _thresholds(active: ModelVersion, tag_ids: np.ndarray) -> np.ndarray | None:
+    """The tagger's per-tag decision thresholds, in the matrix's column order, when the model states them."""
+    thresholds = (active.config or {}).get("thresholds")
+    if not isinstance(thresholds, dict):
+        return None
+    by_id = {
+        tag_id: thresholds.get(name) for name, tag_id in (active.config or {}).get("tag_ids", {}).items()
+    }
+    values = np.array([by_id.get(int(t)) or 0.5 for t in tag_ids], dtype=np.float32)
+    return np.clip(values, 1e-3, 1 - 1e-3)
+
+
+def _active_scores(active: ModelVersion) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(product id, tag id, score) of the active version's suggestions for unreviewed products whose
+    current suggestions are that version's, streamed into arrays (20 scores x 1M products fit easily)."""
+    product_table = Product._meta.db_table
+    from annotation.models import Suggestion
+
+    sql = (
+        f"SELECT s.product_id, s.tag_id, s.score FROM {Suggestion._meta.db_table} s "
+        f"JOIN {product_table} p ON p.id = s.product_id "
+        "WHERE s.model_version_id = %s AND p.review_status = %s AND p.suggested_by_id = %s"
+    )
+    parts: list[np.ndarray] = []
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [active.id, ReviewStatus.UNREVIEWED, active.id])
+        while True:
+            chunk = cursor.fetchmany(200_000)
+            if not chunk:
+                break
+            parts.append(np.array(chunk, dtype=np.float64))
+    if not parts:
+        empty = np.empty(0, dtype=np.int64)
+        return empty, empty, np.empty(0, dtype=np.float32)
+    table = np.concatenate(parts)
+    return table[:, 0].astype(np.int64), table[:, 1].astype(np.int64), table[:, 2].astype(np.float32)
+
+
+def _zero_unranked(active: ModelVersion) -> None:
+    """Unreviewed products without the active version's suggestions (still being scored) go last."""
+    (
+        Product.objects.filter(review_status=ReviewStatus.UNREVIEWED)
+        .exclude(suggested_by=active)
+        .exclude(priority=0.0)
+        .update(priority=0.0)
+    )
+
+
+def _product_text(title: str, brand: str, description: str) -> str:
+    return " ".join(part for part in (title, brand, (description or "")[:300]) if part)
+
+
+def _cold_start() -> dict[str, Any]:
+    from mlcore.selection import cold_start_rank
+
+    ids = np.fromiter(
+        Product.objects.filter(review_status=ReviewStatus.UNREVIEWED)
+        .order_by("id")
+        .values_list("id", flat=True),
+        dtype=np.int64,
+    )
+    if len(ids) == 0:
+        return {"strategy": "cold_start", "ranked": 0}
+    if len(ids) > COLD_START_MAX_PRODUCTS:
+        rng = np.random.default_rng(0)
+        ids_ranked = np.sort(rng.choice(ids, COLD_START_MAX_PRODUCTS, replace=False))
+    else:
+        ids_ranked = ids
+    texts: dict[int, str] = {}
+    for start in range(0, len(ids_ranked), 20_000):
+        chunk = ids_ranked[start : start + 20_000].tolist()
+        for pk, title, brand, description in Product.objects.filter(id__in=chunk).values_list(
+            "id", "title", "brand", "description"
+        ):
+            texts[pk] = _product_text(title, brand, description)
+    priority = cold_start_rank([texts[int(pk)] for pk in ids_ranked], seed=0)
+    if len(ids_ranked) < len(ids):
+        Product.objects.filter(review_status=ReviewStatus.UNREVIEWED).exclude(priority=0.0).update(
+            priority=0.0
+        )
+    _priorities_write(ids_ranked, priority)
+    return {"strategy": "cold_start", "ranked": int(len(ids_ranked))}
+
+
+def _priorities_write(product_ids: np.ndarray, priority: np.ndarray) -> None:
+    """Store priorities in chunks: one UPDATE … FROM unnest(...) per 50,000 products on PostgreSQL."""
+    table = Product._meta.db_table
+    for start in range(0, len(product_ids), _WRITE_CHUNK):
+        ids = [int(x) for x in product_ids[start : start + _WRITE_CHUNK]]
+        values = [float(x) for x in priority[start : start + _WRITE_CHUNK]]
+        with transaction.atomic():
+            if connection.vendor == "postgresql":
+                with connection.cursor() as cursor:
+                    cursor.execute(
+                        f"UPDATE {table} AS p SET priority = v.priority "
+                        "FROM unnest(%s::bigint[], %s::double precision[]) AS v(id, priority) "
+                        "WHERE p.id = v.id AND p.priority IS DISTINCT FROM v.priority",
+                        [ids, values],
+                    )
+            else:
+                Product.objects.bulk_update(
+                    [Product(id=pk, priority=value) for pk, value in zip(ids, values)],
+                    ["priority"],
+                    batch_size=500,
+                )
+
+
+class _one_at_a_time:
+    """A PostgreSQL session advisory lock: concurrent recomputes run one after the other (the later one
+    sees the newer scores). A no-op on SQLite, where the embedded worker is the only writer."""
+
+    def __enter__(self) -> None:
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_lock(%s)", [_ADVISORY_KEY])
+
+    def __exit__(self, *exc) -> None:
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s)", [_ADVISORY_KEY])

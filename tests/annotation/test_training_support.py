@@ -1,0 +1,65 @@
+"""Helpers shared by the learning-loop tests: a small real catalog in the database (demo catalog rows)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from django.utils import timezone
+
+from annotation.models import Product, ProductTag, ReviewStatus, TagSource
+from annotation.taxonomy import TagResolver
+
+DEMO_CATALOG = Path(__file__).resolve().parents[2] / "annotation" / "fixtures" / "demo_catalog.jsonl"
+
+
+def demo_rows(*, tagged: int, untagged: int = 0) -> list[dict]:
+    """The first ``tagged`` tagged and ``untagged`` untagged rows of the demo catalog, in file order."""
+    with_tags, without = [], []
+    with open(DEMO_CATALOG, encoding="utf-8") as fh:
+        for line in fh:
+            row = json.loads(line)
+            bucket = with_tags if row.get("tags") else without
+            limit = tagged if row.get("tags") else untagged
+            if len(bucket) < limit:
+                bucket.append(row)
+            if len(with_tags) >= tagged and len(without) >= untagged:
+                break
+    return with_tags + without
+
+
+def catalog_load(rows: list[dict], *, reviewed_tagged: bool = False) -> list[Product]:
+    """Products as an import leaves them: flagged for suggestions, file tags approved (source import)."""
+    now = timezone.now()
+    products = Product.objects.bulk_create(
+        [
+            Product(
+                external_id=row["id"],
+                title=row["title"],
+                description=row.get("description") or "",
+                brand=row.get("brand") or "",
+                category_path=row.get("category_path") or [],
+                lang=row.get("lang") or "",
+                content_hash=hashlib.sha256(row["title"].encode()).hexdigest(),
+                review_status=(
+                    ReviewStatus.REVIEWED if reviewed_tagged and row.get("tags") else ReviewStatus.UNREVIEWED
+                ),
+                needs_suggestion=True,
+                created_at=now,
+                updated_at=now,
+            )
+            for row in rows
+        ]
+    )
+    resolver = TagResolver()
+    names = sorted({tag for row in rows for tag in row.get("tags") or []})
+    tag_ids, _ = resolver.resolve(names, create=True)
+    ProductTag.objects.bulk_create(
+        [
+            ProductTag(product=product, tag_id=tag_ids[tag], source=TagSource.IMPORT, approved_at=now)
+            for product, row in zip(products, rows)
+            for tag in row.get("tags") or []
+        ]
+    )
+    return products
