@@ -31,3 +31,10 @@ def queue_priorities_recompute() -> None:
     from annotation.services.queue import queue_priorities_recompute as recompute
 
     recompute()
+
+
+@shared_task(name="annotation.tasks.claims_release_expired", ignore_result=True)
+def claims_release_expired() -> None:
+    from annotation.services.reviews import claims_release_expired as release
+
+    release()

@@ -1,0 +1,516 @@
+"""The review workflow's writes: claim, release, skip, submit, undo, and the expired-claim sweep.
+
+One function per use-case, each its own transaction. The HTML views and the REST API call these same
+functions, so both paths obey the same rules:
+
+- **Claims** are leases (``REVIEW_CLAIM_TTL_SECONDS``). The next product is taken from the queue index
+  with ``SELECT … FOR UPDATE SKIP LOCKED``: two operators claiming at the same moment lock different
+  rows, and PostgreSQL re-checks a row changed by a committed claim before handing it out, so a product
+  is never held by two people. An expired claim is free again without any sweep; the periodic sweep
+  (``claims_release_expired``) only tidies the columns. A user holds one claim at a time.
+- **Submit** writes the final tag set, one ``ReviewEvent`` (what was shown with its model version and
+  scores, accepted, rejected, added, removed, the previous tags) and the product's new state in one
+  transaction. 409 (``ClaimConflict``) when another user holds a live claim; unknown tag names are
+  refused (``UnknownTags``) unless the user is an admin, who creates them.
+- **Hierarchy closure** (setting ``TAGSTUDIO_HIERARCHY_CLOSURE``, default on): approving a tag also
+  approves its ancestors (source ``hierarchy``), so "sneakers" implies "shoes" wherever the taxonomy
+  says so.
+- **Undo** restores the tags before a submit exactly (rows, sources and approvers), records an ``undo``
+  event that points at the submit, and gives the product back to the user under a fresh claim.
+
+Audit JSON shapes (ReviewEvent): ``shown`` = [{"tag", "tag_id", "score", "selected", "model_version"}];
+``accepted``/``rejected``/``added``/``removed``/``final_tags`` = lists of tag names; ``previous_tags`` =
+[{"tag", "tag_id", "source", "approved_by", "model_version", "approved_at"}] (the rows undo restores).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+import importlib.util
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.utils import timezone
+
+from annotation.models import (
+    Product,
+    ProductTag,
+    ReviewAction,
+    ReviewEvent,
+    ReviewStatus,
+    Suggestion,
+    Tag,
+    TagAlias,
+    TagSource,
+)
+from annotation.roles import is_admin
+from annotation.selectors_review import claim_is_live, claim_ttl, recently_skipped_ids, review_queue
+from annotation.taxonomy import TagNameError, clean_tag_display_name, normalize_tag_name
+
+logger = logging.getLogger(__name__)
+
+LEARNING_LOOP_MODULE = "annotation.services.training"
+
+
+class ReviewError(Exception):
+    """A review request that cannot be carried out; the message is shown to the user as is."""
+
+
+class ClaimConflict(ReviewError):
+    def __init__(self, product: Product, holder_name: str) -> None:
+        self.product = product
+        self.holder_name = holder_name
+        super().__init__(
+            f"{product.external_id} is being reviewed by {holder_name} (claim until "
+            f"{timezone.localtime(product.claim_expires_at):%H:%M:%S})."
+        )
+
+
+class UnknownTags(ReviewError):
+    """Tag names that name no active tag. ``names`` lists them exactly as they were submitted."""
+
+    def __init__(self, names: Sequence[str], *, inactive: Sequence[str] = (), invalid: Sequence[str] = ()):
+        self.names = list(names) + list(inactive) + list(invalid)
+        parts = []
+        if names:
+            parts.append(
+                f"Unknown tag{'s' if len(names) > 1 else ''}: {', '.join(names)}. "
+                "Only admins can create new tags; pick an existing tag or ask an admin."
+            )
+        if inactive:
+            parts.append(f"Deactivated tag{'s' if len(inactive) > 1 else ''}: {', '.join(inactive)}.")
+        if invalid:
+            parts.append(f"Not a valid tag name: {', '.join(repr(name) for name in invalid)}.")
+        super().__init__(" ".join(parts))
+
+
+class NothingToUndo(ReviewError):
+    pass
+
+
+def hierarchy_closure_enabled() -> bool:
+    return bool(getattr(settings, "TAGSTUDIO_HIERARCHY_CLOSURE", True))
+
+
+def _holder_name(product: Product) -> str:
+    User = get_user_model()
+    user = User.objects.filter(pk=product.claimed_by_id).only("username").first()
+    return user.username if user else "another user"
+
+
+def _lock_product(product: Product | int) -> Product:
+    pk = product.pk if isinstance(product, Product) else product
+    return Product.objects.select_for_update(of=("self",)).select_related("suggested_by").get(pk=pk)
+
+
+def _lock_user(user) -> None:
+    """Serialize one user's claim requests (a double click must not take two products)."""
+    get_user_model().objects.select_for_update().filter(pk=user.pk).values_list("pk", flat=True).get()
+
+
+def _release_other_claims(*, user, keep_id: int | None) -> None:
+    others = Product.objects.filter(claimed_by=user)
+    if keep_id is not None:
+        others = others.exclude(pk=keep_id)
+    others.update(claimed_by=None, claim_expires_at=None)
+
+
+def _set_claim(product: Product, *, user, now: dt.datetime) -> Product:
+    product.claimed_by = user
+    product.claim_expires_at = now + claim_ttl()
+    product.save(update_fields=["claimed_by", "claim_expires_at"])
+    return product
+
+
+# --- Claims ----------------------------------------------------------------------------------------------
+
+
+def review_claim_next(*, user) -> Product | None:
+    """Claim the next product of the queue for ``user`` (or renew the claim they already hold).
+
+    Returns None when nothing is left for this user (products they skipped within
+    ``REVIEW_SKIP_HIDE_SECONDS`` are not offered to them again, but stay in everyone else's queue).
+    """
+    now = timezone.now()
+    with transaction.atomic(durable=True):
+        _lock_user(user)
+        held = (
+            Product.objects.select_for_update(of=("self",))
+            .select_related("suggested_by")
+            .filter(claimed_by=user, claim_expires_at__gt=now)
+            .order_by("claim_expires_at", "id")
+            .first()
+        )
+        if held is not None:
+            _release_other_claims(user=user, keep_id=held.pk)
+            return _set_claim(held, user=user, now=now)
+        product = (
+            review_queue(now=now)
+            .exclude(pk__in=recently_skipped_ids(user=user, now=now))
+            .select_related("suggested_by")
+            .select_for_update(skip_locked=True, of=("self",))
+            .first()
+        )
+        if product is None:
+            return None
+        _release_other_claims(user=user, keep_id=None)  # expired leftovers of this user
+        return _set_claim(product, user=user, now=now)
+
+
+def review_claim(*, product: Product, user) -> Product:
+    """Claim a given product (opened from the product list) to review or re-review it.
+
+    Releases any other claim of the user. ClaimConflict when someone else holds a live claim.
+    """
+    now = timezone.now()
+    with transaction.atomic(durable=True):
+        _lock_user(user)
+        locked = _lock_product(product)
+        if claim_is_live(locked, now=now) and locked.claimed_by_id != user.pk:
+            raise ClaimConflict(locked, _holder_name(locked))
+        _release_other_claims(user=user, keep_id=locked.pk)
+        return _set_claim(locked, user=user, now=now)
+
+
+def review_release(*, product: Product, user) -> bool:
+    """Give a claim back to the queue. True when a claim was released, False when there was none.
+
+    The holder releases their own claim; an admin may release anyone's. ClaimConflict otherwise.
+    """
+    now = timezone.now()
+    with transaction.atomic(durable=True):
+        locked = _lock_product(product)
+        return _release(locked, user=user, now=now)
+
+
+def _release(locked: Product, *, user, now: dt.datetime) -> bool:
+    if locked.claimed_by_id is None:
+        return False
+    if locked.claimed_by_id != user.pk and claim_is_live(locked, now=now) and not is_admin(user):
+        raise ClaimConflict(locked, _holder_name(locked))
+    locked.claimed_by = None
+    locked.claim_expires_at = None
+    locked.save(update_fields=["claimed_by", "claim_expires_at"])
+    return True
+
+
+def review_skip(*, product: Product, user) -> ReviewEvent:
+    """Skip: release the claim and record a skip event (the product leaves this user's queue for a while)."""
+    now = timezone.now()
+    with transaction.atomic(durable=True):
+        locked = _lock_product(product)
+        _release(locked, user=user, now=now)
+        shown = _shown_rows(locked, version_id=locked.suggested_by_id)
+        return ReviewEvent.objects.create(
+            product=locked,
+            user=user,
+            action=ReviewAction.SKIP,
+            created_at=now,
+            model_version_id=locked.suggested_by_id,
+            shown=[_shown_json(s, locked) for s in shown],
+        )
+
+
+def claims_release_expired() -> int:
+    """Clear expired claims (they are already free to claim; this keeps the columns tidy). Returns count."""
+    with transaction.atomic(durable=True):
+        return Product.objects.filter(claimed_by__isnull=False, claim_expires_at__lte=timezone.now()).update(
+            claimed_by=None, claim_expires_at=None
+        )
+
+
+# --- Submit ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedTags:
+    tags: dict[int, Tag]  # canonical tag id -> tag, in submission order
+    created: list[str]
+
+
+def _resolve_tag_names(names: Iterable[str], *, create: bool) -> ResolvedTags:
+    """Map submitted names (tag names or aliases, any spelling that folds the same) to canonical tags."""
+    keys: dict[str, str] = {}  # folded key -> first submitted spelling
+    invalid: list[str] = []
+    for name in names:
+        try:
+            keys.setdefault(normalize_tag_name(name), name)
+        except TagNameError:
+            invalid.append(name)
+    by_key = {tag.normalized_name: tag for tag in Tag.objects.filter(normalized_name__in=list(keys))}
+    for alias in TagAlias.objects.filter(
+        normalized_name__in=[k for k in keys if k not in by_key]
+    ).select_related("tag"):
+        by_key[alias.normalized_name] = alias.tag
+    merged_targets = {tag.merged_into_id for tag in by_key.values() if tag.merged_into_id}
+    if merged_targets:
+        targets = Tag.objects.in_bulk(merged_targets)
+        by_key = {
+            key: targets[tag.merged_into_id] if tag.merged_into_id else tag for key, tag in by_key.items()
+        }
+    unknown = [name for key, name in keys.items() if key not in by_key]
+    inactive = [name for key, name in keys.items() if key in by_key and not by_key[key].is_active]
+    created: list[str] = []
+    if unknown and create and not invalid:
+        now = timezone.now()
+        Tag.objects.bulk_create(
+            [
+                Tag(
+                    name=clean_tag_display_name(keys[key]),
+                    normalized_name=key,
+                    created_at=now,
+                    updated_at=now,
+                )
+                for key in keys
+                if key not in by_key
+            ],
+            ignore_conflicts=True,  # someone created the same tag a moment ago: use theirs
+        )
+        for tag in Tag.objects.filter(normalized_name__in=[k for k in keys if k not in by_key]):
+            by_key[tag.normalized_name] = tag
+        created, unknown = unknown, []
+    if unknown or inactive or invalid:
+        raise UnknownTags(unknown, inactive=inactive, invalid=invalid)
+    ordered: dict[int, Tag] = {}
+    for key in keys:
+        ordered.setdefault(by_key[key].id, by_key[key])
+    return ResolvedTags(tags=ordered, created=created)
+
+
+def _ancestors(tag_ids: Iterable[int]) -> dict[int, Tag]:
+    """All ancestors of the given tags (walks parent links level by level; stops on cycles)."""
+    found: dict[int, Tag] = {}
+    frontier = set(
+        Tag.objects.filter(id__in=set(tag_ids), parent__isnull=False).values_list("parent_id", flat=True)
+    )
+    seen = set(tag_ids)
+    while frontier - seen:
+        level = list(Tag.objects.filter(id__in=frontier - seen))
+        seen |= frontier
+        frontier = set()
+        for tag in level:
+            target = tag
+            if tag.merged_into_id:
+                target = Tag.objects.get(pk=tag.merged_into_id)
+            if target.is_active:
+                found[target.id] = target
+            if tag.parent_id:
+                frontier.add(tag.parent_id)
+    return found
+
+
+def _shown_rows(product: Product, *, version_id: int | None) -> list[Suggestion]:
+    if version_id is None:
+        return []
+    return list(
+        Suggestion.objects.filter(product=product, model_version_id=version_id)
+        .select_related("tag", "model_version")
+        .order_by("-score", "tag__name")
+    )
+
+
+def _shown_json(suggestion: Suggestion, product: Product) -> dict:
+    return {
+        "tag": suggestion.tag.name,
+        "tag_id": suggestion.tag_id,
+        "score": round(float(suggestion.score), 6),
+        "selected": suggestion.selected,
+        "model_version": suggestion.model_version.version,
+    }
+
+
+def _snapshot(rows: Iterable[ProductTag]) -> list[dict]:
+    return [
+        {
+            "tag": row.tag.name,
+            "tag_id": row.tag_id,
+            "source": row.source,
+            "approved_by": row.approved_by_id,
+            "model_version": row.model_version_id,
+            "approved_at": row.approved_at.isoformat(),
+        }
+        for row in sorted(rows, key=lambda r: r.tag.name.casefold())
+    ]
+
+
+def _names(tags: Iterable[Tag]) -> list[str]:
+    return sorted((tag.name for tag in tags), key=str.casefold)
+
+
+def review_submit(
+    *, product: Product, user, tags: Sequence[str], shown_version_id: int | None = None
+) -> ReviewEvent:
+    """Record the operator's final tags for a product; returns the audit event.
+
+    ``tags`` are the final tag names (names or aliases). ``shown_version_id`` is the model version whose
+    suggestions the card showed (the HTML card posts it; default: the product's current suggestions).
+    """
+    now = timezone.now()
+    with transaction.atomic(durable=True):
+        locked = _lock_product(product)
+        if claim_is_live(locked, now=now) and locked.claimed_by_id != user.pk:
+            raise ClaimConflict(locked, _holder_name(locked))
+        resolved = _resolve_tag_names(tags, create=is_admin(user))
+        version_id = locked.suggested_by_id if shown_version_id is None else shown_version_id
+        shown = _shown_rows(locked, version_id=version_id)
+        previous = list(ProductTag.objects.filter(product=locked).select_related("tag"))
+
+        chosen = dict(resolved.tags)
+        implied = _ancestors(chosen) if hierarchy_closure_enabled() else {}
+        final = {**chosen, **{tag_id: tag for tag_id, tag in implied.items() if tag_id not in chosen}}
+        previous_ids = {row.tag_id for row in previous}
+        shown_ids = {s.tag_id: s for s in shown}
+
+        removed_ids = previous_ids - set(final)
+        if removed_ids:
+            ProductTag.objects.filter(product=locked, tag_id__in=removed_ids).delete()
+        ProductTag.objects.bulk_create(
+            [
+                ProductTag(
+                    product=locked,
+                    tag_id=tag_id,
+                    source=TagSource.REVIEW if tag_id in chosen else TagSource.HIERARCHY,
+                    approved_by=user,
+                    model_version_id=shown_ids[tag_id].model_version_id if tag_id in shown_ids else None,
+                    approved_at=now,
+                )
+                for tag_id in final
+                if tag_id not in previous_ids
+            ]
+        )
+        locked.review_status = ReviewStatus.REVIEWED
+        locked.claimed_by = None
+        locked.claim_expires_at = None
+        locked.tags_updated_at = now
+        locked.updated_at = now
+        locked.save(
+            update_fields=["review_status", "claimed_by", "claim_expires_at", "tags_updated_at", "updated_at"]
+        )
+
+        previous_by_id = {row.tag_id: row.tag for row in previous}
+        event = ReviewEvent.objects.create(
+            product=locked,
+            user=user,
+            action=ReviewAction.SUBMIT,
+            created_at=now,
+            model_version_id=version_id if shown else None,
+            shown=[_shown_json(s, locked) for s in shown],
+            previous_tags=_snapshot(previous),
+            final_tags=_names(final.values()),
+            accepted=_names(s.tag for s in shown if s.tag_id in final),
+            rejected=_names(s.tag for s in shown if s.tag_id not in final),
+            added=_names(
+                tag
+                for tag_id, tag in chosen.items()
+                if tag_id not in shown_ids and tag_id not in previous_ids
+            ),
+            removed=_names(previous_by_id[tag_id] for tag_id in removed_ids),
+        )
+        _notify_learning_loop()
+    if resolved.created:
+        logger.info("review by %s created tags %s", user.username, ", ".join(resolved.created))
+    return event
+
+
+def _notify_learning_loop() -> None:
+    """After commit, tell the learning loop a review landed (it decides whether to retrain).
+
+    The loop lives in ``annotation.services.training``; until that module provides
+    ``reviews_submitted_hook`` there is nothing to call. An import error *inside* that module is a bug
+    and propagates.
+    """
+    if importlib.util.find_spec(LEARNING_LOOP_MODULE) is None:
+        return
+    hook = getattr(importlib.import_module(LEARNING_LOOP_MODULE), "reviews_submitted_hook", None)
+    if hook is not None:
+        transaction.on_commit(hook)
+
+
+# --- Undo ------------------------------------------------------------------------------------------------
+
+
+def review_undo(*, user, event: ReviewEvent | None = None) -> ReviewEvent:
+    """Revert a submit: restore the tags it replaced and reopen the product for ``user`` under a claim.
+
+    Without ``event``: the user's last submit, if made within the claim TTL (the review page's "undo").
+    With ``event`` (the product page): the product's latest submit, by this user or — for admins — anyone.
+    Refused when the product was reviewed again since, or someone else holds it now.
+    """
+    now = timezone.now()
+    with transaction.atomic(durable=True):
+        _lock_user(user)
+        if event is None:
+            event = (
+                ReviewEvent.objects.filter(
+                    user=user,
+                    action=ReviewAction.SUBMIT,
+                    reverted_by__isnull=True,
+                    created_at__gte=now - claim_ttl(),
+                )
+                .order_by("-created_at", "-id")
+                .first()
+            )
+            if event is None:
+                raise NothingToUndo(
+                    f"Nothing to undo: you have no review from the last {int(claim_ttl().total_seconds()) // 60} minutes. "
+                    "Open the product from the product list to change an older review."
+                )
+        if event.action != ReviewAction.SUBMIT:
+            raise NothingToUndo("Only a submitted review can be undone.")
+        if event.user_id != user.pk and not is_admin(user):
+            raise NothingToUndo("Only the reviewer who submitted it, or an admin, can undo a review.")
+        locked = _lock_product(event.product_id)
+        if ReviewEvent.objects.filter(reverts=event).exists():
+            raise NothingToUndo("This review was already undone.")
+        later = ReviewEvent.objects.filter(
+            product=locked, action=ReviewAction.SUBMIT, reverted_by__isnull=True
+        ).exclude(pk=event.pk)
+        if (
+            later.filter(created_at__gt=event.created_at).exists()
+            or later.filter(created_at=event.created_at, pk__gt=event.pk).exists()
+        ):
+            raise NothingToUndo(f"{locked.external_id} was reviewed again since; open it to change its tags.")
+        if claim_is_live(locked, now=now) and locked.claimed_by_id != user.pk:
+            raise ClaimConflict(locked, _holder_name(locked))
+
+        current = list(ProductTag.objects.filter(product=locked).select_related("tag"))
+        ProductTag.objects.filter(product=locked).delete()
+        restored = [
+            ProductTag(
+                product=locked,
+                tag_id=row["tag_id"],
+                source=row["source"],
+                approved_by_id=row["approved_by"],
+                model_version_id=row["model_version"],
+                approved_at=dt.datetime.fromisoformat(row["approved_at"]),
+            )
+            for row in event.previous_tags
+        ]
+        existing_tag_ids = set(
+            Tag.objects.filter(id__in=[r.tag_id for r in restored]).values_list("id", flat=True)
+        )
+        ProductTag.objects.bulk_create([r for r in restored if r.tag_id in existing_tag_ids])
+        # Reviewed before this submit iff an earlier submit is still in force.
+        reviewed_before = later.filter(created_at__lte=event.created_at).exists()
+        locked.review_status = ReviewStatus.REVIEWED if reviewed_before else ReviewStatus.UNREVIEWED
+        locked.tags_updated_at = now
+        locked.updated_at = now
+        locked.save(update_fields=["review_status", "tags_updated_at", "updated_at"])
+        _release_other_claims(user=user, keep_id=locked.pk)
+        _set_claim(locked, user=user, now=now)
+        # accepted/rejected/added stay empty: they describe a card decision, and an undo is not one.
+        return ReviewEvent.objects.create(
+            product=locked,
+            user=user,
+            action=ReviewAction.UNDO,
+            created_at=now,
+            model_version_id=event.model_version_id,
+            reverts=event,
+            previous_tags=_snapshot(current),
+            final_tags=sorted((row["tag"] for row in event.previous_tags), key=str.casefold),
+        )

@@ -1,0 +1,173 @@
+"""The review REST API: /api/v1/review/next/, /products/{external_id}/review/ and /release/."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth import get_user_model
+from rest_framework.test import APIClient
+
+from annotation.models import Product, ProductTag, ReviewEvent, ReviewStatus, TagSource
+from annotation.roles import OPERATOR
+from annotation.services.users import user_create
+from tests.annotation.review_helpers import make_products, make_tag, make_version, suggest
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def other_api(db) -> APIClient:
+    user, token = user_create(username="otto", password="x", role=OPERATOR, validate=False)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+    return client
+
+
+def test_next_claims_and_returns_product_suggestions_and_expiry(operator_api, operator):
+    (product,) = make_products(1, priority=1.0)
+    red, blue = make_tag("Red"), make_tag("Blue")
+    ProductTag.objects.create(product=product, tag=blue, source=TagSource.IMPORT)
+    suggest(product, make_version("v3", active=True), {red: 0.8, blue: 0.3})
+
+    response = operator_api.post("/api/v1/review/next/")
+
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["product"]["external_id"] == product.external_id
+    assert body["product"]["review_status"] == "unreviewed"
+    assert body["suggestions"] == [
+        {"tag": "Red", "score": 0.8, "selected": True, "model_version": "v3"},
+        {"tag": "Blue", "score": 0.3, "selected": False, "model_version": "v3"},
+    ]
+    assert body["approved_tags"] == [{"tag": "Blue", "source": "import"}]
+    assert body["model_version"] == "v3"
+    assert body["claim_expires_at"]
+    assert Product.objects.get(pk=product.pk).claimed_by == operator
+
+
+def test_next_answers_204_on_an_empty_queue(operator_api):
+    response = operator_api.post("/api/v1/review/next/")
+    assert response.status_code == 204
+    assert response.content == b""
+
+
+def test_submit_then_the_queue_moves_on(operator_api):
+    first, second = make_products(2)
+    make_tag("Red")
+    operator_api.post("/api/v1/review/next/")
+
+    response = operator_api.post(
+        f"/api/v1/products/{first.external_id}/review/", {"tags": ["red"]}, format="json"
+    )
+
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["product"] == first.external_id
+    assert body["review_status"] == "reviewed"
+    assert body["tags"] == ["Red"] and body["added"] == ["Red"]
+    assert ReviewEvent.objects.get(pk=body["event_id"]).product_id == first.pk
+    assert operator_api.post("/api/v1/review/next/").json()["product"]["external_id"] == second.external_id
+
+
+def test_submit_409_when_another_user_holds_the_claim(operator_api, other_api):
+    (product,) = make_products(1)
+    make_tag("Red")
+    assert other_api.post("/api/v1/review/next/").status_code == 200
+
+    response = operator_api.post(
+        f"/api/v1/products/{product.external_id}/review/", {"tags": ["Red"]}, format="json"
+    )
+
+    assert response.status_code == 409
+    body = response.json()
+    assert body["error"] == "conflict"
+    assert "otto" in body["detail"]
+    assert not ReviewEvent.objects.exists()
+
+
+def test_submit_400_names_the_unknown_tags_in_fields(operator_api):
+    (product,) = make_products(1)
+    make_tag("Red")
+
+    response = operator_api.post(
+        f"/api/v1/products/{product.external_id}/review/",
+        {"tags": ["Red", "Nope", "Also nope"]},
+        format="json",
+    )
+
+    assert response.status_code == 400
+    body = response.json()
+    assert body["error"] == "unknown_tags"
+    assert body["fields"] == {"tags": ["Nope", "Also nope"]}
+    assert "Only admins can create new tags" in body["detail"]
+    assert Product.objects.get(pk=product.pk).review_status == ReviewStatus.UNREVIEWED
+
+
+def test_submit_400_on_a_malformed_body(operator_api):
+    (product,) = make_products(1)
+    response = operator_api.post(
+        f"/api/v1/products/{product.external_id}/review/", {"tags": "Red"}, format="json"
+    )
+    assert response.status_code == 400
+    assert "tags" in response.json()["fields"]
+    response = operator_api.post(f"/api/v1/products/{product.external_id}/review/", {}, format="json")
+    assert response.status_code == 400
+
+
+def test_submit_404_for_an_unknown_product(operator_api):
+    response = operator_api.post("/api/v1/products/NOPE/review/", {"tags": []}, format="json")
+    assert response.status_code == 404
+
+
+def test_external_ids_with_slashes_are_addressable(operator_api):
+    product = Product.objects.create(external_id="shop/EU/123", title="Slashed")
+    response = operator_api.post("/api/v1/products/shop/EU/123/review/", {"tags": []}, format="json")
+    assert response.status_code == 200, response.content
+    assert response.json()["product"] == product.external_id
+
+
+def test_release_returns_the_product_to_the_queue(operator_api, other_api):
+    (product,) = make_products(1)
+    operator_api.post("/api/v1/review/next/")
+
+    assert other_api.post(f"/api/v1/products/{product.external_id}/release/").status_code == 409
+    response = operator_api.post(f"/api/v1/products/{product.external_id}/release/")
+    assert response.status_code == 200
+    assert response.json() == {"product": product.external_id, "released": True}
+    assert other_api.post("/api/v1/review/next/").json()["product"]["external_id"] == product.external_id
+
+
+def test_undo_over_the_api(operator_api):
+    (product,) = make_products(1)
+    make_tag("Red")
+    operator_api.post(f"/api/v1/products/{product.external_id}/review/", {"tags": ["Red"]}, format="json")
+
+    response = operator_api.post("/api/v1/review/undo/")
+
+    assert response.status_code == 200, response.content
+    assert response.json()["review_status"] == "unreviewed"
+    assert operator_api.post("/api/v1/review/undo/").status_code == 409
+
+
+def test_review_api_needs_a_role_and_credentials():
+    (product,) = make_products(1)
+    anonymous = APIClient()
+    assert anonymous.post("/api/v1/review/next/").status_code == 401
+    nobody = get_user_model().objects.create_user("nobody", password="x")
+    client = APIClient()
+    client.force_authenticate(nobody)
+    assert client.post("/api/v1/review/next/").status_code == 403
+    assert (
+        client.post(
+            f"/api/v1/products/{product.external_id}/review/", {"tags": []}, format="json"
+        ).status_code
+        == 403
+    )
+
+
+def test_session_requests_need_the_csrf_token(operator):
+    make_products(1)
+    client = APIClient(enforce_csrf_checks=True)
+    client.login(username="olivia", password="operator-pass-123")
+    response = client.post("/api/v1/review/next/")
+    assert response.status_code == 403
+    assert "CSRF" in response.json()["detail"]

@@ -1,0 +1,198 @@
+"""The review page in a real browser (Debian chromium via Playwright) against a live Django server."""
+
+from __future__ import annotations
+
+import pytest
+
+from annotation.models import Product, ProductTag, ReviewAction, ReviewEvent, ReviewStatus
+from annotation.roles import OPERATOR
+from annotation.services.users import user_create
+from tests.annotation.review_helpers import make_products, make_tag, make_version, suggest
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+PASSWORD = "operator-pass-123"
+
+
+@pytest.fixture
+def expect():
+    from playwright.sync_api import expect as playwright_expect
+
+    return playwright_expect
+
+
+def _operator(name: str):
+    return user_create(username=name, password=PASSWORD, role=OPERATOR, validate=False)[0]
+
+
+def _login_by_keyboard(page, base: str, username: str) -> None:
+    page.goto(f"{base}/login/")
+    page.keyboard.type(username)  # the user name field has autofocus
+    page.keyboard.press("Tab")
+    page.keyboard.type(PASSWORD)
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"{base}/review/")
+
+
+def _card(page):
+    return page.locator("#review-card")
+
+
+def test_operator_reviews_three_products_by_keyboard_only(live_server, new_context, expect):
+    _operator("kim")
+    red, blue, _ = make_tag("Red"), make_tag("Blue"), make_tag("Cotton")
+    version = make_version("v1", active=True)
+    first, second, third = (
+        make_products(1, prefix=p, priority=prio)[0] for p, prio in (("A", 3), ("B", 2), ("C", 1))
+    )
+    suggest(first, version, {red: 0.9, blue: 0.3})
+    suggest(second, version, {red: 0.8, blue: 0.7})
+    suggest(third, version, {blue: 0.6})
+    page = new_context().new_page()
+
+    _login_by_keyboard(page, live_server.url, "kim")
+    expect(_card(page)).to_have_attribute("data-product", first.external_id)
+    expect(page.locator(".shortcuts")).to_contain_text("skip this product")
+
+    page.keyboard.press("1")  # accept Red
+    page.keyboard.press("Enter")
+    expect(_card(page)).to_have_attribute("data-product", second.external_id)
+
+    page.keyboard.press("a")  # accept all at or above 0.50: Red and Blue
+    page.keyboard.press("2")  # ... then un-accept Blue
+    page.keyboard.press("Enter")
+    expect(_card(page)).to_have_attribute("data-product", third.external_id)
+
+    page.keyboard.press("/")
+    page.keyboard.type("cotton")
+    page.keyboard.press("Enter")  # adds the chip (checked against the server)
+    expect(page.locator("#chips .chip.added")).to_contain_text("Cotton")
+    page.keyboard.press("Enter")  # empty box: submit
+    expect(_card(page)).to_contain_text("Nothing to review right now")
+    expect(page.locator("[data-stat=today]")).to_have_text("3")
+
+    events = {e.product_id: e for e in ReviewEvent.objects.filter(action=ReviewAction.SUBMIT)}
+    assert (events[first.pk].accepted, events[first.pk].rejected) == (["Red"], ["Blue"])
+    assert (events[second.pk].accepted, events[second.pk].rejected) == (["Red"], ["Blue"])
+    assert (events[third.pk].added, events[third.pk].rejected) == (["Cotton"], ["Blue"])
+    assert all(e.model_version_id == version.pk for e in events.values())
+
+    page.keyboard.press("u")  # undo the last review: the third product comes back
+    expect(_card(page)).to_have_attribute("data-product", third.external_id)
+    expect(_card(page)).to_contain_text("Undid your review")
+    assert Product.objects.get(pk=third.pk).review_status == ReviewStatus.UNREVIEWED
+    assert not ProductTag.objects.filter(product=third).exists()
+
+    page.keyboard.press("s")  # skip it
+    expect(_card(page)).to_contain_text(f"Skipped {third.external_id}")
+    assert ReviewEvent.objects.filter(action=ReviewAction.SKIP, product=third).exists()
+
+
+def test_operator_cannot_add_an_unknown_tag_and_is_told_why(live_server, new_context, expect):
+    _operator("kim")
+    make_products(1)
+    page = new_context().new_page()
+    _login_by_keyboard(page, live_server.url, "kim")
+
+    page.keyboard.press("/")
+    page.keyboard.type("Glitter")
+    page.keyboard.press("Enter")
+
+    expect(page.locator("#add-tag-msg")).to_contain_text("only admins can create new tags")
+    expect(page.locator("#chips .chip")).to_have_count(0)
+
+
+def test_two_operators_never_see_the_same_product(live_server, new_context, expect):
+    _operator("ann")
+    _operator("ben")
+    make_products(12)
+    pages = {}
+    for name in ("ann", "ben"):
+        page = new_context().new_page()
+        _login_by_keyboard(page, live_server.url, name)
+        pages[name] = page
+
+    shown: dict[str, list[str]] = {"ann": [], "ben": []}
+    for _ in range(5):
+        for name, page in pages.items():
+            current = {n: p.locator("#review-card").get_attribute("data-product") for n, p in pages.items()}
+            assert current["ann"] != current["ben"], current
+            shown[name].append(current[name])
+            page.keyboard.press("Enter")  # submit with no tags and take the next product
+            expect(_card(page)).not_to_have_attribute("data-product", current[name])
+
+    assert not set(shown["ann"]) & set(shown["ben"])
+    submitted = list(
+        ReviewEvent.objects.filter(action=ReviewAction.SUBMIT).values_list("product_id", flat=True)
+    )
+    assert len(submitted) == len(set(submitted)) == 10
+
+
+def test_script_in_a_title_renders_as_text(live_server, new_context, expect):
+    _operator("kim")
+    product = Product.objects.create(
+        external_id="XSS-1", title="<script>alert(1)</script>", description='<img src=x onerror="alert(2)">'
+    )
+    page = new_context().new_page()
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+
+    _login_by_keyboard(page, live_server.url, "kim")
+    expect(page.locator(".product-title")).to_have_text("<script>alert(1)</script>")
+    expect(page.locator(".description")).to_have_text('<img src=x onerror="alert(2)">')
+    page.goto(f"{live_server.url}/products/{product.pk}/")
+    expect(page.locator(".product-title")).to_have_text("<script>alert(1)</script>")
+    page.goto(f"{live_server.url}/products/?status=all")
+    expect(page.locator("table.products")).to_contain_text("<script>alert(1)</script>")
+
+    assert dialogs == []
+    assert page.locator("script:text('alert(1)')").count() == 0
+
+
+def test_operator_cannot_reach_admin_pages(live_server, new_context):
+    from django.urls import NoReverseMatch, reverse
+
+    _operator("kim")
+    page = new_context().new_page()
+    _login_by_keyboard(page, live_server.url, "kim")
+
+    page.goto(f"{live_server.url}/admin/")
+    content = page.content()
+    assert "Site administration" not in content
+    assert "not authorized to access this page" in content
+    for name in ("models", "taxonomy"):
+        try:
+            url = reverse(name)
+        except NoReverseMatch:
+            continue  # that page belongs to another area and is not installed in this checkout
+        response = page.goto(f"{live_server.url}{url}")
+        assert response.status == 403, url
+
+
+def test_every_form_enforces_csrf(live_server, new_context, expect):
+    _operator("kim")
+    product, second = make_products(2)
+    make_tag("Red")
+    context = new_context()
+    page = context.new_page()
+    _login_by_keyboard(page, live_server.url, "kim")
+    expect(_card(page)).to_have_attribute("data-product", product.external_id)
+    page.keyboard.press("Enter")  # one review, so that the undo form is on the page with the next card
+    expect(_card(page)).to_have_attribute("data-product", second.external_id)
+    expect(page.locator("#undo-button")).to_be_visible()
+
+    actions = set(page.eval_on_selector_all("form[method=post]", "forms => forms.map(f => f.action)"))
+    page.goto(f"{live_server.url}/products/{product.pk}/")
+    actions |= set(page.eval_on_selector_all("form[method=post]", "forms => forms.map(f => f.action)"))
+    assert len(actions) >= 6, actions  # submit, skip, undo, logout, claim, product undo
+
+    for action in sorted(actions):
+        # The browser's cookies (session and CSRF cookie) go along; only the form's token is missing.
+        response = context.request.post(action, form={"tags": "Red"}, max_redirects=0)
+        assert response.status == 403, action
+        assert "CSRF" in response.text(), action
+    anonymous = new_context()
+    response = anonymous.request.post(
+        f"{live_server.url}/login/", form={"username": "kim", "password": PASSWORD}
+    )
+    assert response.status == 403
+    assert ReviewEvent.objects.filter(action=ReviewAction.SUBMIT).count() == 1
