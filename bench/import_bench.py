@@ -1,0 +1,435 @@
+"""Catalog import speed and memory: 1,000,000 products against a raw PostgreSQL COPY of the same rows.
+
+1. Builds a JSONL catalog of ``--rows`` products (default 1,000,000) from every ``<data-dir>/*/dev.jsonl``
+   (English and Chinese sets interleaved in a seeded random order, repeated with varied ids: the n-th
+   repetition of product ``X`` is ``X~n``; ``--tag-share`` of the rows keep their tags, the rest carry
+   none, as a merchant's partly tagged catalog). Next to it, the same rows validated and encoded as
+   PostgreSQL COPY text with the product table's data columns (the raw COPY's input; not timed).
+2. Creates a throwaway database (``tagstudio_bench_import``), migrates it.
+3. Raw COPY: ``COPY`` of the TSV into a plain table with the same data columns and types (no index, no
+   constraint), streamed from this client like the import's data. Timed from the first byte to commit.
+4. The import: a fresh interpreter runs ``annotation.services.imports.import_products`` (the service the
+   ``import_products`` command and the REST job call), with its default settings, on the JSONL file.
+   Timed around the call; peak RSS of the importing process and of its parser process (``getrusage``).
+5. A second import of the same file (must change nothing; shows the unchanged-row path's speed).
+6. Checks the database (products, approved tags), drops the database, writes the figures between the
+   ``import`` markers of ``bench/README.md``.
+
+Targets (issue 2): import time within 2x of the raw COPY; under 500 MB peak RSS (the importing
+process plus its parser process, summed). Exit status 1 when one is missed.
+
+    nice -n 10 .venv/bin/python bench/import_bench.py
+    .venv/bin/python bench/import_bench.py --rows 100000 --no-write-readme
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import random
+import resource
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DATA_DIR = REPO_ROOT.parent / "shared" / "data"
+README_PATH = Path(__file__).resolve().parent / "README.md"
+README_START, README_END = "<!-- import:start -->", "<!-- import:end -->"
+BENCH_DB = "tagstudio_bench_import"
+TARGET_RATIO_TO_COPY = 2.0
+TARGET_PEAK_RSS_MB = 500.0
+RAW_TABLE_COLUMNS = (
+    "external_id varchar(255), title varchar(1000), description text, brand varchar(255), "
+    "category_path jsonb, attributes jsonb, lang varchar(16), image_url varchar(2000), content_hash varchar(64)"
+)
+
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+
+class BenchError(RuntimeError):
+    pass
+
+
+def _server_url(db_url: str, database: str) -> str:
+    base = db_url.rsplit("/", 1)[0] if db_url.count("/") > 2 else db_url
+    return f"{base}/{database}"
+
+
+def _django_env(db_url: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        DATABASE_URL=db_url,
+        DJANGO_SETTINGS_MODULE="tagstudio.settings",
+        SECRET_KEY=env.get("SECRET_KEY", "import-bench-only-secret-key-0123456789abcdefghijklmnop"),
+        PYTHONPATH=str(REPO_ROOT),
+    )
+    return env
+
+
+# --------------------------------------------------------------------------------------------------------
+# Input files
+
+
+def build_files(
+    data_dir: Path, rows: int, tag_share: float, seed: int, jsonl_path: Path, tsv_path: Path
+) -> dict:
+    """Write the JSONL catalog and the matching COPY text; returns a summary of what was written."""
+    import orjson
+
+    from annotation.readers import validate_row
+    from annotation.services.imports import encode_copy_line
+
+    sources = sorted(data_dir.glob("*/dev.jsonl"))
+    if not sources:
+        raise BenchError(f"no */dev.jsonl under {data_dir}")
+    lines: list[bytes] = []
+    per_set: dict[str, int] = {}
+    # Source rows the import rightly rejects (e.g. a few Chinese reviews longer than a title may be)
+    # are left out of the pool: the benchmark measures a clean catalog.
+    left_out: dict[str, int] = {}
+    for source in sources:
+        with source.open("rb") as stream:
+            set_lines = [line for line in stream if line.strip()]
+        valid = [
+            line
+            for number, line in enumerate(set_lines, 1)
+            if not isinstance(validate_row(orjson.loads(line), number), list)
+        ]
+        per_set[source.parent.name] = len(valid)
+        if len(valid) < len(set_lines):
+            left_out[source.parent.name] = len(set_lines) - len(valid)
+        lines.extend(valid)
+    rng = random.Random(seed)
+    rng.shuffle(lines)  # interleave the sets, English and Chinese
+    tagged = langs_zh = 0
+    with jsonl_path.open("wb") as jsonl, tsv_path.open("wb") as tsv:
+        for index in range(rows):
+            repetition, position = divmod(index, len(lines))
+            record = orjson.loads(lines[position])
+            if repetition:
+                record["id"] = f"{record['id']}~{repetition}"
+            if rng.random() < tag_share and record.get("tags"):
+                tagged += 1
+            else:
+                record.pop("tags", None)
+            langs_zh += record.get("lang") == "zh"
+            jsonl.write(orjson.dumps(record) + b"\n")
+            row = validate_row(record, index + 1)
+            if isinstance(row, list):
+                raise BenchError(f"source row {record.get('id')} is invalid: {row}")
+            tsv.write(encode_copy_line(row, row.content_hash))
+    return {
+        "sets": per_set,
+        "left_out": left_out,
+        "source_rows": len(lines),
+        "rows": rows,
+        "tagged_rows": tagged,
+        "zh_rows": langs_zh,
+        "jsonl_bytes": jsonl_path.stat().st_size,
+        "tsv_bytes": tsv_path.stat().st_size,
+    }
+
+
+# --------------------------------------------------------------------------------------------------------
+# Database
+
+
+def create_database(admin_url: str, bench_url: str) -> None:
+    import psycopg
+
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB}")
+        conn.execute(f"CREATE DATABASE {BENCH_DB}")
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--verbosity", "0"],
+        cwd=REPO_ROOT,
+        env=_django_env(bench_url),
+        check=True,
+    )
+
+
+def drop_database(admin_url: str) -> None:
+    import psycopg
+
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
+
+
+def checkpoint(bench_url: str) -> None:
+    """Flush dirty buffers so that each timed phase starts from the same state."""
+    import psycopg
+
+    with psycopg.connect(bench_url, autocommit=True) as conn:
+        conn.execute("CHECKPOINT")
+
+
+def raw_copy(bench_url: str, tsv_path: Path) -> dict:
+    import psycopg
+
+    checkpoint(bench_url)
+    with psycopg.connect(bench_url) as conn:
+        conn.execute(f"CREATE TABLE bench_raw_copy ({RAW_TABLE_COLUMNS})")
+        conn.commit()
+        started = time.perf_counter()
+        with conn.cursor() as cursor, tsv_path.open("rb") as stream:
+            with cursor.copy("COPY bench_raw_copy FROM STDIN") as copy:
+                while chunk := stream.read(1 << 20):
+                    copy.write(chunk)
+            conn.commit()
+        elapsed = time.perf_counter() - started
+        rows = conn.execute("SELECT count(*) FROM bench_raw_copy").fetchone()[0]
+        conn.execute("DROP TABLE bench_raw_copy")
+        conn.commit()
+    return {"seconds": elapsed, "rows": rows}
+
+
+def run_import(bench_url: str, jsonl_path: Path) -> dict:
+    """Import in a fresh interpreter, so that its peak RSS is the import's alone."""
+    checkpoint(bench_url)
+    completed = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve()), "--import-worker", str(jsonl_path)],
+        cwd=REPO_ROOT,
+        env=_django_env(bench_url),
+        capture_output=True,
+        text=True,
+    )
+    if completed.returncode != 0:
+        raise BenchError(f"import worker failed ({completed.returncode}):\n{completed.stderr[-4000:]}")
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+def import_worker(jsonl_path: Path) -> None:
+    import django
+
+    django.setup()
+    from annotation.services.imports import import_products
+
+    started = time.perf_counter()
+    stats = import_products(jsonl_path)
+    elapsed = time.perf_counter() - started
+    result = {
+        "seconds": elapsed,
+        "rows_total": stats.rows_total,
+        "rows_ok": stats.rows_ok,
+        "rows_rejected": stats.rows_rejected,
+        "created": stats.products_created,
+        "updated": stats.products_updated,
+        "tags_added": stats.tags_added,
+        # ru_maxrss is in KiB on Linux. RUSAGE_CHILDREN: the parser process, joined by the import.
+        "rss_importer_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "rss_parser_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+    }
+    print(json.dumps(result))
+
+
+def database_counts(bench_url: str) -> dict:
+    import psycopg
+
+    with psycopg.connect(bench_url) as conn:
+        products, distinct_ids, hashes = conn.execute(
+            "SELECT count(*), count(DISTINCT external_id), count(*) FILTER (WHERE content_hash <> '') "
+            "FROM annotation_product"
+        ).fetchone()
+        tags = conn.execute("SELECT count(*) FROM annotation_tag").fetchone()[0]
+        product_tags = conn.execute(
+            "SELECT count(*) FROM annotation_producttag WHERE source = 'import'"
+        ).fetchone()[0]
+    return {
+        "products": products,
+        "distinct_ids": distinct_ids,
+        "hashed": hashes,
+        "tags": tags,
+        "product_tags": product_tags,
+    }
+
+
+# --------------------------------------------------------------------------------------------------------
+# Report
+
+
+def render(result: dict, command: str) -> str:
+    files, copy, first, second = result["files"], result["raw_copy"], result["import"], result["reimport"]
+    rows = files["rows"]
+    ratio = first["seconds"] / copy["seconds"]
+    rss = first["rss_importer_mb"] + first["rss_parser_mb"]
+    lines = [
+        f"Measured {result['date']} on {result['machine']} (load average at start: {result['load']}), "
+        f"PostgreSQL {result['postgres']}, with:",
+        "",
+        "```",
+        command,
+        "```",
+        "",
+        f"Input: {rows:,} products ({files['jsonl_bytes'] / 1e6:,.0f} MB of JSONL) built from "
+        f"{len(files['sets'])} sets of `../shared/data` ({files['source_rows']:,} source rows in a seeded random "
+        f"order, repeated with varied ids; {files['zh_rows']:,} Chinese rows; {files['tagged_rows']:,} rows carry "
+        f"their tags). Raw COPY input: the same rows as COPY text ({files['tsv_bytes'] / 1e6:,.0f} MB) into a "
+        "plain table with the product table's data columns and types, no index or constraint.",
+        "",
+    ]
+    if files["left_out"]:
+        lines += [
+            "Source rows the import rejects were left out of the pool: "
+            + ", ".join(f"{name} {count}" for name, count in files["left_out"].items())
+            + " (titles longer than the 1,000 characters a product title holds).",
+            "",
+        ]
+    lines += [
+        "| step | seconds | rows/s | vs raw COPY |",
+        "|---|---:|---:|---:|",
+        f"| raw `COPY` into a plain table | {copy['seconds']:.1f} | {rows / copy['seconds']:,.0f} | 1.00x |",
+        f"| `import_products` into an empty catalog | {first['seconds']:.1f} | {rows / first['seconds']:,.0f} "
+        f"| {ratio:.2f}x |",
+    ]
+    if second:
+        lines.append(
+            f"| the same file again (nothing changes) | {second['seconds']:.1f} | "
+            f"{rows / second['seconds']:,.0f} | {second['seconds'] / copy['seconds']:.2f}x |"
+        )
+    counts = result["counts"]
+    lines += [
+        "",
+        f"Peak RSS: importing process {first['rss_importer_mb']:.0f} MB + parser process "
+        f"{first['rss_parser_mb']:.0f} MB = {rss:.0f} MB (sum of the two peaks; shared pages counted twice).",
+        f"Database after the import: {counts['products']:,} products, {counts['tags']:,} tags, "
+        f"{counts['product_tags']:,} approved import tags; first import: {first['created']:,} created, "
+        f"{first['tags_added']:,} tags approved"
+        + (
+            f"; second import: {second['created']} created, {second['updated']} updated, "
+            f"{second['tags_added']} tags approved."
+            if second
+            else "."
+        ),
+        "",
+        f"Targets: import within {TARGET_RATIO_TO_COPY:.0f}x of raw COPY — "
+        f"{'met' if ratio <= TARGET_RATIO_TO_COPY else 'MISSED'} ({ratio:.2f}x); peak RSS under "
+        f"{TARGET_PEAK_RSS_MB:.0f} MB — {'met' if rss < TARGET_PEAK_RSS_MB else 'MISSED'} ({rss:.0f} MB).",
+    ]
+    notes = result.get("notes")
+    if notes:
+        lines += ["", notes]
+    return "\n".join(lines)
+
+
+def write_readme(section: str, path: Path = README_PATH) -> None:
+    text = path.read_text(encoding="utf-8")
+    start, end = text.find(README_START), text.find(README_END)
+    if start < 0 or end < start:
+        raise BenchError(f"{path}: markers {README_START} ... {README_END} not found")
+    path.write_text(
+        text[: start + len(README_START)] + "\n" + section.strip() + "\n" + text[end:], encoding="utf-8"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    parser.add_argument("--tag-share", type=float, default=0.25, help="share of rows that keep their tags")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres"),
+        help="a database on the server to use for CREATE/DROP DATABASE (the bench database is created next to it)",
+    )
+    parser.add_argument(
+        "--workdir", type=Path, default=None, help="where to write the input files (default: a temp dir)"
+    )
+    parser.add_argument("--keep-files", action="store_true")
+    parser.add_argument("--no-reimport", action="store_true", help="skip the second import of the same file")
+    parser.add_argument("--no-write-readme", action="store_true")
+    parser.add_argument("--notes", default="", help="a sentence added under the figures in the README")
+    parser.add_argument("--import-worker", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    if args.import_worker:
+        import_worker(args.import_worker)
+        return 0
+
+    os.environ.update(_django_env(_server_url(args.database_url, BENCH_DB)))
+    import django
+
+    django.setup()
+    import psycopg
+
+    admin_url = args.database_url
+    bench_url = _server_url(admin_url, BENCH_DB)
+    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="import-bench-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    jsonl_path, tsv_path = workdir / "catalog.jsonl", workdir / "catalog.copy.tsv"
+    command = "nice -n 10 .venv/bin/python bench/import_bench.py" + (
+        " " + shlex.join(argv if argv is not None else sys.argv[1:]) if (argv or sys.argv[1:]) else ""
+    )
+    result: dict[str, Any] = {
+        "date": dt.date.today().isoformat(),
+        "machine": f"{os.cpu_count()} CPU cores, {platform.machine()}, Python {platform.python_version()}",
+        "load": ", ".join(f"{value:.1f}" for value in os.getloadavg()),
+        "notes": args.notes,
+    }
+    try:
+        started = time.perf_counter()
+        print(f"building {args.rows:,} rows under {workdir} ...", flush=True)
+        result["files"] = build_files(
+            args.data_dir, args.rows, args.tag_share, args.seed, jsonl_path, tsv_path
+        )
+        print(f"  built in {time.perf_counter() - started:.0f} s: {result['files']}", flush=True)
+        create_database(admin_url, bench_url)
+        with psycopg.connect(bench_url) as conn:
+            result["postgres"] = conn.execute("SHOW server_version").fetchone()[0].split()[0]
+        print("raw COPY ...", flush=True)
+        result["raw_copy"] = raw_copy(bench_url, tsv_path)
+        print(f"  {result['raw_copy']}", flush=True)
+        print("import ...", flush=True)
+        result["import"] = run_import(bench_url, jsonl_path)
+        print(f"  {result['import']}", flush=True)
+        result["reimport"] = None
+        if not args.no_reimport:
+            print("import of the same file again ...", flush=True)
+            result["reimport"] = run_import(bench_url, jsonl_path)
+            print(f"  {result['reimport']}", flush=True)
+        result["counts"] = database_counts(bench_url)
+    finally:
+        drop_database(admin_url)
+        if not args.keep_files:
+            for path in (jsonl_path, tsv_path):
+                path.unlink(missing_ok=True)
+            if not args.workdir:
+                workdir.rmdir()
+
+    first, second, counts = result["import"], result["reimport"], result["counts"]
+    problems = []
+    if first["rows_rejected"] or first["rows_ok"] != args.rows:
+        problems.append(f"the import rejected rows: {first}")
+    if counts["products"] != counts["distinct_ids"] or counts["products"] != first["created"]:
+        problems.append(f"products in the database do not match the import: {counts} vs {first}")
+    if counts["product_tags"] != first["tags_added"]:
+        problems.append(f"approved tags do not match the import: {counts} vs {first}")
+    if second and (second["created"] or second["updated"] or second["tags_added"]):
+        problems.append(f"re-importing the same file changed something: {second}")
+    if problems:
+        raise BenchError("; ".join(problems))
+
+    section = render(result, command)
+    print()
+    print(section)
+    if not args.no_write_readme:
+        write_readme(section)
+        print(f"\nwritten to {README_PATH}")
+    ratio = first["seconds"] / result["raw_copy"]["seconds"]
+    rss = first["rss_importer_mb"] + first["rss_parser_mb"]
+    return 0 if ratio <= TARGET_RATIO_TO_COPY and rss < TARGET_PEAK_RSS_MB else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
