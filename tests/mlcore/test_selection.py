@@ -1,0 +1,204 @@
+"""mlcore.selection: every strategy over probabilities of a real (small) catalog sample, the modAL adapter,
+cold start, and bad input. numpy/scikit-learn/modAL only: no Django, no torch model."""
+
+from __future__ import annotations
+
+import json
+from itertools import islice
+
+import numpy as np
+import pytest
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.multiclass import OneVsRestClassifier
+from sklearn.preprocessing import MultiLabelBinarizer
+
+from mlcore import selection
+from mlcore.selection import (
+    DEFAULT_STRATEGY,
+    STRATEGIES,
+    StoredProbabilities,
+    cold_start_rank,
+    rank,
+    review_order,
+    threshold_uncertainty,
+)
+from tests.conftest import SHARED_DATA
+
+
+def _sample(name: str, n: int) -> list[dict]:
+    path = SHARED_DATA / name / "dev.jsonl"
+    if not path.is_file():
+        pytest.skip(f"shared data not found: {path}")
+    with open(path, encoding="utf-8") as fh:
+        return [json.loads(line) for line in islice(fh, n)]
+
+
+@pytest.fixture(scope="module")
+def fashion_probs() -> tuple[np.ndarray, np.ndarray, list[dict]]:
+    """Probabilities of a one-vs-rest TF-IDF model trained on 300 real products, for 400 others."""
+    rows = _sample("myntra_fashion_attrs", 700)
+    train, pool = rows[:300], rows[300:]
+    binarizer = MultiLabelBinarizer().fit([r["tags"] for r in train])
+    vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True).fit([r["title"] for r in train])
+    model = OneVsRestClassifier(LogisticRegression(C=10, solver="liblinear")).fit(
+        vectorizer.transform([r["title"] for r in train]), binarizer.transform([r["tags"] for r in train])
+    )
+    probs = model.predict_proba(vectorizer.transform([r["title"] for r in pool])).astype(np.float32)
+    features = selection.text_features([r["title"] for r in pool])
+    return probs, features, pool
+
+
+@pytest.mark.parametrize("name", sorted(STRATEGIES))
+def test_every_strategy_places_every_product_once(name, fashion_probs):
+    probs, features, _ = fashion_probs
+    kwargs = (
+        {"features": features, "labeled_features": features[:30]} if STRATEGIES[name].uses_features else {}
+    )
+    priority = rank(probs, strategy=name, thresholds=0.3, batch_size=20, seed=3, **kwargs)
+    assert priority.shape == (len(probs),)
+    assert len(np.unique(priority)) == len(probs)
+    assert priority.min() > 0 and priority.max() == 1.0
+    again = rank(probs, strategy=name, thresholds=0.3, batch_size=20, seed=3, **kwargs)
+    np.testing.assert_array_equal(priority, again)  # seeded: the stored queue is reproducible
+
+
+def test_default_strategy_is_registered_and_described():
+    assert DEFAULT_STRATEGY in STRATEGIES
+    assert all(s.description for s in STRATEGIES.values())
+
+
+def test_strategies_follow_their_uncertainty_measure(fashion_probs):
+    """The first product of each per-row strategy is an extreme of its measure (ties broken at random)."""
+    probs, _, _ = fashion_probs
+    clipped = np.clip(probs.astype(np.float64), 1e-12, 1 - 1e-12)
+    measures = {  # strategy -> per-row value the strategy maximises
+        "min_confidence": -probs.min(axis=1),
+        "avg_confidence": probs.mean(axis=1),
+        "threshold_uncertainty": (1 - np.abs(probs - 0.3) / np.where(probs >= 0.3, 0.7, 0.3)).max(axis=1),
+        "binary_uncertainty": np.minimum(probs, 1 - probs).max(axis=1),
+        "binary_margin": -np.abs(2 * probs - 1).min(axis=1),
+        "binary_entropy": -(clipped * np.log(clipped) + (1 - clipped) * np.log(1 - clipped)).sum(axis=1),
+    }
+    for name, measure in measures.items():
+        order = review_order(rank(probs, strategy=name, thresholds=0.3))
+        assert measure[order[0]] == pytest.approx(measure.max(), rel=1e-5), name
+        assert measure[order[:50]].mean() > measure[order[-50:]].mean(), name
+
+
+def test_adapter_runs_modal_strategy_functions(fashion_probs):
+    from modAL import multilabel, uncertainty
+    from modAL.batch import uncertainty_batch_sampling
+
+    probs, features, _ = fashion_probs
+    adapter = StoredProbabilities(probs, thresholds=0.3)
+    X = adapter.index(len(probs))
+    idx, _ = multilabel.min_confidence(adapter, X, n_instances=5)
+    assert set(idx) == set(np.argsort(probs.min(axis=1))[:5])
+    idx, _ = multilabel.avg_score(adapter, X, n_instances=5)
+    assert len(set(idx)) == 5
+    # Broken upstream on a learner without classes_; the adapter provides classes_ and predict.
+    idx, _ = multilabel.max_loss(adapter, X, n_instances=5)
+    assert len(set(idx)) == 5
+    idx, _ = uncertainty.uncertainty_sampling(adapter, X, n_instances=5)
+    assert set(idx) == set(np.argsort(probs.max(axis=1))[:5])
+    np.testing.assert_array_equal(adapter.predict(X[:3]), (probs[:3] >= 0.3).astype(np.int8))
+    # ranked batch needs X_training on the learner: the adapter carries it.
+    batch_adapter = StoredProbabilities(probs, X_training=features[:10])
+    batch_adapter.predict_proba = lambda X: probs  # the pool here is the feature matrix itself
+    picked, _ = uncertainty_batch_sampling(batch_adapter, features, n_instances=10)
+    assert len(set(picked)) == 10
+    with pytest.raises(TypeError, match="only replays"):
+        adapter.fit(X, probs)
+
+
+def test_threshold_uncertainty_is_one_at_the_threshold_and_zero_at_the_ends():
+    thresholds = np.array([0.2, 0.5], dtype=np.float32)
+    block = np.array([[0.2, 0.5], [0.0, 1.0], [1.0, 0.0], [0.6, 0.25]], dtype=np.float32)
+    values = threshold_uncertainty(block, thresholds)
+    np.testing.assert_allclose(values[0], [1, 1])
+    np.testing.assert_allclose(values[1], [0, 0])
+    np.testing.assert_allclose(values[2], [0, 0])
+    np.testing.assert_allclose(values[3], [1 - 0.4 / 0.8, 0.5], rtol=1e-6)
+
+
+def test_batch_strategies_do_not_fill_a_batch_with_copies(fashion_probs):
+    """40 copies of one product are the most uncertain rows; a diverse batch takes few of them."""
+    probs, features, _ = fashion_probs
+    probs = probs.copy()
+    features = features.copy()
+    probs[:40] = 0.3  # right at every threshold
+    features[:40] = features[0]
+    plain = review_order(rank(probs, strategy="threshold_uncertainty", thresholds=0.3, batch_size=20))[:20]
+    assert np.all(plain < 40)
+    for name in ("ranked_batch", "uncertainty_batch", "dense_uncertain"):
+        batch = review_order(rank(probs, strategy=name, thresholds=0.3, features=features, batch_size=20))[
+            :20
+        ]
+        assert np.sum(batch < 40) <= 3, name
+
+
+def test_default_mixes_random_picks_from_outside_the_candidates():
+    rng = np.random.default_rng(0)
+    probs = rng.random((5000, 12), dtype=np.float32) * 0.2  # nothing near 0.5 except the chosen rows
+    probs[:1000, 0] = 0.5
+    batch = review_order(rank(probs, strategy="dense_uncertain", batch_size=40))[:40]
+    outside = np.sum(batch >= 1000)
+    assert 1 <= outside <= 10  # ~25% random over the whole pool, 4/5 of which lies outside the first 1000
+
+
+def test_rank_reads_blocks_of_a_row_sliceable_store(fashion_probs, monkeypatch):
+    probs, _, _ = fashion_probs
+
+    class Rows:
+        shape = probs.shape
+
+        def __getitem__(self, key):
+            return probs[key]
+
+    whole = rank(probs, strategy=DEFAULT_STRATEGY, thresholds=0.3)
+    monkeypatch.setattr(selection, "ROW_BLOCK", 37)
+    blocked = rank(Rows(), strategy=DEFAULT_STRATEGY, thresholds=0.3)
+    np.testing.assert_array_equal(whole, blocked)
+
+
+def test_bad_input_is_named():
+    probs = np.full((4, 3), 0.2, dtype=np.float32)
+    with pytest.raises(ValueError, match="unknown selection strategy 'nope'"):
+        rank(probs, strategy="nope")
+    broken = probs.copy()
+    broken[2, 1] = np.nan
+    with pytest.raises(ValueError, match="row 2, tag column 1"):
+        rank(broken, strategy="threshold_uncertainty")
+    with pytest.raises(ValueError, match="row 3, tag column 0"):
+        rank(np.vstack([probs[:3], [[1.5, 0, 0]]]), strategy="min_confidence")
+    with pytest.raises(ValueError, match="tag column 1 has 1.0"):
+        rank(probs, thresholds=np.array([0.3, 1.0, 0.3]))
+    with pytest.raises(ValueError, match="2-D"):
+        rank(np.zeros(5, dtype=np.float32))
+    with pytest.raises(ValueError, match="features has 2 rows for 4"):
+        rank(probs, features=np.zeros((2, 8)))
+    with pytest.raises(ValueError, match="batch_size"):
+        rank(probs, batch_size=0)
+    assert rank(np.zeros((0, 3), dtype=np.float32)).shape == (0,)
+
+
+def test_cold_start_covers_the_catalog_before_repeating_itself():
+    """Real reviews of 9 product categories, grouped by category in id order: coverage beats id order."""
+    rows = [r for r in _sample("zh_online_shopping_10cats", 42_000)]
+    by_category: dict[str, list[dict]] = {}
+    for r in rows:
+        by_category.setdefault(r["tags"][0], []).append(r)
+    sample = [r for group in by_category.values() for r in group[:40]]
+    priority = cold_start_rank([r["title"] for r in sample], n_clusters=30, seed=0)
+    first = review_order(priority)[:30]
+    covered = {sample[i]["tags"][0] for i in first}
+    assert len(covered) >= 6, covered
+    assert len({r["tags"][0] for r in sample[:30]}) == 1  # what id order would show
+    english = _sample("myntra_fashion_attrs", 300)
+    priority = cold_start_rank(features=selection.text_features([r["title"] for r in english]), n_clusters=25)
+    assert len(np.unique(priority)) == 300
+    with pytest.raises(ValueError, match="needs texts or features"):
+        cold_start_rank()
+    with pytest.raises(ValueError, match="text 1 is int"):
+        cold_start_rank(["a shirt", 3])  # type: ignore[list-item]
