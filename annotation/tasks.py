@@ -33,8 +33,8 @@ def queue_priorities_recompute() -> None:
     recompute()
 
 
-@shared_task(name="annotation.tasks.claims_release_expired", ignore_result=True)
-def claims_release_expired() -> None:
-    from annotation.services.reviews import claims_release_expired as release
+@shared_task(name="annotation.tasks.export_run", ignore_result=True)
+def export_run(job_id: int) -> None:
+    from annotation.services.exports import export_job_run
 
-    release()
+    export_job_run(job_id)

@@ -186,9 +186,16 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "annotation.api.pagination.KeysetPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "annotation.api.errors.json_exception_handler",
+    # Per API token (per user for session logins) and per address for anonymous calls; rates read per request.
     "DEFAULT_THROTTLE_CLASSES": [
-        "rest_framework.throttling.UserRateThrottle",
-        "rest_framework.throttling.AnonRateThrottle",
+        "annotation.api.limits.TokenRateThrottle",
+        "annotation.api.limits.AnonymousRateThrottle",
+    ],
+    # Bodies above DATA_UPLOAD_MAX_MEMORY_SIZE (uploads: TAGSTUDIO_MAX_UPLOAD_BYTES) get 413 before reading.
+    "DEFAULT_PARSER_CLASSES": [
+        "annotation.api.limits.LimitedJSONParser",
+        "annotation.api.limits.LimitedFormParser",
+        "annotation.api.limits.LimitedMultiPartParser",
     ],
     "DEFAULT_THROTTLE_RATES": {
         "user": os.environ.get("API_RATE_LIMIT_USER", "6000/min"),
@@ -201,8 +208,15 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # Every operation documents the API's error responses (annotation.api.schema).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "annotation.api.schema.error_responses_hook",
+    ],
 }
 API_MAX_PAGE_SIZE = env_int("API_MAX_PAGE_SIZE", 500)
+# The export's high-water mark is moved back by this margin (clock skew between app hosts and the DB).
+EXPORT_HIGH_WATER_MARGIN_SECONDS = env_int("EXPORT_HIGH_WATER_MARGIN_SECONDS", 5)
 
 CACHES = {
     "default": (

@@ -1,0 +1,233 @@
+"""Writers of the approved-tags export: JSON Lines, CSV and JSON, streamed in chunks (constant memory).
+
+The formats (documented for consumers; version ``tagstudio.approved-tags.v1``):
+
+JSON Lines (``application/x-ndjson``), one JSON object per line, three record types in this order:
+  {"type": "deleted_tag", "name", "path", "reason": "deactivated"|"merged", "replaced_by", "changed_at"}
+      tags that consumers must remove from every product (deactivated, or merged into ``replaced_by``);
+  {"type": "product", "external_id", "updated_at", "tags_updated_at",
+   "tags": [{"name", "path", "source", "approved_by", "model_version", "approved_at"}]}
+      a product's complete set of active approved tags under their canonical names; ``path`` is the
+      hierarchy path, root first; ``source`` is who/what approved it (review, import, bulk, hierarchy,
+      merge), ``approved_by`` the username (null for imports), ``model_version`` the model whose suggestion
+      was accepted. Consumers replace the product's tags with this list (it can be empty in an
+      incremental export: the product's last tag went away);
+  {"type": "end", "high_water_mark", "updated_since", "products", "deleted_tags"}
+      the last line: pass ``high_water_mark`` as ``updated_since`` next time. A stream without it was cut.
+JSON (``application/json``): one object
+  {"format", "high_water_mark", "updated_since", "deleted_tags": [...], "products": [...], "product_count"}
+  with the same deleted-tag and product records.
+CSV (``text/csv``, header row, one row per product and tag):
+  record,external_id,tag,tag_path,source,approved_by,model_version,approved_at,product_updated_at,
+  tags_updated_at,replaced_by — ``record`` is ``tag``, ``no_tags`` (the product has no active tag any more)
+  or ``deleted_tag`` (the deletion flag: remove ``tag`` everywhere, replaced by ``replaced_by`` if set);
+  ``tag_path`` joins the path with " > ". The high-water mark travels in the ``X-High-Water-Mark`` header
+  (and in the export job / command output).
+Timestamps are ISO-8601 UTC with microseconds: ``2026-01-31T12:00:00.000000Z``.
+
+Rows come in already rendered (bytes ending in a newline): from PostgreSQL's COPY on the fast path (see
+annotation.services.exports, which renders the same records in SQL) or from ``render`` below.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+FORMAT_VERSION = "tagstudio.approved-tags.v1"
+EXPORT_FORMATS = ("jsonl", "csv", "json")
+CSV_COLUMNS = (
+    "record",
+    "external_id",
+    "tag",
+    "tag_path",
+    "source",
+    "approved_by",
+    "model_version",
+    "approved_at",
+    "product_updated_at",
+    "tags_updated_at",
+    "replaced_by",
+)
+PATH_SEPARATOR = " > "
+CHUNK_BYTES = 64 * 1024
+
+
+def format_timestamp(value: dt.datetime | None) -> str | None:
+    """ISO-8601 in UTC with microseconds and a Z, the one timestamp format of every export."""
+    if value is None:
+        return None
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass(frozen=True, slots=True)
+class ExportMeta:
+    high_water_mark: dt.datetime
+    updated_since: dt.datetime | None
+    deleted_tags: tuple[dict[str, Any], ...]
+
+
+def _json(value: Any) -> bytes:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+class ExportWriter:
+    name: str
+    extension: str
+    content_type: str
+    # Between two rows of the body (JSON arrays need commas); None: rows are lines, written as they are.
+    separator: bytes | None = None
+
+    def head(self, meta: ExportMeta) -> bytes:
+        raise NotImplementedError
+
+    def render(self, record: dict[str, Any]) -> Iterator[bytes]:
+        """A product record (see the module docstring) as body rows, each ending in a newline."""
+        raise NotImplementedError
+
+    def tail(self, meta: ExportMeta, rows: int) -> bytes:
+        raise NotImplementedError
+
+
+class JsonLinesWriter(ExportWriter):
+    name, extension, content_type = "jsonl", "jsonl", "application/x-ndjson"
+
+    def head(self, meta: ExportMeta) -> bytes:
+        return b"".join(_json({"type": "deleted_tag", **tag}) + b"\n" for tag in meta.deleted_tags)
+
+    def render(self, record: dict[str, Any]) -> Iterator[bytes]:
+        yield _json({"type": "product", **record}) + b"\n"
+
+    def tail(self, meta: ExportMeta, rows: int) -> bytes:
+        end = {
+            "type": "end",
+            "high_water_mark": format_timestamp(meta.high_water_mark),
+            "updated_since": format_timestamp(meta.updated_since),
+            "products": rows,
+            "deleted_tags": len(meta.deleted_tags),
+        }
+        return _json(end) + b"\n"
+
+
+class JsonWriter(JsonLinesWriter):
+    name, extension, content_type = "json", "json", "application/json"
+    separator = b",\n"
+
+    def head(self, meta: ExportMeta) -> bytes:
+        envelope = {
+            "format": FORMAT_VERSION,
+            "high_water_mark": format_timestamp(meta.high_water_mark),
+            "updated_since": format_timestamp(meta.updated_since),
+            "deleted_tags": [{"type": "deleted_tag", **tag} for tag in meta.deleted_tags],
+        }
+        return _json(envelope)[:-1] + b',"products":[\n'
+
+    def tail(self, meta: ExportMeta, rows: int) -> bytes:
+        return b'\n],"product_count":' + str(rows).encode() + b"}\n"
+
+
+class CsvWriter(ExportWriter):
+    name, extension, content_type = "csv", "csv", "text/csv; charset=utf-8"
+
+    @staticmethod
+    def _line(values: Iterable[Any]) -> bytes:
+        buffer = io.StringIO()
+        csv.writer(buffer, lineterminator="\n").writerow(["" if v is None else v for v in values])
+        return buffer.getvalue().encode()
+
+    def head(self, meta: ExportMeta) -> bytes:
+        lines = [self._line(CSV_COLUMNS)]
+        for tag in meta.deleted_tags:
+            path = PATH_SEPARATOR.join(tag["path"])
+            lines.append(
+                self._line(
+                    [
+                        "deleted_tag",
+                        None,
+                        tag["name"],
+                        path,
+                        None,
+                        None,
+                        None,
+                        None,
+                        None,
+                        None,
+                        tag["replaced_by"],
+                    ]
+                )
+            )
+        return b"".join(lines)
+
+    def render(self, record: dict[str, Any]) -> Iterator[bytes]:
+        product = (record["external_id"], record["updated_at"], record["tags_updated_at"])
+        if not record["tags"]:
+            yield self._line(
+                ["no_tags", product[0], None, None, None, None, None, None, product[1], product[2], None]
+            )
+        for tag in record["tags"]:
+            yield self._line(
+                [
+                    "tag",
+                    product[0],
+                    tag["name"],
+                    PATH_SEPARATOR.join(tag["path"]),
+                    tag["source"],
+                    tag["approved_by"],
+                    tag["model_version"],
+                    tag["approved_at"],
+                    product[1],
+                    product[2],
+                    None,
+                ]
+            )
+
+    def tail(self, meta: ExportMeta, rows: int) -> bytes:
+        return b""
+
+
+WRITERS: dict[str, ExportWriter] = {w.name: w for w in (JsonLinesWriter(), CsvWriter(), JsonWriter())}
+
+
+class RowCounter:
+    """How many body rows a stream has produced so far (read by progress bars and job records)."""
+
+    def __init__(self) -> None:
+        self.rows = 0
+
+
+def frame(
+    writer: ExportWriter,
+    meta: ExportMeta,
+    rows: Iterable[bytes],
+    counter: RowCounter,
+    *,
+    chunk_bytes: int = CHUNK_BYTES,
+) -> Iterator[bytes]:
+    """Head, body rows and tail as chunks of about ``chunk_bytes``: the stream never holds more than that."""
+    yield writer.head(meta)
+    separator = writer.separator
+    buffer: list[bytes] = []
+    size = 0
+    count = 0
+    for row in rows:
+        if separator is not None:
+            if count:
+                buffer.append(separator)
+            row = row[:-1]  # the JSON array joins rows with its separator instead of bare newlines
+        buffer.append(row)
+        size += len(row)
+        count += 1
+        if size >= chunk_bytes:
+            yield b"".join(buffer)
+            buffer.clear()
+            size = 0
+            counter.rows = count
+    if buffer:
+        yield b"".join(buffer)
+    counter.rows = count
+    yield writer.tail(meta, count)
