@@ -15,10 +15,12 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
+from django.core.cache import cache
 from django.db import connection
 from django.db.models import Count, Exists, Func, IntegerField, Min, OuterRef, Q, Subquery, Sum
 from django.db.models.fields.json import KT, KeyTransform
 from django.db.models.functions import TruncDate
+from django.db.models.lookups import Exact
 from django.utils import timezone
 
 from annotation.models import (
@@ -57,6 +59,57 @@ class JsonArrayLength(Func):
 
     def as_sqlite(self, compiler, connection, **extra_context):
         return super().as_sql(compiler, connection, function="json_array_length", **extra_context)
+
+
+class SelectedShown(Func):
+    """How many suggestions on the card the model had selected (``shown`` entries with ``selected``)."""
+
+    output_field = IntegerField()
+    arity = 1
+
+    def as_sql(self, compiler, connection, **extra_context):
+        shown, params = compiler.compile(self.source_expressions[0])
+        return (
+            f"(CASE WHEN jsonb_typeof({shown}) = 'array' THEN (SELECT count(*) FROM jsonb_array_elements({shown})"
+            " AS e WHERE jsonb_typeof(e) = 'object' AND e->'selected' = 'true'::jsonb) ELSE 0 END)",
+            (*params, *params),
+        )
+
+    def as_sqlite(self, compiler, connection, **extra_context):
+        shown, params = compiler.compile(self.source_expressions[0])
+        return (
+            f"(SELECT count(*) FROM json_each(CASE WHEN json_type({shown}) = 'array' THEN {shown} ELSE '[]' END)"
+            " AS e WHERE e.type = 'object' AND json_extract(e.value, '$.selected') = 1)",
+            (*params, *params),
+        )
+
+
+class SelectedKept(Func):
+    """How many of the model's selected suggestions are among the card's final tags (names match)."""
+
+    output_field = IntegerField()
+    arity = 2
+
+    def as_sql(self, compiler, connection, **extra_context):
+        shown, shown_params = compiler.compile(self.source_expressions[0])
+        final, final_params = compiler.compile(self.source_expressions[1])
+        return (
+            f"(CASE WHEN jsonb_typeof({shown}) = 'array' AND jsonb_typeof({final}) = 'array' THEN"
+            f" (SELECT count(*) FROM jsonb_array_elements({shown}) AS e WHERE jsonb_typeof(e) = 'object'"
+            f" AND e->'selected' = 'true'::jsonb AND jsonb_exists({final}, e->>'tag')) ELSE 0 END)",
+            (*shown_params, *final_params, *shown_params, *final_params),
+        )
+
+    def as_sqlite(self, compiler, connection, **extra_context):
+        shown, shown_params = compiler.compile(self.source_expressions[0])
+        final, final_params = compiler.compile(self.source_expressions[1])
+        return (
+            f"(SELECT count(*) FROM json_each(CASE WHEN json_type({shown}) = 'array' THEN {shown} ELSE '[]' END)"
+            " AS e WHERE e.type = 'object' AND json_extract(e.value, '$.selected') = 1 AND EXISTS"
+            f" (SELECT 1 FROM json_each(CASE WHEN json_type({final}) = 'array' THEN {final} ELSE '[]' END) AS f"
+            " WHERE f.value = json_extract(e.value, '$.tag')))",
+            (*shown_params, *shown_params, *final_params, *final_params),
+        )
 
 
 def _table_row_estimate(model) -> int | None:
@@ -111,19 +164,80 @@ class _ReviewGroup:
     unchanged: int
 
 
-def _review_groups(since: dt.datetime) -> list[_ReviewGroup]:
-    """One scan of the review log since ``since``, grouped by day, operator, model version and action."""
-    rows = (
-        ReviewEvent.objects.filter(created_at__gte=since, action__in=[ReviewAction.SUBMIT, ReviewAction.UNDO])
+def _day_start(day: dt.date) -> dt.datetime:
+    return timezone.make_aware(dt.datetime.combine(day, dt.time.min))
+
+
+# PostgreSQL: the model's selected suggestions are pulled out of ``shown`` once per event (OFFSET 0 keeps
+# the planner from inlining the subquery, which would detoast the ~2 kB ``shown`` value twice), and
+# the kept ones are those equal to any final tag (SQL/JSON path comparisons are existential).
+_REVIEW_GROUPS_SQL = f"""
+SELECT day, user_id, model_version_id, action, count(*), sum(n_selected), sum(n_kept), sum(n_added),
+       count(*) FILTER (WHERE n_selected = n_kept AND n_added = 0)
+FROM (
+    SELECT (created_at AT TIME ZONE %(tz)s)::date AS day, user_id, model_version_id, action,
+           jsonb_array_length(selected) AS n_selected,
+           jsonb_array_length(jsonb_path_query_array(selected, '$[*] ? (@ == $f[*])',
+                                                     jsonb_build_object('f', final_tags))) AS n_kept,
+           CASE WHEN jsonb_typeof(added) = 'array' THEN jsonb_array_length(added) ELSE 0 END AS n_added
+    FROM (
+        SELECT created_at, user_id, model_version_id, action, final_tags, added,
+               jsonb_path_query_array(shown, '$[*] ? (@.selected == true).tag') AS selected
+        FROM {ReviewEvent._meta.db_table}
+        WHERE created_at >= %(since)s AND created_at < %(until)s AND action IN (%(submit)s, %(undo)s)
+        OFFSET 0
+    ) events
+) per_event
+GROUP BY day, user_id, model_version_id, action
+"""
+
+
+def _review_groups_between(first_day: dt.date, last_day: dt.date) -> list[_ReviewGroup]:
+    """One scan of the review log over whole days, grouped by day, operator, model version and action."""
+    since, until = _day_start(first_day), _day_start(last_day + dt.timedelta(days=1))
+    if connection.vendor == "postgresql":
+        params = {
+            "tz": timezone.get_current_timezone_name(),
+            "since": since,
+            "until": until,
+            "submit": ReviewAction.SUBMIT.value,
+            "undo": ReviewAction.UNDO.value,
+        }
+        with connection.cursor() as cursor:
+            cursor.execute(_REVIEW_GROUPS_SQL, params)
+            rows = cursor.fetchall()
+        return [
+            _ReviewGroup(
+                day=day,
+                user_id=user_id,
+                model_version_id=version_id,
+                action=action,
+                events=events,
+                accepted=int(kept or 0),
+                rejected=int((selected or 0) - (kept or 0)),
+                added=int(added or 0),
+                unchanged=int(unchanged or 0),
+            )
+            for day, user_id, version_id, action, events, selected, kept, added, unchanged in rows
+        ]
+    # Other databases (the embedded SQLite): the same figures through portable JSON expressions.
+    selected = SelectedShown("shown")
+    kept = SelectedKept("shown", "final_tags")
+    queryset = (
+        ReviewEvent.objects.filter(
+            created_at__gte=since,
+            created_at__lt=until,
+            action__in=[ReviewAction.SUBMIT, ReviewAction.UNDO],
+        )
         .annotate(day=TruncDate("created_at"))
         .values("day", "user_id", "model_version_id", "action")
         .annotate(
             events=Count("id"),
-            n_accepted=Sum(JsonArrayLength("accepted")),
-            n_rejected=Sum(JsonArrayLength("rejected")),
+            n_selected=Sum(selected),
+            n_kept=Sum(kept),
             n_added=Sum(JsonArrayLength("added")),
-            # The card's suggestions went through as they were: nothing rejected, nothing added.
-            n_unchanged=Count("id", filter=Q(rejected=[], added=[])),
+            # The model's proposal went through as it was: every selected suggestion kept, nothing added.
+            n_unchanged=Count("id", filter=Q(Exact(selected, kept), added=[])),
         )
         .order_by()
     )
@@ -134,28 +248,60 @@ def _review_groups(since: dt.datetime) -> list[_ReviewGroup]:
             model_version_id=row["model_version_id"],
             action=row["action"],
             events=row["events"],
-            accepted=row["n_accepted"] or 0,
-            rejected=row["n_rejected"] or 0,
+            accepted=row["n_kept"] or 0,
+            rejected=(row["n_selected"] or 0) - (row["n_kept"] or 0),
             added=row["n_added"] or 0,
             unchanged=row["n_unchanged"] or 0,
         )
-        for row in rows
+        for row in queryset
     ]
 
 
-def review_activity(*, days: int = REVIEW_WINDOW_DAYS, now: dt.datetime | None = None) -> dict[str, Any]:
+CLOSED_DAY_CACHE_SECONDS = 7 * 24 * 3600
+_CLOSED_DAY_KEY = "dashboard:v1:review-day:{tz}:{day}"
+
+
+def _review_groups(first_day: dt.date, today: dt.date, *, use_cache: bool) -> list[_ReviewGroup]:
+    """The window's review groups. Days before today are closed — reviews are stamped with the time
+    they happen, so a past day's figures no longer change — and are kept in Django's cache for a week:
+    a render reads today's events only, whatever the window."""
+    if not use_cache:
+        return _review_groups_between(first_day, today)
+    tz = timezone.get_current_timezone_name()
+    closed = [first_day + dt.timedelta(days=i) for i in range((today - first_day).days)]
+    keys = {day: _CLOSED_DAY_KEY.format(tz=tz, day=day.isoformat()) for day in closed}
+    found = cache.get_many(list(keys.values()))
+    groups: list[_ReviewGroup] = [g for day in closed if keys[day] in found for g in found[keys[day]]]
+    missing = [day for day in closed if keys[day] not in found]
+    if missing:
+        fresh = _review_groups_between(missing[0], today)
+        by_day: dict[dt.date, list[_ReviewGroup]] = defaultdict(list)
+        for group in fresh:
+            by_day[group.day].append(group)
+        cache.set_many({keys[day]: by_day.get(day, []) for day in missing}, CLOSED_DAY_CACHE_SECONDS)
+        wanted = set(missing) | {today}
+        groups.extend(g for g in fresh if g.day in wanted)
+    else:
+        groups.extend(_review_groups_between(today, today))
+    return groups
+
+
+def review_activity(
+    *, days: int = REVIEW_WINDOW_DAYS, now: dt.datetime | None = None, use_cache: bool = True
+) -> dict[str, Any]:
     """Reviews per day, per-operator throughput and acceptance, and per-version acceptance.
 
-    Acceptance of suggestions = accepted / (accepted + rejected) suggestions on submitted cards; a card
-    accepted *unchanged* is one where the operator neither rejected a suggestion nor added a tag.
+    Acceptance of suggestions = the share of the model's *selected* suggestions (``shown`` entries with
+    ``selected``) that the operator kept in the final tags; a card accepted *unchanged* is one where
+    every selected suggestion was kept and no tag was added (hierarchy-implied ancestors do not count).
+    The audit's ``rejected`` list is not used: it also holds the unselected low scores the card listed.
     """
     from django.contrib.auth import get_user_model
 
     now = now or timezone.now()
     today = timezone.localdate(now)
     first_day = today - dt.timedelta(days=days - 1)
-    since = timezone.make_aware(dt.datetime.combine(first_day, dt.time.min))
-    groups = _review_groups(since)
+    groups = _review_groups(first_day, today, use_cache=use_cache)
 
     per_day: dict[dt.date, dict[str, int]] = {
         first_day + dt.timedelta(days=i): {"submits": 0, "undos": 0} for i in range(days)
@@ -462,6 +608,8 @@ __all__ = [
     "EXACT_COUNT_LIMIT",
     "PER_TAG_SORT_KEYS",
     "JsonArrayLength",
+    "SelectedKept",
+    "SelectedShown",
     "catalog_counts",
     "dashboard_model_section",
     "learning_curve",

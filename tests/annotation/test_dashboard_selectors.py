@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from django.core.cache import cache
 from django.utils import timezone
 
 from annotation.models import (
@@ -29,6 +30,14 @@ from annotation.selectors_dashboard import (
 )
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def empty_cache():
+    """Closed days' review figures are cached across calls: every test starts from an empty cache."""
+    cache.clear()
+    yield
+    cache.clear()
 
 
 def make_products(n: int, *, reviewed: int = 0, prefix: str = "p") -> list[Product]:
@@ -56,17 +65,29 @@ def make_version(name: str, *, metrics: dict, train_size: int, created_at: dt.da
     )
 
 
-def review(
-    product, user, *, when, accepted=(), rejected=(), added=(), version=None, action=ReviewAction.SUBMIT
-):
+def review(product, user, *, when, shown=(), final=(), added=(), version=None, action=ReviewAction.SUBMIT):
+    """An audit event as annotation.services.reviews writes it: tag names, ``shown`` with selected flags."""
+    shown_rows = [
+        {
+            "tag": name,
+            "tag_id": i,
+            "score": 0.9 if selected else 0.1,
+            "selected": selected,
+            "model_version": "v",
+        }
+        for i, (name, selected) in enumerate(shown)
+    ]
     return ReviewEvent.objects.create(
         product=product,
         user=user,
         action=action,
         created_at=when,
         model_version=version,
-        accepted=list(accepted),
-        rejected=list(rejected),
+        shown=shown_rows,
+        final_tags=list(final),
+        accepted=[name for name, _ in shown if name in final],
+        # Like the review service: every shown suggestion not kept, selected or not.
+        rejected=[name for name, _ in shown if name not in final],
         added=list(added),
     )
 
@@ -95,15 +116,24 @@ def test_review_activity_per_day_operator_and_version(operator, admin_user):
     products = make_products(6)
     v1 = make_version("v1", metrics={}, train_size=10, created_at=now - dt.timedelta(days=5))
     v2 = make_version("v2", metrics={}, train_size=20, created_at=now - dt.timedelta(days=1))
-    # operator: two cards, one unchanged (2 accepted), one with a rejection and an addition.
-    review(products[0], operator, when=now, accepted=[1, 2], version=v2)
+    # operator: two cards. The first keeps both selected suggestions (the unselected "zip" is listed as
+    # rejected by the audit, which does not make the card changed); the second drops one selected
+    # suggestion and adds a tag.
+    review(
+        products[0],
+        operator,
+        when=now,
+        shown=[("a", True), ("b", True), ("zip", False)],
+        final=["a", "b"],
+        version=v2,
+    )
     first = review(
         products[1],
         operator,
         when=now - dt.timedelta(days=2),
-        accepted=[1],
-        rejected=[3],
-        added=[4],
+        shown=[("a", True), ("c", True), ("y", False)],
+        final=["a", "d"],
+        added=["d"],
         version=v1,
     )
     ReviewEvent.objects.create(
@@ -113,10 +143,17 @@ def test_review_activity_per_day_operator_and_version(operator, admin_user):
         created_at=now - dt.timedelta(days=2),
         reverts=first,
     )
-    # admin: one unchanged card with v1.
-    review(products[2], admin_user, when=now - dt.timedelta(days=2), accepted=[5], version=v1)
+    # admin: one unchanged card with v1 (an ancestor implied by the hierarchy is not an addition).
+    review(
+        products[2],
+        admin_user,
+        when=now - dt.timedelta(days=2),
+        shown=[("e", True)],
+        final=["e", "e parent"],
+        version=v1,
+    )
     # Outside the 30-day window: ignored.
-    review(products[3], admin_user, when=now - dt.timedelta(days=40), accepted=[5], version=v1)
+    review(products[3], admin_user, when=now - dt.timedelta(days=40), shown=[("e", True)], version=v1)
     # A skip is not a review.
     review(products[4], admin_user, when=now, action=ReviewAction.SKIP)
 
@@ -148,6 +185,25 @@ def test_review_activity_per_day_operator_and_version(operator, admin_user):
     assert versions["v1"]["unchanged_share"] == pytest.approx(1 / 2)
     assert versions["v1"]["acceptance"] == pytest.approx(2 / 3)
     assert versions["v2"]["unchanged_share"] == 1.0
+
+
+def test_review_activity_caches_closed_days_only(operator):
+    now = timezone.now()
+    products = make_products(4)
+    yesterday = now - dt.timedelta(days=1)
+    review(products[0], operator, when=yesterday, shown=[("a", True)], final=["a"])
+    review(products[1], operator, when=now, shown=[("a", True)], final=["a"])
+    first = review_activity(days=7, now=now)
+    assert first["total_reviews"] == 2
+    assert review_activity(days=7, now=now, use_cache=False) == first
+
+    # Today's figures are always read again; a closed day comes from the cache.
+    review(products[2], operator, when=now, shown=[("a", True)], final=["b"], added=["b"])
+    review(products[3], operator, when=yesterday, shown=[("a", True)], final=["a"])
+    second = review_activity(days=7, now=now)
+    assert second["total_reviews"] == 3
+    assert second["operators"][0]["unchanged_share"] == pytest.approx(2 / 3)
+    assert review_activity(days=7, now=now, use_cache=False)["total_reviews"] == 4
 
 
 def test_model_timeline_and_learning_curve():
