@@ -58,20 +58,33 @@ from annotation.models import (
 
 logger = logging.getLogger(__name__)
 
-# The validation slice: this share of the approved products (whole title groups), drawn with the job id
-# as the seed, so a retried attempt of the same job validates on the same products.
+# The validation slice: about this share of the approved products (whole title groups, chosen by a hash
+# of the title, the same rule in every run; see validation_ids).
 VALID_FRACTION = 0.15
 # The job's log column keeps the last this-many characters (a GPU run logs a line per progress step).
 LOG_MAX_CHARS = 200_000
 ARTIFACT_META_FILE = "tagstudio.json"
 
 
+def _seconds_setting(name: str, default: float) -> float:
+    # A Django setting when the project defines it, else the environment variable of the same name.
+    value = getattr(settings, name, None)
+    if value is None:
+        value = os.environ.get(name) or default
+    try:
+        return float(value)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be a number of seconds, got {value!r}") from exc
+
+
 def heartbeat_seconds() -> float:
-    return float(getattr(settings, "TRAINING_HEARTBEAT_SECONDS", 5.0))
+    """How often a running training writes its progress and heartbeat."""
+    return _seconds_setting("TRAINING_HEARTBEAT_SECONDS", 5.0)
 
 
 def stale_after_seconds() -> float:
-    return float(getattr(settings, "TRAINING_STALE_AFTER_SECONDS", 120.0))
+    """A running job whose heartbeat is older than this is considered lost."""
+    return _seconds_setting("TRAINING_STALE_AFTER_SECONDS", 120.0)
 
 
 class TrainingDataError(ValueError):
@@ -286,7 +299,7 @@ def model_version_train(
     try:
         progress.log(f"attempt {attempt} on {progress.worker}")
         progress.update("loading data", 0, None)
-        data = _training_data(seed=job.id)
+        data = _training_data()
         progress.log(
             f"{len(data.records)} approved products, {len(data.tag_ids)} tags, "
             f"{len(data.valid_ids)} held out for validation"
@@ -486,8 +499,7 @@ class TrainingData:
     fingerprint: str
 
 
-def _training_data(*, seed: int) -> TrainingData:
-    from mlcore.data import split_records
+def _training_data() -> TrainingData:
     from mlcore.types import ProductRecord
 
     tags = {
@@ -550,10 +562,37 @@ def _training_data(*, seed: int) -> TrainingData:
             f"Only {len(records)} product has approved tags: a training needs products to learn from and "
             "products to validate on. Review more products first."
         )
-    _, valid = split_records(records, valid_fraction=VALID_FRACTION, seed=seed)
     return TrainingData(
-        records=records, tag_ids=tag_ids, valid_ids=[r.id for r in valid], fingerprint=digest.hexdigest()
+        records=records, tag_ids=tag_ids, valid_ids=validation_ids(records), fingerprint=digest.hexdigest()
     )
+
+
+def validation_ids(records: Sequence) -> list[str]:
+    """The held-out slice: products whose title group hashes into the first ``VALID_FRACTION`` of the
+    hash space (mlcore's grouping: variants sharing a normalised title stay on one side).
+
+    The rule is the same for every run, so a product held out once is held out in every later run: the
+    active version never trained on the slice it is compared on, and the comparison is fair. A tiny
+    data set still gets at least one product on each side.
+    """
+    from mlcore.data import group_key
+
+    def bucket(record) -> int:
+        return int.from_bytes(hashlib.sha256(group_key(record).encode()).digest()[:8], "big") % 10_000
+
+    buckets = [bucket(r) for r in records]
+    cutoff = int(VALID_FRACTION * 10_000)
+    valid = [r.id for r, b in zip(records, buckets) if b < cutoff]
+    if not valid or len(valid) == len(records):
+        # Too few groups for the fraction to land: hold out the lowest-hashing group (keep one to train).
+        lowest = min(buckets)
+        valid = [r.id for r, b in zip(records, buckets) if b == lowest]
+        if len(valid) == len(records):
+            raise TrainingDataError(
+                "Every product with approved tags has the same title: a training needs products with "
+                "different titles to learn from and to validate on."
+            )
+    return valid
 
 
 def _version_for_job(job: TrainingJob, data: TrainingData) -> ModelVersion:
@@ -563,7 +602,7 @@ def _version_for_job(job: TrainingJob, data: TrainingData) -> ModelVersion:
         "tag_ids": data.tag_ids,
         "valid_ids": data.valid_ids,
         "valid_fraction": VALID_FRACTION,
-        "valid_seed": job.id,
+        "valid_rule": "sha256(mlcore.data.group_key) % 10000 < valid_fraction * 10000",
     }
     with transaction.atomic():
         locked = TrainingJob.objects.select_for_update().get(id=job.id)
