@@ -92,8 +92,20 @@ class TagResolver:
     def lookup(self, name: str) -> int | None:
         return self._ids.get(normalize_tag_name(name))
 
+    def _reload(self, keys: list[str]) -> None:
+        """Re-read these folding keys: another request may have added them as tags or aliases since."""
+        for tag_id, key, merged_into in Tag.objects.filter(normalized_name__in=keys).values_list(
+            "id", "normalized_name", "merged_into_id"
+        ):
+            self._ids[key] = merged_into or tag_id
+        for key, tag_id in TagAlias.objects.filter(normalized_name__in=keys).values_list(
+            "normalized_name", "tag_id"
+        ):
+            self._ids[key] = tag_id
+
     def resolve(self, names: Iterable[str], *, create: bool) -> tuple[dict[str, int], list[str]]:
         """Return ({name: tag_id}, unknown names). With ``create``, unknown names become new tags."""
+        names = list(names)  # read twice below: a generator must not come back empty the second time
         found: dict[str, int] = {}
         missing: dict[str, str] = {}
         for name in names:
@@ -104,6 +116,9 @@ class TagResolver:
             else:
                 found[name] = tag_id
         if missing and create:
+            # A name that became an alias since the vocabulary was loaded must resolve to its tag, not
+            # become a tag of its own ("no tag and alias fold to the same key").
+            self._reload(list(missing))
             now = timezone.now()
             Tag.objects.bulk_create(
                 [
@@ -111,13 +126,11 @@ class TagResolver:
                         name=clean_tag_display_name(name), normalized_name=key, created_at=now, updated_at=now
                     )
                     for key, name in missing.items()
+                    if key not in self._ids
                 ],
                 ignore_conflicts=True,  # a concurrent import may have created the same tag
             )
-            for tag_id, key in Tag.objects.filter(normalized_name__in=list(missing)).values_list(
-                "id", "normalized_name"
-            ):
-                self._ids[key] = tag_id
+            self._reload([key for key in missing if key not in self._ids])
             found.update({name: self._ids[normalize_tag_name(name)] for name in names if name not in found})
             return found, []
         unknown = [name for name in names if name not in found]
