@@ -6,6 +6,7 @@ import io
 import re
 from pathlib import Path
 
+import orjson
 import pytest
 
 from annotation import readers
@@ -17,6 +18,7 @@ from annotation.readers import (
     RowError,
     detect_format,
     validate_row,
+    validate_row_in_full,
 )
 
 
@@ -282,3 +284,44 @@ def test_row_error_reads_as_line_field_reason():
         "field": "title",
         "reason": "is required",
     }
+
+
+def _variants(record: dict) -> list[dict]:
+    """The record and edits of it that the quick check must hand over to the full one (or agree on)."""
+    return [
+        record,
+        {**record, "id": 123},
+        {**record, "title": "  " + str(record.get("title")) + "  "},
+        {**record, "title": 7},
+        {**record, "brand": None, "description": None, "lang": None},
+        {**record, "category_path": ["", " A ", "B"]},
+        {**record, "category_path": "A > B"},
+        {**record, "tags": ["", "  ", "Fresh-Tag"]},
+        {**record, "tags": None},
+        {**record, "tags": [1]},
+        {**record, "colour": "red"},
+        {**record, "attributes": {"k": "v"}},
+        {**record, "image_url": "https://example.com/a.png"},
+        {**record, "image_url": "file:///etc/passwd"},
+        {**record, "description": "x" * 20001},
+        {**record, "brand": "nul\x00"},
+    ]
+
+
+def test_the_quick_common_path_agrees_with_the_full_check():
+    from tests.conftest import SHARED_DATA
+
+    records = []
+    for path in sorted(SHARED_DATA.glob("*/dev.jsonl"))[:7]:
+        with path.open("rb") as stream:
+            records.extend(orjson.loads(line) for _, line in zip(range(40), stream))
+    records = records or [{"id": "a", "title": "t", "tags": ["x"], "category_path": ["c"], "lang": "en"}]
+    for number, record in enumerate(records):
+        for variant in _variants(record):
+            for read_tags in (True, False):
+                full = validate_row_in_full(variant, number, read_tags=read_tags)
+                assert validate_row(variant, number, read_tags=read_tags) == full, variant
+                # Once a tag name has been seen, the quick path takes the row: still the same result.
+                assert validate_row(variant, number, read_tags=read_tags) == full, variant
+    # The quick path did take the plain rows (else this test would compare the full check with itself).
+    assert sum(readers._common_row(record, 1, True) is not None for record in records) >= len(records) // 2
