@@ -17,7 +17,7 @@ from typing import Any
 
 from django.core.cache import cache
 from django.db import connection
-from django.db.models import Count, Exists, Func, IntegerField, Min, OuterRef, Q, Subquery, Sum
+from django.db.models import Count, Exists, Func, IntegerField, OuterRef, Q, Subquery, Sum
 from django.db.models.fields.json import KT, KeyTransform
 from django.db.models.functions import TruncDate
 from django.db.models.lookups import Exact
@@ -47,7 +47,7 @@ SUSPICIOUS_LOW = 0.05
 SUSPICIOUS_HIGH = 0.9
 # The rule runs over the most recently tagged products (newest labels are the ones still worth a
 # second look, and the scan stays bounded on a million-product catalog).
-SUSPICIOUS_SCAN_PRODUCTS = 20_000
+SUSPICIOUS_SCAN_PRODUCTS = 10_000
 SUSPICIOUS_LIMIT = 50
 
 
@@ -504,7 +504,8 @@ def suspicious_labels(
     while giving a tag the product lacks a score above ``high`` (a confidence rule over the stored
     Suggestion rows, in the spirit of cleanlab's self-confidence label-quality score). An approved tag
     without a stored suggestion scored below every stored one, so the product's lowest stored score
-    bounds it. Only the ``scan_products`` most recently tagged products are examined.
+    bounds it. Only the ``scan_products`` most recently tagged products are examined: the scan starts
+    from their approved tags (a few per product), not from the model's many suggestions.
     """
     version = ModelVersion.objects.filter(is_active=True).only("id", "version").first()
     if version is None:
@@ -514,47 +515,53 @@ def suspicious_labels(
         .order_by("-tags_updated_at", "-id")
         .values("id")[:scan_products]
     )
-    confident_missing = list(
-        Suggestion.objects.filter(model_version=version, score__gt=high, product_id__in=Subquery(recent))
-        .exclude(
-            Exists(ProductTag.objects.filter(product_id=OuterRef("product_id"), tag_id=OuterRef("tag_id")))
-        )
-        .values("product_id", "tag_id", "score")
+    # 1. Approved tags of those products that the model does not score at ``low`` or above — scored
+    #    lower, or not stored at all (one anti-join probe per approved tag on the suggestion's unique
+    #    index; the products' few approved tags drive the scan, not the model's many suggestions).
+    confident = Suggestion.objects.filter(
+        model_version=version, product_id=OuterRef("product_id"), tag_id=OuterRef("tag_id"), score__gte=low
     )
-    if not confident_missing:
+    weak = list(
+        ProductTag.objects.filter(product_id__in=Subquery(recent))
+        .filter(~Exists(confident))
+        .values_list("product_id", "tag_id", "source")
+    )
+    candidates = {product_id for product_id, _tag, _source in weak}
+    if not candidates:
         return {"version": version.version, "rows": [], "scanned": scan_products, "low": low, "high": high}
-    product_ids = {row["product_id"] for row in confident_missing}
-    stored = Suggestion.objects.filter(
-        model_version=version, product_id=OuterRef("product_id"), tag_id=OuterRef("tag_id")
-    )
-    lowest = (
-        Suggestion.objects.filter(model_version=version, product_id=OuterRef("product_id"))
-        .order_by()
-        .values("product_id")
-        .annotate(m=Min("score"))
-        .values("m")
-    )
-    doubted = (
-        ProductTag.objects.filter(product_id__in=product_ids)
-        .annotate(stored_score=Subquery(stored.values("score")[:1]), lowest_score=Subquery(lowest))
-        .filter(Q(stored_score__lt=low) | Q(stored_score__isnull=True, lowest_score__lt=low))
-        .values("product_id", "tag_id", "stored_score", "lowest_score", "source")
-    )
+    # 2. The few candidate products' stored suggestions: what the model expects instead, and the
+    #    lowest stored score (the bound for an approved tag it did not store).
+    approved: dict[int, set[int]] = defaultdict(set)
+    for product_id, tag_id in ProductTag.objects.filter(product_id__in=candidates).values_list(
+        "product_id", "tag_id"
+    ):
+        approved[product_id].add(tag_id)
+    lowest: dict[int, float] = {}
+    scores: dict[tuple[int, int], float] = {}
+    expected: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for product_id, tag_id, score in Suggestion.objects.filter(
+        model_version=version, product_id__in=candidates
+    ).values_list("product_id", "tag_id", "score"):
+        lowest[product_id] = min(score, lowest.get(product_id, 1.0))
+        scores[product_id, tag_id] = score
+        if score > high and tag_id not in approved[product_id]:
+            expected[product_id].append({"tag_id": tag_id, "score": score})
     by_product: dict[int, dict[str, Any]] = {}
-    for row in doubted:
-        entry = by_product.setdefault(row["product_id"], {"doubted": [], "missing": []})
-        score = row["stored_score"]
+    for product_id, tag_id, source in weak:
+        score = scores.get((product_id, tag_id))
+        if product_id not in expected:
+            continue  # nothing the model prefers strongly (or it never scored this product)
+        if score is None and lowest.get(product_id, 1.0) >= low:
+            continue  # not stored, but the stored ones go no lower than ``low``: not known to be low
+        entry = by_product.setdefault(product_id, {"doubted": [], "missing": expected[product_id]})
         entry["doubted"].append(
             {
-                "tag_id": row["tag_id"],
+                "tag_id": tag_id,
                 "score": score,
-                "bound": row["lowest_score"] if score is None else None,
-                "source": row["source"],
+                "bound": lowest[product_id] if score is None else None,
+                "source": source,
             }
         )
-    for row in confident_missing:
-        if row["product_id"] in by_product:
-            by_product[row["product_id"]]["missing"].append({"tag_id": row["tag_id"], "score": row["score"]})
 
     tag_ids = {t["tag_id"] for entry in by_product.values() for t in entry["doubted"] + entry["missing"]}
     tag_names = dict(Tag.objects.filter(id__in=tag_ids).values_list("id", "name"))
