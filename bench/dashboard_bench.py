@@ -31,7 +31,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-DB_NAME = "tagstudio_bench_dashboard"
+DB_NAME = os.environ.get("BENCH_DASHBOARD_DB", "tagstudio_bench_dashboard")
 SERVER_URL = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432")
 README_PATH = Path(__file__).resolve().parent / "README.md"
 README_START, README_END = "<!-- dashboard:start -->", "<!-- dashboard:end -->"
