@@ -79,22 +79,49 @@ class ProductRow:
     @property
     def content_hash(self) -> str:
         """sha256 of what a tagger reads: an unchanged row is skipped on re-import, a changed one refreshed."""
-        payload = orjson.dumps(
-            [
-                self.title,
-                self.description,
-                self.brand,
-                self.category_path,
-                self.attributes,
-                self.lang,
-                self.image_url,
-            ],
-            option=orjson.OPT_SORT_KEYS,
-        )
-        return hashlib.sha256(payload).hexdigest()
+        return hashlib.sha256(encoded_content(self)).hexdigest()
 
 
 RowResult = ProductRow | list[RowError]
+
+# PostgreSQL's COPY text format: the PostgreSQL import path writes rows in it, and the content hash is taken
+# over it (one unambiguous serialisation: fields are tab-separated, tabs inside them escaped).
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def copy_text(value: str) -> str:
+    """A value in COPY text format (backslash escapes; validation has refused NUL characters)."""
+    if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
+        return value.translate(_COPY_ESCAPES)
+    return value
+
+
+def copy_json(value: list | dict) -> str:
+    """A JSON value in COPY text format (keys sorted: the same content always encodes the same)."""
+    if not value:
+        return "[]" if isinstance(value, list) else "{}"
+    # JSON text has no raw tab or newline; only its backslashes need doubling.
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode().replace("\\", "\\\\")
+
+
+def encoded_content(row: ProductRow) -> bytes:
+    """The row's content columns (title, description, brand, category_path, attributes, lang, image_url)
+    as one COPY text fragment, UTF-8."""
+    title, description, brand, lang, image_url = (
+        row.title,
+        row.description,
+        row.brand,
+        row.lang,
+        row.image_url,
+    )
+    joined = title + description + brand + lang + image_url
+    if "\\" in joined or "\t" in joined or "\n" in joined or "\r" in joined:
+        title, description, brand, lang, image_url = map(
+            copy_text, (title, description, brand, lang, image_url)
+        )
+    category_path = copy_json(row.category_path)
+    attributes = copy_json(row.attributes)
+    return f"{title}\t{description}\t{brand}\t{category_path}\t{attributes}\t{lang}\t{image_url}".encode()
 
 
 def json_type_name(value: Any) -> str:

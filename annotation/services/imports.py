@@ -29,16 +29,24 @@ import traceback
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from hashlib import sha256
 from pathlib import Path
 
-import orjson
 import psycopg
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
 from annotation.models import ImportJob, JobStatus, Product, ProductTag, ReviewStatus, TagSource
-from annotation.readers import FileFormatError, ProductRow, RowError, detect_format, open_reader
+from annotation.readers import (
+    FileFormatError,
+    ProductRow,
+    RowError,
+    copy_text,
+    detect_format,
+    encoded_content,
+    open_reader,
+)
 from annotation.taxonomy import TagResolver
 
 logger = logging.getLogger(__name__)
@@ -82,53 +90,34 @@ class ParsedBatch:
     bytes_read: int = 0
     rows: list[ProductRow] = field(default_factory=list)
     external_ids: list[str] = field(default_factory=list)
-    content_hashes: list[str] = field(default_factory=list)
-    copy_lines: list[bytes] = field(default_factory=list)
+    # One COPY text line per row, newline-terminated, in external_ids order: the product table's data
+    # columns (_PRODUCT_COLUMNS), the content hash last. One bytes object: cheap to hand between processes.
+    copy_payload: bytes = b""
     # (index in the batch, tag names) for rows that carry tags.
     tag_rows: list[tuple[int, list[str]]] = field(default_factory=list)
 
     @property
     def size(self) -> int:
-        return len(self.rows) or len(self.copy_lines)
+        return len(self.rows) or len(self.external_ids)
+
+    def copy_lines(self) -> list[bytes]:
+        """The payload's lines, without their newlines."""
+        lines = self.copy_payload.split(b"\n")
+        lines.pop()  # after the last newline
+        return lines
 
 
 # --- Parsing (in-process or in the parser process) ----------------------------------------------------
 
-_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
-
-def _copy_text(value: str) -> str:
-    """A value in PostgreSQL's COPY text format (backslash escapes; NULs were rejected by validation)."""
-    if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
-        return value.translate(_COPY_ESCAPES)
-    return value
-
-
-def _copy_json(value: list | dict) -> str:
-    if not value:
-        return "[]" if isinstance(value, list) else "{}"
-    # JSON text has no raw tab/newline; its backslashes must be doubled for COPY.
-    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode().replace("\\", "\\\\")
-
-
-def encode_copy_line(row: ProductRow, content_hash: str) -> bytes:
-    """The row's data columns (_PRODUCT_COLUMNS order) as one COPY text line."""
-    return (
-        "\t".join(
-            (
-                _copy_text(row.external_id),
-                _copy_text(row.title),
-                _copy_text(row.description),
-                _copy_text(row.brand),
-                _copy_json(row.category_path),
-                _copy_json(row.attributes),
-                _copy_text(row.lang),
-                _copy_text(row.image_url),
-                content_hash,
-            )
-        )
-        + "\n"
-    ).encode()
+def encode_copy_line(row: ProductRow) -> bytes:
+    """The row's data columns (_PRODUCT_COLUMNS order: external id, content, content hash) as a COPY line."""
+    content = encoded_content(row)
+    return b"%s\t%s\t%s\n" % (
+        copy_text(row.external_id).encode(),
+        content,
+        sha256(content).hexdigest().encode(),
+    )
 
 
 def _finish_batch(
@@ -137,13 +126,10 @@ def _finish_batch(
     if not encode:
         batch.rows = list(rows.values())
         return batch
-    for index, row in enumerate(rows.values()):
-        content_hash = row.content_hash
-        batch.external_ids.append(row.external_id)
-        batch.content_hashes.append(content_hash)
-        batch.copy_lines.append(encode_copy_line(row, content_hash))
-        if read_tags and row.tags:
-            batch.tag_rows.append((index, row.tags))
+    batch.external_ids = list(rows)
+    batch.copy_payload = b"".join(map(encode_copy_line, rows.values()))
+    if read_tags:
+        batch.tag_rows = [(index, row.tags) for index, row in enumerate(rows.values()) if row.tags]
     return batch
 
 
@@ -410,16 +396,16 @@ def _write_batch_copy(batch: ParsedBatch, row_tags: dict[int, set[int]]) -> tupl
         new_rows: list[int] = []
         changed_rows: list[int] = []
         product_ids: list[int] = [0] * len(batch.external_ids)
+        lines: list[bytes] | None = None
         if existing:
-            for index, (external_id, content_hash) in enumerate(
-                zip(batch.external_ids, batch.content_hashes)
-            ):
+            lines = batch.copy_lines()
+            for index, external_id in enumerate(batch.external_ids):
                 known = existing.get(external_id)
                 if known is None:
                     new_rows.append(index)
                 else:
                     product_ids[index] = known[0]
-                    if known[1] != content_hash:
+                    if known[1] != lines[index][-64:].decode():  # the content hash ends the line
                         changed_rows.append(index)
         else:
             new_rows = list(range(len(batch.external_ids)))
@@ -435,36 +421,39 @@ def _write_batch_copy(batch: ParsedBatch, row_tags: dict[int, set[int]]) -> tupl
         )
         now, new_ids = cursor.fetchone()
         stamp = now.isoformat().encode()
-        lines = batch.copy_lines
         # Constant columns after the data columns: review_status, priority, needs_suggestion, created_at,
         # updated_at. Lines end in b"\n" and escaped values hold none, so one replace appends them.
         constants = b"\t%s\t0\tt\t%s\t%s" % (unreviewed.encode(), stamp, stamp)
         new_columns = f"{', '.join(_PRODUCT_COLUMNS)}, review_status, priority, needs_suggestion, created_at, updated_at"
-        if len(tagged_new) < len(new_rows):
-            untagged = (
-                b"".join(lines)
-                if len(new_rows) == len(lines) and not tagged_new
-                else b"".join(lines[i] for i in new_rows if i not in row_tags)
-            )
+        if len(new_rows) == len(batch.external_ids) and not tagged_new:
+            # The common case of a first import: the whole payload as it came, constants appended.
             _copy_or_conflict(
                 cursor,
                 f"COPY {products} ({new_columns}) FROM STDIN",
-                untagged.replace(b"\n", constants + b"\n"),
+                batch.copy_payload.replace(b"\n", constants + b"\n"),
             )
+        elif new_rows:
+            lines = lines if lines is not None else batch.copy_lines()
+            if len(tagged_new) < len(new_rows):
+                _copy_or_conflict(
+                    cursor,
+                    f"COPY {products} ({new_columns}) FROM STDIN",
+                    b"".join(lines[i] + constants + b"\n" for i in new_rows if i not in row_tags),
+                )
         if tagged_new:
             # Their tags are all new to them: tags_updated_at is set now rather than by a second write.
             tail = constants + b"\t" + stamp + b"\n"
             payload = []
             for index, product_id in zip(tagged_new, new_ids):
                 product_ids[index] = product_id
-                payload.append(b"%d\t%s%s" % (product_id, lines[index][:-1], tail))
+                payload.append(b"%d\t%s%s" % (product_id, lines[index], tail))
             _copy_or_conflict(
                 cursor, f"COPY {products} (id, {new_columns}, tags_updated_at) FROM STDIN", b"".join(payload)
             )
         updated = 0
         if changed_rows:
             updated = _update_changed(
-                cursor, [b"%d\t%s" % (product_ids[i], batch.copy_lines[i]) for i in changed_rows], now
+                cursor, [b"%d\t%s\n" % (product_ids[i], lines[i]) for i in changed_rows], now
             )
 
         tags_added = 0
@@ -540,7 +529,8 @@ def _write_batch_upsert(batch: ParsedBatch, row_tags: dict[int, set[int]]) -> tu
     """The batch with INSERT … ON CONFLICT statements: safe against concurrent writers, slower."""
     products = Product._meta.db_table
     with _pg_cursor() as cursor:
-        _fill_stage(cursor, b"".join(batch.copy_lines), ", ".join(_PRODUCT_COLUMNS))
+        lines = batch.copy_lines()
+        _fill_stage(cursor, batch.copy_payload, ", ".join(_PRODUCT_COLUMNS))
         cursor.execute(
             f"""
             INSERT INTO {products} ({", ".join(_PRODUCT_COLUMNS)}, review_status, priority, needs_suggestion,
@@ -566,7 +556,7 @@ def _write_batch_upsert(batch: ParsedBatch, row_tags: dict[int, set[int]]) -> tu
                 cursor,
                 f"COPY {_TAG_STAGE} (external_id, tag_id) FROM STDIN",
                 b"".join(
-                    b"%s\t%d\n" % (batch.copy_lines[i][: batch.copy_lines[i].index(b"\t")], tag_id)
+                    b"%s\t%d\n" % (lines[i][: lines[i].index(b"\t")], tag_id)
                     for i, tag_ids in row_tags.items()
                     for tag_id in tag_ids
                 ),

@@ -384,7 +384,12 @@ def test_parse_batches_encodes_copy_lines_for_postgres(tmp_path):
     path = write_jsonl(tmp_path / "c.jsonl", CATALOG)
     (batch,) = parse_batches(path, "jsonl", batch_size=100, max_errors=10, encode=True)
     assert batch.external_ids == ["sku-1", "sku-2", "zh-1", "1001"]
-    first = batch.copy_lines[0].decode().rstrip("\n").split("\t")
+    lines = batch.copy_lines()
+    assert len(lines) == 4 and batch.copy_payload == b"".join(line + b"\n" for line in lines)
+    first = lines[0].decode().split("\t")
     assert first[:2] == ["sku-1", "Red cotton T-shirt"]
     assert first[2] == "Soft\\tcotton,\\nmachine washable \\\\ 30°"
+    assert first[4] == '["Apparel","Topwear"]'
+    (row,) = [r for r in _rows(path) if r.external_id == "sku-1"]
+    assert first[-1] == row.content_hash  # the generic writer stores the same hash
     assert batch.tag_rows == [(0, ["Apparel", "Red"]), (2, ["品类:搬家", "其他:北京"])]
