@@ -455,7 +455,7 @@ def per_tag_quality(
     """
     if sort not in PER_TAG_SORT_KEYS:
         raise ValueError(f"sort must be one of {', '.join(PER_TAG_SORT_KEYS)}, got {sort!r}")
-    version = model_version or ModelVersion.objects.filter(is_active=True).first()
+    version = model_version or ModelVersion.objects.filter(is_active=True).only("id", "version").first()
     if version is None:
         return {"version": None, "rows": [], "total": 0, "sort": sort, "descending": descending}
     per_tag = (

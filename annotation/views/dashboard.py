@@ -309,9 +309,11 @@ def _per_tag_params(request: HttpRequest) -> tuple[str, bool, int]:
 def _per_tag_context(request: HttpRequest) -> dict[str, Any]:
     sort, descending, rows = _per_tag_params(request)
     active_id = ModelVersion.objects.filter(is_active=True).values_list("id", flat=True).first()
+    # A version's metrics never change once it is ready: its table is cached for an hour, by version.
     table = cached(
         f"per-tag:{active_id}:{sort}:{int(descending)}:{rows}",
         lambda: per_tag_quality(sort=sort, descending=descending, limit=rows),
+        seconds=3600 if active_id is not None else None,
     )
     # Figures as strings: a long table renders without the template's per-number localisation.
     display = [
