@@ -87,6 +87,18 @@ def _as_drf(exc: Exception) -> Exception:
     return exc
 
 
+def api_page_not_found(request, exception=None):
+    """``handler404`` for the project: a path under /api/ that no route matches answers in the API's shape
+    (clients and the schema's fuzzer get JSON, not an HTML page); other paths keep Django's page."""
+    from django.http import JsonResponse
+    from django.views.defaults import page_not_found
+
+    if request.path.startswith("/api/"):
+        body = {"error": "not_found", "detail": "No API endpoint matches this path.", "fields": {}}
+        return JsonResponse(body, status=status.HTTP_404_NOT_FOUND)
+    return page_not_found(request, exception)
+
+
 def json_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     exc = _as_drf(exc)
     response = exception_handler(exc, context)

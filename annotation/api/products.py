@@ -11,6 +11,7 @@ from rest_framework.generics import ListAPIView
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from annotation.api.filters import StrictFilterSet
 from annotation.api.permissions import IsOperator
 from annotation.api.serializers_catalog import ProductDetailSerializer, ProductListSerializer
 from annotation.models import Product, ProductTag, ReviewEvent, ReviewStatus, Suggestion
@@ -19,7 +20,7 @@ from annotation.services.tags import tag_lookup, tag_paths
 REVIEW_HISTORY_LIMIT = 100
 
 
-class ProductFilter(filters.FilterSet):
+class ProductFilter(StrictFilterSet):
     status = filters.ChoiceFilter(
         field_name="review_status", choices=ReviewStatus.choices, help_text="Review status."
     )

@@ -7,7 +7,7 @@ them, so the pattern leaves those paths to annotation.api.routes_review.
 
 from django.urls import path, re_path
 
-from annotation.api import export, products, tags, users
+from annotation.api import export, imports, products, tags, users
 
 # Path suffixes that belong to other routes under products/<external_id>/.
 PRODUCT_ACTIONS = ("review", "release")
@@ -21,6 +21,8 @@ urlpatterns = [
     path("tags/<int:pk>/", tags.TagDetailApi.as_view(), name="api-tag"),
     path("tags/<int:pk>/aliases/", tags.TagAliasApi.as_view(), name="api-tag-aliases"),
     path("tags/<int:pk>/merge/", tags.TagMergeApi.as_view(), name="api-tag-merge"),
+    path("imports/", imports.ImportListApi.as_view(), name="api-imports"),
+    path("imports/<int:pk>/", imports.ImportDetailApi.as_view(), name="api-import"),
     path("export/approved-tags/", export.ApprovedTagsExportApi.as_view(), name="api-export-approved-tags"),
     path("exports/", export.ExportJobListApi.as_view(), name="api-exports"),
     path("exports/<int:pk>/", export.ExportJobDetailApi.as_view(), name="api-export"),

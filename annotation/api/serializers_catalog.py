@@ -7,6 +7,7 @@ from django.contrib.auth.validators import UnicodeUsernameValidator
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from annotation.api.filters import PresentChoiceField, PresentDateTimeField
 from annotation.models import (
     ExportJob,
     ImportJob,
@@ -86,7 +87,7 @@ class TagMergeSerializer(serializers.Serializer):
 
 class ProductListSerializer(serializers.ModelSerializer):
     tags = serializers.SerializerMethodField(help_text="Canonical names of the active approved tags.")
-    suggested_by = serializers.SlugRelatedField(slug_field="version", read_only=True)
+    suggested_by = serializers.SlugRelatedField(slug_field="version", read_only=True, allow_null=True)
 
     class Meta:
         model = Product
@@ -114,8 +115,8 @@ class ProductApprovedTagSerializer(serializers.ModelSerializer):
     name = serializers.CharField(source="tag.name", read_only=True)
     is_active = serializers.BooleanField(source="tag.is_active", read_only=True)
     path = serializers.SerializerMethodField()
-    approved_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    model_version = serializers.SlugRelatedField(slug_field="version", read_only=True)
+    approved_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
+    model_version = serializers.SlugRelatedField(slug_field="version", read_only=True, allow_null=True)
 
     class Meta:
         model = ProductTag
@@ -147,8 +148,8 @@ class ProductSuggestionSerializer(serializers.ModelSerializer):
 
 
 class ProductReviewEventSerializer(serializers.ModelSerializer):
-    user = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    model_version = serializers.SlugRelatedField(slug_field="version", read_only=True)
+    user = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
+    model_version = serializers.SlugRelatedField(slug_field="version", read_only=True, allow_null=True)
 
     class Meta:
         model = ReviewEvent
@@ -171,8 +172,9 @@ class ProductReviewEventSerializer(serializers.ModelSerializer):
 
 
 class ProductDetailSerializer(serializers.ModelSerializer):
+    image_url = serializers.CharField(read_only=True, help_text="An http(s) URL, or empty.")
     approved_tags = serializers.SerializerMethodField()
-    suggested_by = serializers.SlugRelatedField(slug_field="version", read_only=True)
+    suggested_by = serializers.SlugRelatedField(slug_field="version", read_only=True, allow_null=True)
     suggestions = serializers.SerializerMethodField(
         help_text="Current suggestions: those of the model version in `suggested_by`, best first."
     )
@@ -223,7 +225,7 @@ class ImportRowErrorSerializer(serializers.Serializer):
 
 
 class ImportJobSerializer(serializers.ModelSerializer):
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
     errors = ImportRowErrorSerializer(many=True, read_only=True, help_text="Rejected rows (the first ones).")
 
     class Meta:
@@ -257,10 +259,10 @@ class ImportCreateSerializer(serializers.Serializer):
 
 
 class ExportQuerySerializer(serializers.Serializer):
-    format = serializers.ChoiceField(choices=EXPORT_FORMATS, default="jsonl")
-    updated_since = serializers.DateTimeField(
+    format = PresentChoiceField(choices=EXPORT_FORMATS, default="jsonl")
+    # Optional but never null: leave it out for a full export (an empty form value is not a time).
+    updated_since = PresentDateTimeField(
         required=False,
-        allow_null=True,
         default=None,
         help_text="ISO-8601; only products whose approved tags changed at or after it (incremental sync). "
         "Pass the previous export's high-water mark.",
@@ -314,7 +316,7 @@ class ExportEnvelopeSerializer(serializers.Serializer):
 
 class ExportJobSerializer(serializers.ModelSerializer):
     format = serializers.CharField(source="file_format", read_only=True)
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
 
     class Meta:
         model = ExportJob
@@ -348,6 +350,7 @@ def role_of(user) -> str | None:
 
 
 class UserSerializer(serializers.ModelSerializer):
+    email = serializers.CharField(read_only=True, help_text="May be empty.")
     role = serializers.SerializerMethodField()
     has_token = serializers.SerializerMethodField()
 

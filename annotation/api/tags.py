@@ -20,6 +20,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from annotation.api.errors import Conflict, ErrorSerializer
+from annotation.api.filters import StrictFilterSet
 from annotation.api.permissions import IsAdmin, ReadOperatorWriteAdmin
 from annotation.api.serializers_catalog import (
     TagAliasCreateSerializer,
@@ -60,7 +61,7 @@ def _tag_body(tag: Tag) -> dict:
     return TagSerializer(tag, context={"paths": tag_paths([tag.pk])}).data
 
 
-class TagFilter(filters.FilterSet):
+class TagFilter(StrictFilterSet):
     search = filters.CharFilter(
         method="filter_search", help_text="Text in a tag's name or one of its aliases."
     )

@@ -18,7 +18,7 @@ import datetime as dt
 from collections.abc import Iterable
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Case, Exists, F, OuterRef, Subquery, Value, When
+from django.db.models import Case, Exists, F, OuterRef, Q, Subquery, Value, When
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
@@ -30,6 +30,7 @@ MAX_DEPTH = 64  # guard for the ancestor walks; real taxonomies are a handful of
 # moves cannot build a cycle that each check alone would have refused.
 _TAXONOMY_LOCK_KEY = 7_310_001
 _AUDIT_LIST_FIELDS = ("previous_tags", "final_tags", "accepted", "rejected", "added", "removed")
+_AUDIT_FIELDS = ("shown", *_AUDIT_LIST_FIELDS)
 
 
 class TagRuleError(ValueError):
@@ -304,41 +305,87 @@ def tag_update(
     return tag
 
 
-def _rewrite_audit(source_id: int, target_id: int) -> int:
-    """Review events that name the source tag name the target instead (lists stay duplicate-free)."""
+def _rewrite_audit(source: Tag, target: Tag) -> int:
+    """Review events that name the source tag name the target instead.
 
-    def replace(values: list) -> list:
+    Event shapes (annotation.services.reviews): ``shown`` and ``previous_tags`` are lists of objects with
+    ``tag`` (name) and ``tag_id``; ``final_tags``/``accepted``/``rejected``/``added``/``removed`` are lists
+    of names (older events: ids). A name matches when it folds to the source's name or one of its aliases
+    (a rename keeps the old name as an alias). Lists stay free of duplicates, so an undo of an old event
+    restores each tag once.
+    """
+    aliases = list(TagAlias.objects.filter(tag=source).values_list("name", "normalized_name"))
+    names = {source.name, *(name for name, _ in aliases)}
+    keys = {source.normalized_name, *(key for _, key in aliases)}
+
+    def is_source(value) -> bool:
+        if isinstance(value, bool):
+            return False
+        if isinstance(value, int):
+            return value == source.pk
+        if isinstance(value, str):
+            try:
+                return normalize_tag_name(value) in keys
+            except TagNameError:
+                return False
+        return False
+
+    def rewrite_names(values: list) -> list:
         out: list = []
         for value in values:
-            value = target_id if value == source_id else value
+            if is_source(value):
+                value = target.pk if isinstance(value, int) else target.name
             if value not in out:
                 out.append(value)
+        if all(isinstance(value, str) for value in out):
+            out.sort(key=str.casefold)
         return out
+
+    def rewrite_rows(rows: list, *, higher_score_wins: bool) -> list:
+        """Rows naming the source name the target; when the target is there too, one row remains: the
+        higher score (``shown``) or the target's own row (``previous_tags``, what an undo restores)."""
+        kept: dict = {}
+        for row in rows:
+            if not isinstance(row, dict):
+                kept[id(row)] = row
+                continue
+            original = row.get("tag_id")
+            if original == source.pk:
+                row = {**row, "tag_id": target.pk, "tag": target.name}
+            key = row.get("tag_id")
+            if key not in kept:
+                kept[key] = row
+            elif higher_score_wins:
+                if (row.get("score") or 0) > (kept[key].get("score") or 0):
+                    kept[key] = row
+            elif original == target.pk:
+                kept[key] = row
+        return list(kept.values())
 
     events = ReviewEvent.objects.all()
     if connection.vendor == "postgresql":  # JSON containment narrows the scan on PostgreSQL only
-        match = ReviewEvent.objects.none()
-        for field in _AUDIT_LIST_FIELDS:
-            match = match | ReviewEvent.objects.filter(**{f"{field}__contains": [source_id]})
-        match = match | ReviewEvent.objects.filter(shown__contains=[{"tag_id": source_id}])
-        events = match
+        match = Q(shown__contains=[{"tag_id": source.pk}]) | Q(
+            previous_tags__contains=[{"tag_id": source.pk}]
+        )
+        for field in _AUDIT_LIST_FIELDS[1:]:
+            match |= Q(**{f"{field}__contains": [source.pk]})
+            for name in names:
+                match |= Q(**{f"{field}__contains": [name]})
+        events = events.filter(match)
     changed: list[ReviewEvent] = []
     for event in events.iterator(chunk_size=2000):
-        dirty = False
-        for field in _AUDIT_LIST_FIELDS:
-            values = getattr(event, field) or []
-            if isinstance(values, list) and source_id in values:
-                setattr(event, field, replace(values))
-                dirty = True
-        shown = event.shown or []
-        if isinstance(shown, list):
-            for entry in shown:
-                if isinstance(entry, dict) and entry.get("tag_id") == source_id:
-                    entry["tag_id"] = target_id
-                    dirty = True
-        if dirty:
+        before = [getattr(event, field) for field in _AUDIT_FIELDS]
+        if isinstance(event.shown, list):
+            event.shown = rewrite_rows(event.shown, higher_score_wins=True)
+        if isinstance(event.previous_tags, list):
+            event.previous_tags = rewrite_rows(event.previous_tags, higher_score_wins=False)
+        for field in _AUDIT_LIST_FIELDS[1:]:
+            values = getattr(event, field)
+            if isinstance(values, list):
+                setattr(event, field, rewrite_names(values))
+        if [getattr(event, field) for field in _AUDIT_FIELDS] != before:
             changed.append(event)
-    ReviewEvent.objects.bulk_update(changed, [*_AUDIT_LIST_FIELDS, "shown"], batch_size=1000)
+    ReviewEvent.objects.bulk_update(changed, list(_AUDIT_FIELDS), batch_size=1000)
     return len(changed)
 
 
@@ -388,7 +435,7 @@ def tag_merge(*, source: Tag, target: Tag) -> Tag:
         Suggestion.objects.filter(tag=source).filter(Exists(target_twin)).delete()
         Suggestion.objects.filter(tag=source).update(tag=target)
 
-        _rewrite_audit(source.pk, target.pk)
+        _rewrite_audit(source, target)  # before the aliases move: it matches the source's old names
         TagAlias.objects.filter(tag=source).update(tag=target)
         TagAlias.objects.update_or_create(
             normalized_name=source.normalized_name, defaults={"tag": target, "name": source.name}

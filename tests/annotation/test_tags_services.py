@@ -143,13 +143,25 @@ def test_merge_moves_everything_to_the_target(admin_user):
     Suggestion.objects.create(product=both, tag=shirt, model_version=version, score=0.3, selected=False)
     Suggestion.objects.create(product=both, tag=tee, model_version=version, score=0.9, selected=True)
     Suggestion.objects.create(product=only_tee, tag=tee, model_version=version, score=0.4)
+    # The review service's audit shapes: names in the lists, {tag, tag_id} rows in shown/previous_tags.
     event = ReviewEvent.objects.create(
         product=both,
         user=admin_user,
         action=ReviewAction.SUBMIT,
-        shown=[{"tag": "tee", "tag_id": tee.pk, "score": 0.9}, {"tag": "shirt", "tag_id": shirt.pk}],
-        final_tags=[shirt.pk, tee.pk],
-        accepted=[tee.pk],
+        shown=[
+            {"tag": "tee", "tag_id": tee.pk, "score": 0.9},
+            {"tag": "shirt", "tag_id": shirt.pk, "score": 0.3},
+        ],
+        previous_tags=[
+            {"tag": "shirt", "tag_id": shirt.pk, "source": "import"},
+            {"tag": "tee", "tag_id": tee.pk, "source": "review"},
+        ],
+        final_tags=["shirt", "tee"],
+        accepted=["tee"],
+        removed=["TeeShirt"],  # the name of a tag merged into tee earlier (an alias of tee now)
+    )
+    legacy = ReviewEvent.objects.create(  # an event that stored ids
+        product=only_tee, user=admin_user, action=ReviewAction.SUBMIT, final_tags=[tee.pk], accepted=[tee.pk]
     )
 
     result = tag_merge(source=tee, target=shirt)
@@ -168,8 +180,13 @@ def test_merge_moves_everything_to_the_target(admin_user):
     assert Suggestion.objects.get(product=only_tee).tag_id == shirt.pk
     # Audit references, aliases, children, earlier merges.
     event.refresh_from_db()
-    assert event.final_tags == [shirt.pk] and event.accepted == [shirt.pk]
-    assert [entry["tag_id"] for entry in event.shown] == [shirt.pk, shirt.pk]
+    assert event.final_tags == ["shirt"] and event.accepted == ["shirt"] and event.removed == ["shirt"]
+    assert event.shown == [{"tag": "shirt", "tag_id": shirt.pk, "score": 0.9}]  # one row, the higher score
+    assert event.previous_tags == [
+        {"tag": "shirt", "tag_id": shirt.pk, "source": "import"}
+    ]  # undo restores once
+    legacy.refresh_from_db()
+    assert legacy.final_tags == [shirt.pk] and legacy.accepted == [shirt.pk]
     assert set(TagAlias.objects.filter(tag=shirt).values_list("normalized_name", flat=True)) == {
         "t",
         "tee",
