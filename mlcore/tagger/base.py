@@ -46,3 +46,127 @@ class Tagger(ABC):
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:  # scikit-learn estimator contract
         return {}
+
+
+TAGGER_FILE = "tagger.json"
+
+
+class ScoredTagger(Tagger):
+    """Shared machinery: thresholds, post-processing, ``suggest`` and the artifact's ``tagger.json``.
+
+    Subclasses implement ``fit`` (setting ``classes_``, ``thresholds_``), ``predict_proba`` and the
+    ``_save_state``/``_load_state`` hooks for their weights.
+    """
+
+    def __init__(self, **config: Any) -> None:
+        from mlcore.postprocess import PostProcessConfig
+
+        self.config: dict[str, Any] = dict(config)
+        self.postprocess = PostProcessConfig()
+        self.classes_ = []
+        self.thresholds_: np.ndarray = np.zeros(0, dtype=np.float32)
+        self.default_threshold_: float = 0.5
+        self.info_: dict[str, Any] = {}
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        return dict(self.config)
+
+    def set_params(self, **params: Any) -> Self:
+        self.config.update(params)
+        return self
+
+    def _check_fitted(self) -> None:
+        if not self.classes_:
+            raise RuntimeError(f"{type(self).__name__} is not fitted: call fit() or load() first")
+
+    def thresholds_map(self) -> dict[str, float]:
+        return {t: float(v) for t, v in zip(self.classes_, self.thresholds_)}
+
+    def suggest(self, records: Sequence[ProductRecord], *, top_k: int = 20) -> list[list[TagScore]]:
+        return self.suggest_from_proba(self.predict_proba(records), top_k=top_k)
+
+    def suggest_from_proba(self, proba: np.ndarray, *, top_k: int = 20) -> list[list[TagScore]]:
+        """Post-processed suggestions from a probability matrix in ``classes_`` order."""
+        from mlcore.postprocess import postprocess_scores
+
+        self._check_fitted()
+        n_classes = len(self.classes_)
+        # Only the best-scored tags and those over their threshold can appear: skip the rest early.
+        keep = min(n_classes, max(top_k, 1) + 10)
+        over = proba >= self.thresholds_[None, :]
+        thresholds = self.thresholds_map()
+        out: list[list[TagScore]] = []
+        for i in range(proba.shape[0]):
+            row = proba[i]
+            if keep < n_classes:
+                idx = np.argpartition(-row, keep - 1)[:keep]
+                idx = np.union1d(idx, np.flatnonzero(over[i]))
+            else:
+                idx = np.arange(n_classes)
+            scores = {self.classes_[j]: float(row[j]) for j in idx}
+            out.append(
+                postprocess_scores(
+                    scores,
+                    thresholds=thresholds,
+                    default_threshold=self.default_threshold_,
+                    config=self.postprocess,
+                    top_k=top_k,
+                )
+            )
+        return out
+
+    def save(self, directory: str | Path) -> None:
+        import json
+
+        self._check_fitted()
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        meta = {
+            "tagger": self.name,
+            "format": 1,
+            "config": self.config,
+            "classes": list(self.classes_),
+            "thresholds": [float(t) for t in self.thresholds_],
+            "default_threshold": float(self.default_threshold_),
+            "postprocess": self.postprocess.to_dict(),
+            "info": self.info_,
+        }
+        self._save_state(directory)
+        with open(directory / TAGGER_FILE, "w", encoding="utf-8") as fh:
+            json.dump(meta, fh, ensure_ascii=False, indent=1, default=_json_default)
+
+    @classmethod
+    def load(cls, directory: str | Path) -> Self:
+        import json
+
+        from mlcore.postprocess import PostProcessConfig
+
+        directory = Path(directory)
+        with open(directory / TAGGER_FILE, encoding="utf-8") as fh:
+            meta = json.load(fh)
+        if meta.get("tagger") != cls.name:
+            raise ValueError(f"{directory} holds a {meta.get('tagger')!r} tagger, not {cls.name!r}")
+        obj = cls(**meta.get("config", {}))
+        obj.classes_ = list(meta["classes"])
+        obj.thresholds_ = np.asarray(meta["thresholds"], dtype=np.float32)
+        obj.default_threshold_ = float(meta["default_threshold"])
+        obj.postprocess = PostProcessConfig.from_dict(meta.get("postprocess") or {})
+        obj.info_ = meta.get("info") or {}
+        obj._load_state(directory)
+        return obj
+
+    def _save_state(self, directory: Path) -> None:  # weights; default: nothing beyond tagger.json
+        return None
+
+    def _load_state(self, directory: Path) -> None:
+        return None
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.integer):
+        return int(o)
+    if isinstance(o, np.floating):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")

@@ -1,0 +1,165 @@
+"""Command line: ``python -m mlcore train|predict|evaluate`` (see ``--help`` of each)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from mlcore.records import RecordError, read_jsonl, write_jsonl
+from mlcore.types import ProductRecord
+
+__all__ = ["main"]
+
+
+class TqdmProgress:
+    """progress(phase, done, total) -> one tqdm bar per phase on stderr."""
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self.phase: str | None = None
+        self.bar: Any = None
+
+    def __call__(self, phase: str, done: int, total: int | None) -> None:
+        if not self.enabled:
+            return
+        from tqdm import tqdm
+
+        if phase != self.phase:
+            self.close()
+            self.phase = phase
+            self.bar = tqdm(total=total, desc=phase, file=sys.stderr, leave=False, dynamic_ncols=True)
+        if self.bar is not None:
+            if total is not None and self.bar.total != total:
+                self.bar.total = total
+            self.bar.n = done
+            self.bar.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def _batches(records: Iterator[ProductRecord], size: int) -> Iterator[list[ProductRecord]]:
+    batch: list[ProductRecord] = []
+    for r in records:
+        batch.append(r)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from mlcore.training import TrainConfig, train
+
+    config = TrainConfig.from_json(args.config) if args.config else TrainConfig()
+    if args.tagger:
+        config = TrainConfig.from_dict({**config.__dict__, "tagger": args.tagger})
+    records = list(read_jsonl(args.train))
+    progress = TqdmProgress(not args.quiet)
+    try:
+        result = train(records, args.out, config, progress=progress)
+    finally:
+        progress.close()
+    summary = {
+        "path": result.path,
+        "n_train": result.n_train,
+        "n_valid": result.n_valid,
+        "device": result.device,
+        "duration_s": round(result.duration_s, 2),
+        "valid_metrics": {k: v for k, v in result.metrics.items() if k != "per_tag"},
+    }
+    print(json.dumps(summary, indent=1))
+    return 0
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from mlcore.inference import load_model, predict
+
+    model = load_model(args.model)
+
+    def rows() -> Iterator[dict[str, Any]]:
+        bar = tqdm(desc="predict", unit=" products", file=sys.stderr, disable=args.quiet, dynamic_ncols=True)
+        for batch in _batches(read_jsonl(args.input), args.batch_size):
+            for record, scored in zip(batch, predict(model, batch, top_k=args.top_k)):
+                yield {
+                    "id": record.id,
+                    "tags": [
+                        {"tag": s.tag, "score": round(s.score, 6), "selected": s.selected} for s in scored
+                    ],
+                }
+            bar.update(len(batch))
+        bar.close()
+
+    count = write_jsonl(args.output, rows())
+    print(json.dumps({"output": str(args.output), "products": count}), file=sys.stderr)
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from mlcore.inference import load_model
+    from mlcore.training import evaluate_tagger
+
+    model = load_model(args.model)
+    records = [r for r in read_jsonl(args.input) if r.tags]
+    if not records:
+        raise RecordError(f"{args.input}: no record has gold tags to evaluate against")
+    metrics = evaluate_tagger(model, records, per_tag=not args.no_per_tag)
+    print(json.dumps(metrics, indent=1, ensure_ascii=False))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m mlcore", description="TagStudio tagger: train, predict, evaluate"
+    )
+    parser.add_argument(
+        "--cache-dir",
+        default=None,
+        help="embedding cache directory (default $TAGSTUDIO_CACHE_DIR or ~/.cache/tagstudio/embeddings)",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train a tagger and write its artifact directory")
+    p.add_argument("--train", required=True, type=Path, help="JSONL records with gold tags")
+    p.add_argument("--out", required=True, type=Path, help="artifact directory to write (replaced)")
+    p.add_argument("--config", type=Path, default=None, help="TrainConfig as JSON")
+    p.add_argument("--tagger", default=None, help="tagger kind (overrides the config's)")
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("predict", help="suggest tags for every record of a JSONL file")
+    p.add_argument("--model", required=True, type=Path)
+    p.add_argument("--input", required=True, type=Path)
+    p.add_argument("--output", required=True, type=Path)
+    p.add_argument("--top-k", type=int, default=20)
+    p.add_argument("--batch-size", type=int, default=1024)
+    p.set_defaults(func=_cmd_predict)
+
+    p = sub.add_parser("evaluate", help="print metrics (JSON) of a model on a labelled JSONL file")
+    p.add_argument("--model", required=True, type=Path)
+    p.add_argument("--input", required=True, type=Path)
+    p.add_argument("--no-per-tag", action="store_true", help="leave the per-tag table out")
+    p.set_defaults(func=_cmd_evaluate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.cache_dir:
+        os.environ["TAGSTUDIO_CACHE_DIR"] = str(args.cache_dir)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    try:
+        return int(args.func(args))
+    except (RecordError, ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

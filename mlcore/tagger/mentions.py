@@ -1,0 +1,84 @@
+"""Tag mentions: does a product's name contain the words of a tag?
+
+Product tags are very often literally in the title ("colour:white" in "... White Skirts", a Chinese
+product-type entity inside the title). A tag's surface is its value (the text after the last ``:`` of a
+``field:value`` tag, else the whole tag), normalised like product text. Latin surfaces match whole
+words; surfaces with Chinese characters match as substrings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from scipy import sparse
+
+from mlcore.text import _CJK_RE, clean_text, lexical_tokens, normalize_text
+from mlcore.types import ProductRecord
+
+__all__ = ["MentionIndex", "mention_text", "tag_surface"]
+
+_MAX_WORDS = 5
+_MAX_CHARS = 16
+_MENTION_TEXT_CHARS = 300
+
+
+def tag_surface(tag: str) -> str:
+    value = tag.rsplit(":", 1)[1] if ":" in tag and tag.rsplit(":", 1)[1].strip() else tag
+    return normalize_text(value)
+
+
+def mention_text(record: ProductRecord) -> str:
+    brand = clean_text(record.brand) if record.brand else ""
+    return normalize_text(f"{record.title} {brand}")[:_MENTION_TEXT_CHARS]
+
+
+class MentionIndex:
+    """Maps tag surfaces to tag columns and finds them in product names."""
+
+    def __init__(self, classes: Sequence[str]) -> None:
+        self.n_classes = len(classes)
+        self.words: dict[tuple[str, ...], list[int]] = {}
+        self.chars: dict[str, list[int]] = {}
+        for j, tag in enumerate(classes):
+            surface = tag_surface(tag)
+            if not surface:
+                continue
+            if _CJK_RE.search(surface):
+                key = surface.replace(" ", "")
+                if len(key) <= _MAX_CHARS:
+                    self.chars.setdefault(key, []).append(j)
+            else:
+                words = tuple(lexical_tokens(surface))
+                if words and len(words) <= _MAX_WORDS and (len(words) > 1 or len(words[0]) > 1):
+                    self.words.setdefault(words, []).append(j)
+        self.char_lengths = sorted({len(k) for k in self.chars})
+
+    def find(self, text: str) -> set[int]:
+        found: set[int] = set()
+        if self.words:
+            tokens = lexical_tokens(text)
+            for n in range(1, _MAX_WORDS + 1):
+                for i in range(len(tokens) - n + 1):
+                    hit = self.words.get(tuple(tokens[i : i + n]))
+                    if hit:
+                        found.update(hit)
+        if self.chars:
+            compact = text.replace(" ", "")
+            for length in self.char_lengths:
+                for i in range(len(compact) - length + 1):
+                    hit = self.chars.get(compact[i : i + length])
+                    if hit:
+                        found.update(hit)
+        return found
+
+    def matrix(self, records: Sequence[ProductRecord]) -> sparse.csr_matrix:
+        """(n, n_classes) 0/1 CSR: product i mentions tag j."""
+        rows, cols = [], []
+        for i, r in enumerate(records):
+            for j in self.find(mention_text(r)):
+                rows.append(i)
+                cols.append(j)
+        return sparse.csr_matrix(
+            (np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=(len(records), self.n_classes)
+        )

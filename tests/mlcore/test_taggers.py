@@ -1,0 +1,107 @@
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from mlcore.metrics import evaluate_tag_sets
+from mlcore.postprocess import PostProcessConfig
+from mlcore.tagger import available_taggers, get_tagger, load_tagger
+from mlcore.types import ProductRecord
+
+
+def _split(records, n_test=60):
+    return records[:-n_test], records[-n_test:]
+
+
+def _micro_f1(tagger, records):
+    out = tagger.suggest(records)
+    return evaluate_tag_sets([r.tags for r in records], [[s.tag for s in row if s.selected] for row in out])[
+        "micro_f1"
+    ]
+
+
+def test_registry():
+    assert {"default", "lexical", "keyword", "dummy"} <= set(available_taggers())
+    with pytest.raises(ValueError, match="unknown tagger 'nope'"):
+        get_tagger("nope")
+    with pytest.raises(ValueError, match="unknown config"):
+        get_tagger("default", colour="red")
+
+
+def test_keyword_tagger_on_chinese_titles_is_deterministic(zh_titles, tmp_path):
+    train, test = _split(zh_titles)
+    tagger = get_tagger("keyword").fit(train)
+    assert tagger.classes_ == sorted({t for r in train for t in r.tags})
+    f1 = _micro_f1(tagger, test)
+    assert f1 > 0.3  # entity tags are substrings of the titles
+    tagger.save(tmp_path / "kw")
+    again = load_tagger(tmp_path / "kw")
+    assert again.suggest(test) == tagger.suggest(test)
+
+
+def test_lexical_tagger_learns_english_and_round_trips(en_fashion, tmp_path):
+    train, test = _split(en_fashion)
+    tagger = get_tagger("lexical").fit(train)
+    proba = tagger.predict_proba(test)
+    assert proba.shape == (len(test), len(tagger.classes_)) and proba.dtype == np.float32
+    assert _micro_f1(tagger, test) > 0.6
+    tagger.save(tmp_path / "lex")
+    again = load_tagger(tmp_path / "lex")
+    assert np.array_equal(again.predict_proba(test), proba)
+    assert again.suggest(test) == tagger.suggest(test)
+
+
+def test_lexical_tagger_on_chinese(zh_titles):
+    train, test = _split(zh_titles)
+    tagger = get_tagger("lexical").fit(train)
+    assert _micro_f1(tagger, test) > 0.12  # 240 titles for ~400 tags: far above chance (~0)
+
+
+def test_bad_training_input_gives_clear_errors():
+    tagger = get_tagger("lexical")
+    with pytest.raises(ValueError, match="no labelled records"):
+        tagger.fit([ProductRecord(id="1", title="a mug")])
+    with pytest.raises(ValueError, match="only one tag overall"):
+        tagger.fit([ProductRecord(id=str(i), title=f"mug {i}", tags=("mug",)) for i in range(30)])
+
+
+def test_documented_behaviour_for_odd_products(en_fashion):
+    # A tag with a single example is kept as a class; empty text and an unknown language still get
+    # a ranked list with at least one selected tag (min_selected=1).
+    train = list(en_fashion[:150])
+    train.append(ProductRecord(id="one-off", title="Wooden Abacus Toy", tags=("toys", "gender:unisex")))
+    tagger = get_tagger("lexical").fit(train)
+    assert "toys" in tagger.classes_
+    odd = [
+        ProductRecord(id="empty", title=" "),
+        ProductRecord(id="thai", title="เสื้อยืดสีแดง", lang="th"),
+        ProductRecord(id="digits", title="12345"),
+    ]
+    for row in tagger.suggest(odd):
+        assert 1 <= len(row) <= 20
+        assert sum(s.selected for s in row) >= 1
+
+
+def test_postprocess_settings_apply_at_predict_time(en_fashion):
+    tagger = get_tagger("keyword").fit(en_fashion)
+    record = [replace(en_fashion[0], id="x")]
+    top = tagger.suggest(record)[0][0].tag
+    tagger.postprocess = PostProcessConfig(blocked={top})
+    assert top not in {s.tag for s in tagger.suggest(record)[0]}
+
+
+@pytest.mark.slow
+def test_default_tagger_tiny_real_training_and_round_trip(en_toys, cache_dir, tmp_path):
+    train, test = _split(en_toys)
+    tagger = get_tagger("default", hidden=64, epochs=8, max_length=32)
+    tagger.fit(train)
+    assert tagger.info_["head_epochs"] >= 1
+    proba = tagger.predict_proba(test)
+    assert proba.shape == (len(test), len(tagger.classes_))
+    assert _micro_f1(tagger, test) > 0.3
+    tagger.save(tmp_path / "model")
+    again = load_tagger(tmp_path / "model")
+    assert np.array_equal(again.predict_proba(test), proba)
+    assert again.suggest(test) == tagger.suggest(test)
