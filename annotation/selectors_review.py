@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import connection
-from django.db.models import BooleanField, Exists, OuterRef, Q, QuerySet
+from django.db.models import BooleanField, Count, Exists, OuterRef, Q, QuerySet
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
@@ -37,6 +38,8 @@ from annotation.taxonomy import TagNameError, normalize_tag_name
 # Up to this many unreviewed products the queue size is an exact (bounded) count; above it, the
 # PostgreSQL planner's row estimate (COUNT(*) over a million-row queue costs ~100 ms per page view).
 QUEUE_EXACT_COUNT_LIMIT = 10_000
+QUEUE_SIZE_CACHE_KEY = "review:queue-size:v1"
+QUEUE_SIZE_CACHE_SECONDS = 15
 PRODUCT_PAGE_SIZE = 50
 TAG_OPTIONS_LIMIT = 12
 
@@ -244,14 +247,24 @@ def _submits_kept(user) -> QuerySet[ReviewEvent]:
     return ReviewEvent.objects.filter(user=user, action=ReviewAction.SUBMIT, reverted_by__isnull=True)
 
 
+def queue_size_cached() -> QueueSize:
+    """queue_size(), shared for QUEUE_SIZE_CACHE_SECONDS: every card shows it, and it moves slowly."""
+    cached = cache.get(QUEUE_SIZE_CACHE_KEY)
+    if cached is None:
+        size = queue_size()
+        cache.set(QUEUE_SIZE_CACHE_KEY, (size.value, size.exact), QUEUE_SIZE_CACHE_SECONDS)
+        return size
+    return QueueSize(*cached)
+
+
 def review_stats(*, user, now: dt.datetime | None = None) -> ReviewStats:
     """The operator's own counts (today in the site's time zone, and all time) and the queue size."""
     now = now or timezone.now()
     start_of_day = timezone.make_aware(dt.datetime.combine(timezone.localdate(now), dt.time.min))
-    kept = _submits_kept(user)
-    return ReviewStats(
-        today=kept.filter(created_at__gte=start_of_day).count(), total=kept.count(), queue=queue_size()
+    counts = _submits_kept(user).aggregate(
+        total=Count("id"), today=Count("id", filter=Q(created_at__gte=start_of_day))
     )
+    return ReviewStats(today=counts["today"], total=counts["total"], queue=queue_size_cached())
 
 
 def last_undoable_submit(*, user, now: dt.datetime | None = None) -> ReviewEvent | None:
@@ -367,7 +380,7 @@ class ProductPage:
     unknown_tag: bool = False
 
 
-def _encode_cursor(sort: str, product: Product) -> str:
+def encode_cursor(sort: str, product: Product) -> str:
     key = product.priority if sort == "priority" else product.updated_at.isoformat()
     raw = json.dumps([sort, key, product.id], separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
@@ -444,5 +457,5 @@ def product_list(
                 )
             )
         rows = list(qs[: page_size + 1])
-    next_cursor = _encode_cursor(sort, rows[page_size - 1]) if len(rows) > page_size else None
+    next_cursor = encode_cursor(sort, rows[page_size - 1]) if len(rows) > page_size else None
     return ProductPage(rows=rows[:page_size], next_cursor=next_cursor, unknown_tag=unknown_tag)

@@ -147,7 +147,6 @@ def review_claim_next(*, user) -> Product | None:
             .first()
         )
         if held is not None:
-            _release_other_claims(user=user, keep_id=held.pk)
             return _set_claim(held, user=user, now=now)
         product = (
             review_queue(now=now)
@@ -158,7 +157,8 @@ def review_claim_next(*, user) -> Product | None:
         )
         if product is None:
             return None
-        _release_other_claims(user=user, keep_id=None)  # expired leftovers of this user
+        # No other live claim of this user exists (checked above, under the user lock); expired ones
+        # are free already and the periodic sweep clears their columns.
         return _set_claim(product, user=user, now=now)
 
 
@@ -283,24 +283,35 @@ def _resolve_tag_names(names: Iterable[str], *, create: bool) -> ResolvedTags:
 
 
 def _ancestors(tag_ids: Iterable[int]) -> dict[int, Tag]:
-    """All ancestors of the given tags (walks parent links level by level; stops on cycles)."""
-    found: dict[int, Tag] = {}
-    frontier = set(
-        Tag.objects.filter(id__in=set(tag_ids), parent__isnull=False).values_list("parent_id", flat=True)
+    """All ancestors of the given tags, in one recursive query (UNION stops on a cycle).
+
+    A merged ancestor counts as the tag it was merged into; deactivated ancestors are left out.
+    """
+    ids = list(tag_ids)
+    if not ids:
+        return {}
+    table = Tag._meta.db_table
+    placeholders = ", ".join(["%s"] * len(ids))
+    ancestors = Tag.objects.raw(
+        f"""
+        WITH RECURSIVE chain(id, parent_id) AS (
+            SELECT id, parent_id FROM {table} WHERE id IN ({placeholders})
+            UNION
+            SELECT t.id, t.parent_id FROM {table} t JOIN chain c ON t.id = c.parent_id
+        )
+        SELECT * FROM {table} WHERE id IN (SELECT parent_id FROM chain WHERE parent_id IS NOT NULL)
+        """,
+        ids,
     )
-    seen = set(tag_ids)
-    while frontier - seen:
-        level = list(Tag.objects.filter(id__in=frontier - seen))
-        seen |= frontier
-        frontier = set()
-        for tag in level:
-            target = tag
-            if tag.merged_into_id:
-                target = Tag.objects.get(pk=tag.merged_into_id)
-            if target.is_active:
-                found[target.id] = target
-            if tag.parent_id:
-                frontier.add(tag.parent_id)
+    found: dict[int, Tag] = {}
+    merged_into: set[int] = set()
+    for tag in ancestors:
+        if tag.merged_into_id:
+            merged_into.add(tag.merged_into_id)
+        elif tag.is_active:
+            found[tag.id] = tag
+    if merged_into:
+        found.update({tag.id: tag for tag in Tag.objects.filter(id__in=merged_into, is_active=True)})
     return found
 
 
@@ -355,7 +366,12 @@ def review_submit(
         locked = _lock_product(product)
         if claim_is_live(locked, now=now) and locked.claimed_by_id != user.pk:
             raise ClaimConflict(locked, _holder_name(locked))
-        resolved = _resolve_tag_names(tags, create=is_admin(user))
+        try:
+            resolved = _resolve_tag_names(tags, create=False)
+        except UnknownTags:
+            if not is_admin(user):  # asked only when needed: most submits name known tags
+                raise
+            resolved = _resolve_tag_names(tags, create=True)
         version_id = locked.suggested_by_id if shown_version_id is None else shown_version_id
         shown = _shown_rows(locked, version_id=version_id)
         previous = list(ProductTag.objects.filter(product=locked).select_related("tag"))
@@ -411,6 +427,8 @@ def review_submit(
             ),
             removed=_names(previous_by_id[tag_id] for tag_id in removed_ids),
         )
+        if shown:
+            event.model_version = shown[0].model_version  # already loaded: spares the caller a query
         _notify_learning_loop()
     if resolved.created:
         logger.info("review by %s created tags %s", user.username, ", ".join(resolved.created))

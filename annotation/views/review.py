@@ -85,7 +85,6 @@ def _card_context(
         "stats": review_stats(user=request.user),
         "undo_event": last_undoable_submit(user=request.user),
         "threshold": settings.REVIEW_ACCEPT_THRESHOLD,
-        "can_create_tags": is_admin(request.user),
     }
 
 
@@ -103,7 +102,8 @@ class ReviewPageView(OperatorRequiredMixin, View):
     """The review page: the product the operator holds, or the next one claimed from the queue."""
 
     def get(self, request: HttpRequest) -> HttpResponse:
-        product = review_claim_next(user=request.user)
+        # Showing the claim already held is a read; only an operator without one claims (a write).
+        product = claim_held_by(user=request.user) or review_claim_next(user=request.user)
         return render(request, "annotation/review.html", _card_context(request, product))
 
 

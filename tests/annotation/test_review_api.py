@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.core.cache import cache
 from rest_framework.test import APIClient
 
 from annotation.models import Product, ProductTag, ReviewEvent, ReviewStatus, TagSource
@@ -12,6 +13,12 @@ from annotation.services.users import user_create
 from tests.annotation.review_helpers import make_products, make_tag, make_version, suggest
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """The queue size is cached for a few seconds; each test starts without another test's figure."""
+    cache.clear()
 
 
 @pytest.fixture

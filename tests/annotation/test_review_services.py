@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from django.core.cache import cache
 from django.utils import timezone
 
 from annotation.models import Product, ProductTag, ReviewAction, ReviewEvent, ReviewStatus, Tag, TagSource
@@ -27,6 +28,12 @@ from annotation.services.users import user_create
 from tests.annotation.review_helpers import make_products, make_tag, make_version, suggest
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """The queue size is cached for a few seconds; each test starts without another test's figure."""
+    cache.clear()
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ import re
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.core.cache import cache
 from django.test import Client
 from django.urls import NoReverseMatch, reverse
 
@@ -14,6 +15,14 @@ from annotation.selectors_review import ProductListFilter, product_list
 from tests.annotation.review_helpers import make_products, make_tag, make_version, suggest
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """The queue size is cached for a few seconds; each test starts without another test's figure."""
+    cache.clear()
+
+
 HTMX = {"HTTP_HX_REQUEST": "true"}
 
 
