@@ -95,12 +95,8 @@ def test_merge_is_all_or_nothing(admin_user):
     assert not TagAlias.objects.exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gap: tag_merge rewrites tag ids in the audit lists, but the review service writes tag names "
-    "there (final_tags/accepted/rejected/added/removed, shown[].tag), so a merged tag's name stays in them",
-)
 def test_merge_rewrites_the_audit_the_review_service_writes(admin_user):
+    """The audit as annotation.services.reviews writes it (names in the lists, {tag, tag_id} rows)."""
     tee, shirt, tops, products, _version = catalog()
     event = review_submit(product=products[0], user=admin_user, tags=["Tee", "Tops"])
     assert event.final_tags == ["Tee", "Tops"] and "Tee" in event.accepted  # names, as documented
