@@ -338,6 +338,34 @@ def peak_rss_mb(result: dict) -> float:
     return max(run["rss_importer_mb"] + run["rss_parser_mb"] for run in runs)
 
 
+def _explanation(result: dict) -> list[str]:
+    """Where the time goes, from the CPU figures (wall-clock ones move with the shared machine's load)."""
+    plain, shaped = result["raw_copy"]["backend_cpu"], result["raw_copy_product"]["backend_cpu"]
+    first, only = result["import"], result.get("products_only")
+    if plain is None or shaped is None or first.get("backend_cpu") is None:
+        return []
+    lines = [
+        f"Where the time goes (PostgreSQL backend CPU, which the machine's load moves much less than wall "
+        f"time): a COPY into a table shaped like the product table costs {shaped / plain:.1f}x a COPY into "
+        f"a plain table ({shaped:.1f} s vs {plain:.1f} s) — its 11 indexes and check constraints, which "
+        "any import must maintain — so the 2x-of-a-plain-table target is out of reach for this schema "
+        "whatever the importer does.",
+    ]
+    if only and only.get("backend_cpu") is not None:
+        lines.append(
+            f"The products alone take {only['backend_cpu']:.1f} s ({only['backend_cpu'] / shaped:.2f}x the "
+            "product-shaped COPY: the id lookups that make the import an upsert, per-batch transactions, the "
+            f"product table's two nullable foreign keys); the approved tags add "
+            f"{first['backend_cpu'] - only['backend_cpu']:.1f} s for {first['tags_added']:,} rows (the "
+            "product-tag table's 7 indexes and the foreign-key checks on product and tag at commit)."
+        )
+    lines.append(
+        f"The import's own Python work runs beside the database: {first['parser_cpu']:.1f} s in the parser "
+        f"process and {first['importer_cpu']:.1f} s in the writer."
+    )
+    return lines
+
+
 def _cpu(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.1f}"
 
@@ -357,8 +385,9 @@ def render(result: dict, command: str) -> str:
         )
 
     lines = [
-        f"Measured {result['date']} on {result['machine']} (load average at start: {result['load']}; the "
-        f"machine is shared), PostgreSQL {result['postgres']}, with:",
+        f"Measured {result['date']} on {result['machine']} (load average at start: {result['load']}"
+        + (f", at the end: {result['load_at_end']}" if result.get("load_at_end") else "")
+        + f"; the machine is shared), PostgreSQL {result['postgres']}, with:",
         "",
         "```",
         command,
@@ -414,6 +443,8 @@ def render(result: dict, command: str) -> str:
             else "."
         ),
         "",
+        *_explanation(result),
+        "",
         f"Targets: import within {TARGET_RATIO_TO_COPY:.0f}x of a raw COPY into a plain table — "
         f"{'met' if ratio <= TARGET_RATIO_TO_COPY else 'MISSED'} ({ratio:.2f}x); peak RSS under "
         f"{TARGET_PEAK_RSS_MB:.0f} MB — {'met' if rss < TARGET_PEAK_RSS_MB else 'MISSED'} ({rss:.0f} MB).",
@@ -459,6 +490,11 @@ def main(argv: list[str] | None = None) -> int:
         "--no-products-only", action="store_true", help="skip the import with --ignore-tags (products alone)"
     )
     parser.add_argument("--json", type=Path, help="also write the raw figures to this file")
+    parser.add_argument(
+        "--from-json",
+        type=Path,
+        help="render (and write) the README section from a file --json wrote; no run",
+    )
     parser.add_argument("--import-worker", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--worker-ignore-tags", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -466,6 +502,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.import_worker:
         import_worker(args.import_worker, ignore_tags=args.worker_ignore_tags)
         return 0
+    if args.from_json:
+        result = json.loads(args.from_json.read_text(encoding="utf-8"))
+        return report(result, result["command"], write=not args.no_write_readme)
     if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", args.bench_db):
         parser.error("--bench-db must be a plain lower-case identifier")
 
@@ -488,6 +527,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": f"{os.cpu_count()} CPU cores, {platform.machine()}, Python {platform.python_version()}",
         "load": ", ".join(f"{value:.1f}" for value in os.getloadavg()),
         "notes": args.notes,
+        "command": command,
     }
     try:
         started = time.perf_counter()
@@ -544,17 +584,22 @@ def main(argv: list[str] | None = None) -> int:
     if problems:
         raise BenchError("; ".join(problems))
 
+    result["load_at_end"] = ", ".join(f"{value:.1f}" for value in os.getloadavg())
     if args.json:
         args.json.write_text(json.dumps(result, indent=1), encoding="utf-8")
+    return report(result, command, write=not args.no_write_readme)
+
+
+def report(result: dict, command: str, *, write: bool) -> int:
+    """Print the section, write it into bench/README.md, and return the exit status (1: target missed)."""
     section = render(result, command)
     print()
     print(section)
-    if not args.no_write_readme:
+    if write:
         write_readme(section)
         print(f"\nwritten to {README_PATH}")
-    ratio = first["seconds"] / result["raw_copy"]["seconds"]
-    rss = peak_rss_mb(result)
-    return 0 if ratio <= TARGET_RATIO_TO_COPY and rss < TARGET_PEAK_RSS_MB else 1
+    ratio = result["import"]["seconds"] / result["raw_copy"]["seconds"]
+    return 0 if ratio <= TARGET_RATIO_TO_COPY and peak_rss_mb(result) < TARGET_PEAK_RSS_MB else 1
 
 
 if __name__ == "__main__":
