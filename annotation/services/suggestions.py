@@ -198,9 +198,8 @@ def _record(row: Sequence[Any]):
 
 
 def _predict(version: ModelVersion, records: list) -> list:
-    from mlcore.inference import load_model, predict
-
     from annotation.services.training import _point_mlcore_at_caches
+    from mlcore.inference import load_model, predict
 
     _point_mlcore_at_caches()
     model = load_model(str(artifact_dir(version)))  # cached per process by mlcore

@@ -658,8 +658,10 @@ def _write_artifact_meta(
 
 
 def _remove_partial_artifacts(model_dir: Path, version_name: str) -> None:
-    for partial in model_dir.glob(f"{version_name}.tmp-*"):
-        shutil.rmtree(partial, ignore_errors=True)
+    # Ours (<version>.tmp-<attempt>-<random>) and mlcore's own temporary siblings of it (.<name>.tmp-...).
+    for pattern in (f"{version_name}.tmp-*", f".{version_name}.tmp-*"):
+        for partial in model_dir.glob(pattern):
+            shutil.rmtree(partial, ignore_errors=True)
 
 
 def _publish_artifact(tmp_dir: Path, final_dir: Path) -> None:
@@ -694,7 +696,6 @@ def _valid_records(data: TrainingData) -> list:
 def model_micro_f1(artifact: Path | str, records: Sequence) -> float:
     """Micro-F1 of the model in ``artifact`` on ``records`` (their gold ``tags``), over selected tags."""
     from mlcore.inference import load_model, predict
-
     from mlcore.metrics import evaluate_tag_sets
 
     model = load_model(str(artifact))
@@ -716,6 +717,16 @@ def _promotion_comparison(candidate_dir: Path, data: TrainingData) -> dict[str, 
     if active is not None and active.artifact_path and Path(active.artifact_path).is_dir():
         comparison["active_micro_f1"] = model_micro_f1(active.artifact_path, valid)
     return comparison
+
+
+def _artifact_thresholds(artifact: Path) -> dict[str, float]:
+    """The tagger's per-tag decision thresholds (the review queue ranks uncertainty relative to them)."""
+    try:
+        with open(artifact / "tagger.json", encoding="utf-8") as fh:
+            meta = json.load(fh)
+        return {str(t): float(v) for t, v in zip(meta["classes"], meta["thresholds"])}
+    except (OSError, KeyError, ValueError, TypeError):
+        return {}
 
 
 def _training_finish(
@@ -747,8 +758,11 @@ def _training_finish(
             transaction.set_rollback(True)
             logger.warning("training job %s attempt %s lost its claim before finishing", job.id, attempt)
             return None
+        config = dict(version.config)
+        config["thresholds"] = _artifact_thresholds(final_dir)
         ModelVersion.objects.filter(id=version.id).update(
             state=ModelState.READY,
+            config=config,
             artifact_path=str(final_dir),
             metrics=metrics,
             device=result.device,

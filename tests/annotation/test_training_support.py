@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 from django.utils import timezone
@@ -11,6 +12,8 @@ from django.utils import timezone
 from annotation.models import Product, ProductTag, ReviewStatus, TagSource
 from annotation.taxonomy import TagResolver
 
+# The quickest tagger configuration mlcore offers: the loop's tests are about the loop, not the tagger.
+FAST_TAGGER = os.environ.get("TAGSTUDIO_TEST_TAGGER", "lexical")
 DEMO_CATALOG = Path(__file__).resolve().parents[2] / "annotation" / "fixtures" / "demo_catalog.jsonl"
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from annotation.models import JobStatus, TrainingTrigger
+from annotation.models import JobStatus, TrainingJob, TrainingTrigger
 from annotation.services.training import model_version_train, training_job_request
 
 
@@ -26,8 +26,9 @@ class Command(BaseCommand):
             job = training_job_request(trigger=TrainingTrigger.COMMAND)
             self.stdout.write(f"Training job {job.id} is {job.status}.")
             return
+        latest = TrainingJob.objects.order_by("-id").values_list("id", flat=True).first()
         job = training_job_request(trigger=TrainingTrigger.COMMAND, enqueue=False)
-        if job.status != JobStatus.QUEUED or job.trigger != TrainingTrigger.COMMAND:
+        if job.id == latest:  # not ours: the job that was already queued or running
             raise CommandError(
                 f"Training job {job.id} ({job.trigger}) is already {job.status}; wait for it or follow it on "
                 f"the models page (GET /api/v1/training-jobs/{job.id}/)."
