@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import Count, Exists, OuterRef, Q
 
 from annotation.models import ProductTag, ReviewEvent, Setting, Suggestion, Tag, TagAlias
@@ -201,6 +202,32 @@ def tag_detail(tag: Tag) -> dict[str, Any]:
     }
 
 
+_AUDIT_NAME_FIELDS = ("final_tags", "accepted", "rejected", "added", "removed")
+
+
+def _audit_mentions(source: Tag) -> int:
+    """Review events that mention the tag by id (``shown``), by name or by an alias (a renamed tag's
+    old name is one) — the events a merge rewrites."""
+    names = {source.name, *source.aliases.values_list("name", flat=True)}
+    if connection.features.supports_json_field_contains:
+        mentions = Q(shown__contains=[{"tag_id": source.pk}])
+        for name in names:
+            for field in _AUDIT_NAME_FIELDS:
+                mentions |= Q(**{f"{field}__contains": [name]})
+        return ReviewEvent.objects.filter(mentions).count()
+    # SQLite (the embedded mode) has no JSON containment: read the audit in Python, a small log there.
+    count = 0
+    for shown, *lists in ReviewEvent.objects.values_list("shown", *_AUDIT_NAME_FIELDS).iterator(
+        chunk_size=2000
+    ):
+        ids = {row.get("tag_id") for row in shown or [] if isinstance(row, dict)}
+        if source.pk in ids or any(
+            names.intersection(v for v in values or [] if isinstance(v, str)) for values in lists
+        ):
+            count += 1
+    return count
+
+
 def tag_merge_preview(*, source: Tag, target: Tag) -> dict[str, Any]:
     """What merging ``source`` into ``target`` moves, for the confirmation page."""
     source_products = ProductTag.objects.filter(tag=source)
@@ -217,15 +244,7 @@ def tag_merge_preview(*, source: Tag, target: Tag) -> dict[str, Any]:
         )
     ).count()
     suggestions = source_suggestions.count()
-    # The audit log names tags (``shown`` also carries their ids): events that mention the source tag.
-    events = ReviewEvent.objects.filter(
-        Q(shown__contains=[{"tag_id": source.pk}])
-        | Q(final_tags__contains=[source.name])
-        | Q(accepted__contains=[source.name])
-        | Q(rejected__contains=[source.name])
-        | Q(added__contains=[source.name])
-        | Q(removed__contains=[source.name])
-    ).count()
+    events = _audit_mentions(source)
     return {
         "source": source,
         "target": target,
