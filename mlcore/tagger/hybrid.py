@@ -105,7 +105,7 @@ class HybridTagger(ScoredTagger):
 
     ``base_model`` (checkpoint dir or hub name; default ``$TAGSTUDIO_BASE_MODEL`` or the packaged MiniLM),
     ``cache_dir`` (embedding cache; default ``$TAGSTUDIO_CACHE_DIR`` or ``~/.cache/tagstudio/embeddings``),
-    ``max_length`` (encoder tokens, 128), ``fine_tune`` (None: only with CUDA), ``device``,
+    ``max_length`` (encoder tokens, 128), ``fine_tune`` (None: only with CUDA), ``fine_tune_epochs`` (4), ``device``,
     ``C`` (lexical regularisation, 8), ``hidden`` (head units, 512), ``epochs`` (head max, 60),
     ``knn_k`` (10), ``candidates`` (tags scored by the blend per product, 40), ``valid_fraction`` (0.2),
     ``seed`` (13).
@@ -118,6 +118,7 @@ class HybridTagger(ScoredTagger):
         "cache_dir": None,
         "max_length": 128,
         "fine_tune": None,
+        "fine_tune_epochs": 4,
         "device": None,
         "C": 8.0,
         "hidden": 512,
@@ -178,18 +179,36 @@ class HybridTagger(ScoredTagger):
             hidden=int(self.config["hidden"]), epochs=int(self.config["epochs"]), seed=self.seed
         )
         epoch_tick = (lambda d, t: progress("head", d, t)) if progress is not None else None
-        if valid is not None:
+        if self.config["fine_tune"]:
+            from mlcore.tagger.finetune import FineTunedClassifier
+
+            epochs = int(head_epochs or self.config["fine_tune_epochs"])
+            parts.head, best = FineTunedClassifier.train(
+                self.encoder.name,
+                self.classes_,
+                [embedding_text(r) for r in records],
+                y,
+                valid=([embedding_text(r) for r in valid[0]], valid[2]) if valid is not None else None,
+                epochs=epochs,
+                max_length=int(self.config["max_length"]),
+                device=device,
+                seed=self.seed,
+                on_epoch=(lambda d, t: progress("fine-tune", d, t)) if progress is not None else None,
+            )
+            parts.head_epochs = best if valid is not None else epochs
+        elif valid is not None:
             _, v_emb, v_y = valid
             head, info = train_multilabel_net(
                 y, xd=emb, valid=(None, v_emb, v_y), config=net_cfg, device=device, on_epoch=epoch_tick
             )
             parts.head_epochs = int(info["best_epoch"])
+            parts.head = head.cpu()
         else:
             head, _ = train_multilabel_net(
                 y, xd=emb, config=net_cfg, epochs=head_epochs, device=device, on_epoch=epoch_tick
             )
             parts.head_epochs = int(head_epochs or net_cfg.epochs)
-        parts.head = head.cpu()
+            parts.head = head.cpu()
         parts.index_embeddings = emb
         parts.index_labels = y
         parts.mentions = MentionIndex(self.classes_)
@@ -208,7 +227,10 @@ class HybridTagger(ScoredTagger):
     ) -> dict[str, Any]:
         x = parts.featurizer.transform(list(records))
         lex = parts.lexical.predict_proba(x)
-        head = predict_net(parts.head, None, emb)
+        if self.config["fine_tune"]:
+            head = parts.head.predict_proba([embedding_text(r) for r in records])
+        else:
+            head = predict_net(parts.head, None, emb)
         knn, top_sim = knn_votes(emb, parts.index_embeddings, parts.index_labels, k=int(self.config["knn_k"]))
         mentions = parts.mentions.matrix(records).toarray()
         return {"lex": lex, "head": head, "knn": knn, "top_sim": top_sim, "mentions": mentions}
@@ -354,11 +376,16 @@ class HybridTagger(ScoredTagger):
     def _save_state(self, directory: Path) -> None:
         parts = self.parts_
         head = parts.head
-        torch.save(head.state_dict(), directory / "head.pt")
+        if self.config["fine_tune"]:
+            head.save(directory / "encoder")  # transformers checkpoint with the label maps
+            head_shape = None
+        else:
+            torch.save(head.state_dict(), directory / "head.pt")
+            head_shape = (head.n_dense, len(self.classes_))
         state = {
             "featurizer": parts.featurizer,
             "lexical": parts.lexical,
-            "head_shape": (head.n_dense, len(self.classes_)),
+            "head_shape": head_shape,
             "head_epochs": parts.head_epochs,
             "index_embeddings": parts.index_embeddings.astype(np.float16),
             "index_labels": parts.index_labels,
@@ -378,11 +405,20 @@ class HybridTagger(ScoredTagger):
         parts = _Parts()
         parts.featurizer = state["featurizer"]
         parts.lexical = state["lexical"]
-        n_dense, n_classes = state["head_shape"]
-        head = MultiLabelNet(0, n_dense, n_classes, int(self.config["hidden"]), 0.0)
-        head.load_state_dict(torch.load(directory / "head.pt", map_location="cpu", weights_only=True))
-        head.eval()
-        parts.head = head
+        if self.config["fine_tune"]:
+            from mlcore.tagger.finetune import FineTunedClassifier
+
+            parts.head = FineTunedClassifier.load(
+                directory / "encoder",
+                max_length=int(self.config["max_length"]),
+                device=pick_device(self.config["device"]),
+            )
+        else:
+            n_dense, n_classes = state["head_shape"]
+            head = MultiLabelNet(0, n_dense, n_classes, int(self.config["hidden"]), 0.0)
+            head.load_state_dict(torch.load(directory / "head.pt", map_location="cpu", weights_only=True))
+            head.eval()
+            parts.head = head
         parts.head_epochs = state["head_epochs"]
         parts.index_embeddings = state["index_embeddings"].astype(np.float32)
         parts.index_labels = state["index_labels"]

@@ -105,3 +105,17 @@ def test_default_tagger_tiny_real_training_and_round_trip(en_toys, cache_dir, tm
     again = load_tagger(tmp_path / "model")
     assert np.array_equal(again.predict_proba(test), proba)
     assert again.suggest(test) == tagger.suggest(test)
+
+
+@pytest.mark.slow
+def test_default_tagger_fine_tune_option_runs_on_cpu(en_fashion, cache_dir, tmp_path):
+    # The GPU path (full fine-tuning, bf16 autocast on CUDA) exercised on a CPU with a tiny budget.
+    records = en_fashion[:80]
+    tagger = get_tagger("default", fine_tune=True, fine_tune_epochs=1, max_length=16, hidden=32)
+    tagger.fit(records)
+    assert (tagger.parts_.head.model.config.problem_type) == "multi_label_classification"
+    proba = tagger.predict_proba(records[:10])
+    tagger.save(tmp_path / "ft")
+    assert (tmp_path / "ft" / "encoder" / "config.json").is_file()
+    again = load_tagger(tmp_path / "ft")
+    assert np.allclose(again.predict_proba(records[:10]), proba, atol=1e-5)
