@@ -117,6 +117,7 @@ class TextEncoder:
             from mlcore.device import pick_device
 
             hf_logging.set_verbosity_error()
+            hf_logging.disable_progress_bar()
             self.device = pick_device(self.device_name)
             self._tokenizer = AutoTokenizer.from_pretrained(self.name)
             model = AutoModel.from_pretrained(self.name)
