@@ -150,6 +150,7 @@ def readme_section(results: list[dict[str, Any]], args: argparse.Namespace, pend
             if args.full_curves
             else " Curves stop once both have reached the target (`--stop-when-reached`)."
         ),
+        *([args.tagger_note, ""] if args.tagger_note else []),
         "",
         "| set | pool / test | full-pool F1 | target | default: labels | random: labels | ratio | <= "
         f"{args.max_ratio} | default F1 at end | random F1 at end | wall |",
@@ -212,6 +213,7 @@ def main() -> int:
     parser.add_argument("--min-passing", type=int, default=3)
     parser.add_argument("--full-curves", action="store_true", help="run every curve to the budget")
     parser.add_argument("--write-readme", action="store_true")
+    parser.add_argument("--tagger-note", default="", help="a sentence for the README on the tagger choice")
     args = parser.parse_args()
 
     available = discover_sets(shared_data())

@@ -58,6 +58,7 @@ __all__ = [
 ]
 
 CONTROL = "random"
+SELECTION_INPUTS = ("text", "none", "embeddings")
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,7 @@ class SimulationConfig:
     tagger: str = "default"
     target_share: float = 0.95
     keep_category_path: bool = False
-    selection_features: str = "none"
+    selection_features: str = "text"
     stop_when_reached: bool = False
 
     def __post_init__(self) -> None:
@@ -88,9 +89,9 @@ class SimulationConfig:
             raise ValueError(f"--budget ({self.budget}) is smaller than --seed-size ({self.seed_size})")
         if not 0 < self.target_share <= 1:
             raise ValueError(f"--target-share must be in (0, 1], got {self.target_share}")
-        if self.selection_features not in ("none", "embeddings"):
+        if self.selection_features not in SELECTION_INPUTS:
             raise ValueError(
-                f"--selection-features must be 'none' or 'embeddings', got {self.selection_features!r}"
+                f"--selection-features must be one of {SELECTION_INPUTS}, got {self.selection_features!r}"
             )
 
 
@@ -189,6 +190,7 @@ def run_curves(
     strategies: Sequence[str],
     config: SimulationConfig,
     features: np.ndarray | None = None,
+    texts: Sequence[str] | None = None,
     on_round: Callable[[CurvePoint], None] | None = None,
     stop_when: Callable[[list[CurvePoint]], bool] | None = None,
 ) -> list[CurvePoint]:
@@ -244,6 +246,10 @@ def run_curves(
                 thresholds=None if curve.strategy == CONTROL else tagger_thresholds(tagger),
                 features=features[unlabelled] if features is not None else None,
                 labeled_features=features[curve.labelled] if features is not None else None,
+                texts=[texts[i] for i in unlabelled] if texts is not None else None,
+                labeled_texts=[texts[i] for i in np.flatnonzero(curve.labelled)]
+                if texts is not None
+                else None,
                 batch_size=config.batch,
                 seed=curve.seed * 100_003 + round_no,
             )
@@ -352,14 +358,22 @@ def plot_curves(
     plt.close(fig)
 
 
-def selection_features(pool: Sequence[ProductRecord], mode: str) -> np.ndarray | None:
-    """Optional vectors for the diversity strategies (cached sentence embeddings of the product text)."""
-    if mode == "none":
-        return None
-    from mlcore.embeddings import EmbeddingCache, TextEncoder, default_cache_dir, embed_texts
+def selection_inputs(pool: Sequence[ProductRecord], mode: str) -> tuple[np.ndarray | None, list[str] | None]:
+    """What the diversity strategies see besides the probabilities, as the app passes it to ``rank``.
+
+    ``text``: the product texts (``rank`` builds TF-IDF vectors for the rows it looks at); ``embeddings``:
+    cached sentence embeddings; ``none``: the probability rows only.
+    """
     from mlcore.text import product_text
 
-    return embed_texts([product_text(r) for r in pool], TextEncoder(), EmbeddingCache(default_cache_dir()))
+    if mode == "none":
+        return None, None
+    if mode == "text":
+        return None, [product_text(r) for r in pool]
+    from mlcore.embeddings import EmbeddingCache, TextEncoder, default_cache_dir, embed_texts
+
+    vectors = embed_texts([product_text(r) for r in pool], TextEncoder(), EmbeddingCache(default_cache_dir()))
+    return vectors, None
 
 
 def run_simulation(config: SimulationConfig, *, log: Callable[[str], None] | None = None) -> dict[str, Any]:
@@ -378,7 +392,7 @@ def run_simulation(config: SimulationConfig, *, log: Callable[[str], None] | Non
         f"whole pool: micro-F1 {full_f1:.4f} (target {config.target_share * full_f1:.4f}), {time.perf_counter() - started:.0f}s"
     )
 
-    features = selection_features(pool, config.selection_features)
+    features, texts = selection_inputs(pool, config.selection_features)
     strategies = [strategy] if strategy == CONTROL else [strategy, CONTROL]
 
     def on_round(p: CurvePoint) -> None:
@@ -402,6 +416,7 @@ def run_simulation(config: SimulationConfig, *, log: Callable[[str], None] | Non
         strategies=strategies,
         config=config,
         features=features,
+        texts=texts,
         on_round=on_round,
         stop_when=both_reached,
     )
@@ -450,9 +465,10 @@ def parse_args(argv: Sequence[str] | None = None) -> SimulationConfig:
     parser.add_argument("--keep-category-path", action="store_true", help="let the tagger read category_path")
     parser.add_argument(
         "--selection-features",
-        default="none",
-        choices=["none", "embeddings"],
-        help="vectors the diversity strategies use: the probability rows (none, as the app) or embeddings",
+        default="text",
+        choices=list(SELECTION_INPUTS),
+        help="what the diversity strategies see besides probabilities: product texts (as the app passes "
+        "them), sentence embeddings, or none (probability rows only)",
     )
     parser.add_argument(
         "--stop-when-reached",

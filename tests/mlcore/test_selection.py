@@ -202,3 +202,37 @@ def test_cold_start_covers_the_catalog_before_repeating_itself():
         cold_start_rank()
     with pytest.raises(ValueError, match="text 1 is int"):
         cold_start_rank(["a shirt", 3])  # type: ignore[list-item]
+
+
+def test_text_inputs_drive_the_diversity_strategies(fashion_probs):
+    """``texts`` (a sequence or a lazy callable) replaces features; labelled texts steer away from the known."""
+    probs, _, pool = fashion_probs
+    titles = [r["title"] for r in pool]
+    labeled = [r["title"] for r in _sample("myntra_fashion_attrs", 300)]
+    calls = []
+
+    def lazy(rows):
+        calls.append(len(rows))
+        return [titles[i] for i in rows]
+
+    for name in ("dense_uncertain", "coverage", "ranked_batch", "vocabulary"):
+        from_list = rank(probs, strategy=name, texts=titles, labeled_texts=labeled, thresholds=0.3, seed=1)
+        from_callable = rank(probs, strategy=name, texts=lazy, labeled_texts=labeled, thresholds=0.3, seed=1)
+        np.testing.assert_array_equal(from_list, from_callable)
+    assert calls  # the callable was used, with row indices
+    with pytest.raises(ValueError, match="texts has 3 entries"):
+        rank(probs, texts=titles[:3])
+
+
+def test_vocabulary_batch_brings_words_the_labelled_set_lacks(fashion_probs):
+    probs, _, pool = fashion_probs
+    titles = [r["title"] for r in pool]
+    labeled = [r["title"] for r in _sample("myntra_fashion_attrs", 300)]
+    known = {w for t in labeled for w in selection._words(t)}
+    batch = review_order(
+        rank(probs, strategy="vocabulary", texts=titles, labeled_texts=labeled, batch_size=20)
+    )[:20]
+    new_words = [len({w for w in selection._words(titles[i])} - known) for i in batch]
+    everyone = np.mean([len(set(selection._words(t)) - known) for t in titles])
+    assert np.mean(new_words) > 1.3 * everyone  # a quarter of the batch is random on purpose
+    assert len({titles[i] for i in batch}) == 20  # no repeated title in one batch
