@@ -41,6 +41,9 @@ QUEUE_EXACT_COUNT_LIMIT = 10_000
 QUEUE_SIZE_CACHE_KEY = "review:queue-size:v1"
 QUEUE_SIZE_CACHE_SECONDS = 15
 PRODUCT_PAGE_SIZE = 50
+# A text search examines at most this many products per request (no text index: see product_list).
+TEXT_SEARCH_WINDOW = 10_000
+TEXT_SEARCH_FIRST_CHUNK = 250
 TAG_OPTIONS_LIMIT = 12
 
 
@@ -378,12 +381,19 @@ class ProductPage:
     rows: list[Product]
     next_cursor: str | None
     unknown_tag: bool = False
+    # Set when a text search stopped after examining this many products without filling the page.
+    searched: int = 0
+
+
+def encode_cursor_key(sort: str, key: Any, pk: int) -> str:
+    """An opaque page cursor: the sort and the (key, id) of the last row of the page."""
+    value = key if sort == "priority" else key.isoformat()
+    raw = json.dumps([sort, value, pk], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
 def encode_cursor(sort: str, product: Product) -> str:
-    key = product.priority if sort == "priority" else product.updated_at.isoformat()
-    raw = json.dumps([sort, key, product.id], separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return encode_cursor_key(sort, product.priority if sort == "priority" else product.updated_at, product.id)
 
 
 def _decode_cursor(sort: str, cursor: str) -> tuple[Any, int]:
@@ -400,6 +410,7 @@ def _decode_cursor(sort: str, cursor: str) -> tuple[Any, int]:
 
 
 def _filtered(filters: ProductListFilter, now: dt.datetime) -> tuple[QuerySet[Product], bool]:
+    """Status and tag filters (the text filter is applied by product_list, over a bounded window)."""
     qs = Product.objects.select_related("claimed_by")
     if filters.status == "unreviewed":
         qs = qs.filter(review_status=ReviewStatus.UNREVIEWED)
@@ -416,46 +427,103 @@ def _filtered(filters: ProductListFilter, now: dt.datetime) -> tuple[QuerySet[Pr
             qs = qs.none()
         else:
             qs = qs.filter(Exists(ProductTag.objects.filter(product=OuterRef("pk"), tag=tag)))
-    if filters.text:
-        text = filters.text.strip()
-        qs = qs.filter(Q(external_id=text) | Q(title__icontains=text))
     return qs, unknown_tag
 
 
+def _ordered_segments(
+    qs: QuerySet[Product], sort: str, after: tuple[Any, int] | None
+) -> list[QuerySet[Product]]:
+    """The list after the cursor as consecutive, individually ordered index range scans.
+
+    Sort "priority" is (priority desc, id asc). A keyset over mixed directions cannot be one row-value
+    comparison, so the rows after (p, id) are two ranges: priority = p and id > id, then priority < p.
+    Sort "updated" is (updated_at desc, id desc): one row-value range of ``product_updated_idx`` (an
+    import stamps thousands of rows with the same updated_at, which an OR form would walk row by row).
+    """
+    if sort == "priority":
+        qs = qs.order_by("-priority", "id")
+        if after is None:
+            return [qs]
+        priority, pk = after
+        return [qs.filter(priority=priority, id__gt=pk), qs.filter(priority__lt=priority)]
+    qs = qs.order_by("-updated_at", "-id")
+    if after is None:
+        return [qs]
+    table = Product._meta.db_table
+    return [
+        qs.filter(
+            RawSQL(f'("{table}"."updated_at", "{table}"."id") < (%s, %s)', after, output_field=BooleanField())
+        )
+    ]
+
+
 def product_list(
-    *, filters: ProductListFilter, cursor: str = "", page_size: int = PRODUCT_PAGE_SIZE
+    *,
+    filters: ProductListFilter,
+    cursor: str = "",
+    page_size: int = PRODUCT_PAGE_SIZE,
+    text_window: int = TEXT_SEARCH_WINDOW,
 ) -> ProductPage:
     """One keyset page of products (no OFFSET: page 20,000 costs what page 1 costs).
 
-    Sort "priority" is (priority desc, id asc). A keyset over mixed directions cannot be one row-value
-    comparison, so a page after (p, id) is read in two index range scans: the rest of the rows with
-    priority = p and id > id, then rows with priority < p — each stops after ``page_size`` rows.
-    Sort "updated" is (updated_at desc, id desc), one range scan of ``product_updated_idx``.
+    A text filter (title contains, or the exact SKU) has no index to use, so each request examines at
+    most ``text_window`` products of the list (in list order, from the cursor): a page then holds the
+    matches among them, and when it has fewer than a page of them the cursor continues the search after
+    the last product examined (``ProductPage.searched``). An exact SKU is looked up by its unique index.
     """
     now = timezone.now()
     sort = filters.effective_sort
     qs, unknown_tag = _filtered(filters, now)
     after = _decode_cursor(sort, cursor) if cursor else None
-    if sort == "priority":
-        qs = qs.order_by("-priority", "id")
-        if after is None:
-            rows = list(qs[: page_size + 1])
-        else:
-            priority, pk = after
-            rows = list(qs.filter(priority=priority, id__gt=pk)[: page_size + 1])
-            if len(rows) <= page_size:
-                rows += list(qs.filter(priority__lt=priority)[: page_size + 1 - len(rows)])
-    else:
-        qs = qs.order_by("-updated_at", "-id")
-        if after is not None:
-            # A row-value comparison is one range condition on (updated_at, id): an import stamps
-            # thousands of rows with the same updated_at, and an OR form would walk them all.
-            table = Product._meta.db_table
-            qs = qs.filter(
-                RawSQL(
-                    f'("{table}"."updated_at", "{table}"."id") < (%s, %s)', after, output_field=BooleanField()
-                )
-            )
-        rows = list(qs[: page_size + 1])
-    next_cursor = encode_cursor(sort, rows[page_size - 1]) if len(rows) > page_size else None
-    return ProductPage(rows=rows[:page_size], next_cursor=next_cursor, unknown_tag=unknown_tag)
+    segments = _ordered_segments(qs, sort, after)
+    text = filters.text.strip()
+    if not text:
+        rows: list[Product] = []
+        for segment in segments:
+            rows += list(segment[: page_size + 1 - len(rows)])
+            if len(rows) > page_size:
+                break
+        next_cursor = encode_cursor(sort, rows[page_size - 1]) if len(rows) > page_size else None
+        return ProductPage(rows=rows[:page_size], next_cursor=next_cursor, unknown_tag=unknown_tag)
+
+    # Text: read the list from the cursor in growing chunks (id, sort key, title: bounded index range
+    # scans), match titles here (casefold: Unicode-aware), stop at a full page or after `text_window`
+    # rows, then load the page's matching products.
+    needle = text.casefold()
+    key_field = "priority" if sort == "priority" else "updated_at"
+    hits: list[int] = []
+    if after is None:  # the SKU itself first, wherever it sits in the list (unique index lookup)
+        hits = list(qs.filter(external_id=text).values_list("id", flat=True)[:1])
+    next_cursor = None
+    searched = 0
+    position = after
+    examined = 0
+    chunk = TEXT_SEARCH_FIRST_CHUNK
+    while len(hits) < page_size:
+        size = min(chunk, text_window - examined)
+        if size <= 0:  # the window is used up: the next request continues after the last row read
+            next_cursor, searched = encode_cursor_key(sort, *position), examined
+            break
+        rows_read: list[tuple[int, Any, str]] = []
+        for segment in _ordered_segments(qs, sort, position):
+            rows_read += list(segment.values_list("id", key_field, "title")[: size - len(rows_read)])
+            if len(rows_read) >= size:
+                break
+        for pk, key, title in rows_read:
+            if needle in title.casefold() and pk not in hits:
+                hits.append(pk)
+                if len(hits) == page_size:
+                    next_cursor = encode_cursor_key(sort, key, pk)
+                    break
+        examined += len(rows_read)
+        if len(rows_read) < size:
+            break  # the end of the list
+        position = (rows_read[-1][1], rows_read[-1][0])
+        chunk *= 4
+    by_id = Product.objects.select_related("claimed_by").in_bulk(hits)
+    return ProductPage(
+        rows=[by_id[pk] for pk in hits if pk in by_id],
+        next_cursor=next_cursor,
+        unknown_tag=unknown_tag,
+        searched=searched,
+    )

@@ -242,6 +242,7 @@ class ProductListView(OperatorRequiredMixin, View):
                 "rows": rows,
                 "error": error,
                 "unknown_tag": page.unknown_tag,
+                "searched": page.searched,
                 "next_query": next_query.urlencode() if next_query else "",
                 "first_query": query.urlencode(),
                 "is_later_page": bool(cursor),

@@ -311,3 +311,31 @@ def test_nav_links_only_to_installed_pages(operator_client):
         models_url = None
     if models_url:
         assert f'href="{models_url}"' not in html  # admin-only link hidden from operators
+
+
+@pytest.mark.parametrize("sort", ["priority", "updated"])
+def test_text_search_reads_a_bounded_window_and_continues(operator, sort):
+    products = make_products(30, prefix="T", priority=1.0)
+    wanted = {products[i].pk for i in (2, 11, 12, 25, 29)}
+    Product.objects.filter(pk__in=wanted).update(title="Linen shirt")
+    filters = ProductListFilter(status="unreviewed", sort=sort, text="LINEN")
+
+    found, cursor, pages, partial = [], "", 0, 0
+    while True:
+        page = product_list(filters=filters, cursor=cursor, page_size=2, text_window=8)
+        found += [p.pk for p in page.rows]
+        partial += bool(page.searched)
+        pages += 1
+        if not page.next_cursor:
+            break
+        cursor = page.next_cursor
+        assert pages < 30
+
+    assert sorted(found) == sorted(wanted) and len(found) == len(set(found))
+    assert partial >= 1  # some pages stopped at the window and said so
+
+
+def test_text_search_finds_an_exact_sku_anywhere(operator):
+    make_products(40, prefix="S")
+    page = product_list(filters=ProductListFilter(status="all", text="S-0039"), text_window=5)
+    assert [p.external_id for p in page.rows][:1] == ["S-0039"]
