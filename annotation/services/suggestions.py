@@ -237,6 +237,11 @@ def _suggestions_write(
     read_hash = {row[0]: row[-1] for row in rows}
     now = timezone.now()
     with transaction.atomic():
+        if connection.vendor == "postgresql":
+            # Suggestions can always be recomputed: this commit need not wait for its WAL flush (a crash
+            # can only lose the whole batch, flags included, never half of it).
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL synchronous_commit TO OFF")
         current = dict(
             Product.objects.select_for_update()
             .filter(id__in=list(read_hash), needs_suggestion=True)
@@ -245,7 +250,8 @@ def _suggestions_write(
         )
         # Changed since it was read (re-imported): it stays flagged and a later batch scores the new text.
         unchanged = {pk for pk, content_hash in current.items() if read_hash[pk] == content_hash}
-        suggestions = []
+        # Columns of the rows to insert: (product id, tag id, score, selected).
+        columns: tuple[list[int], list[int], list[float], list[bool]] = ([], [], [], [])
         for row, tag_scores in zip(rows, scored):
             if row[0] not in unchanged:
                 continue
@@ -258,23 +264,58 @@ def _suggestions_write(
                 previous = best.get(tag_id)
                 if previous is None or score > previous[0]:
                     best[tag_id] = (score, bool(tag_score.selected))
-            suggestions.extend(
-                Suggestion(
-                    product_id=row[0],
-                    tag_id=tag_id,
-                    model_version=version,
-                    score=score,
-                    selected=selected,
-                    created_at=now,
-                )
-                for tag_id, (score, selected) in best.items()
-            )
-        Suggestion.objects.bulk_create(suggestions, ignore_conflicts=True, batch_size=5000)
+            for tag_id, (score, selected) in best.items():
+                columns[0].append(row[0])
+                columns[1].append(tag_id)
+                columns[2].append(score)
+                columns[3].append(selected)
+        _suggestions_insert(version, columns, now)
         cleared = Product.objects.filter(id__in=unchanged, needs_suggestion=True).update(
             needs_suggestion=False, suggested_by=version
         )
         SuggestionRefresh.objects.filter(id=refresh.id).update(done=F("done") + cleared)
     return cleared
+
+
+def _suggestions_insert(
+    version: ModelVersion, columns: tuple[list[int], list[int], list[float], list[bool]], now
+) -> None:
+    """Insert, skipping (product, version, tag) rows that exist: a repeated batch writes nothing twice.
+
+    PostgreSQL: one INSERT … SELECT FROM unnest(arrays) ON CONFLICT DO NOTHING per 20,000 rows (about
+    ten times faster than building model instances); elsewhere Django's bulk_create(ignore_conflicts).
+    """
+    products, tags, scores, selected = columns
+    if not products:
+        return
+    if connection.vendor == "postgresql":
+        table = Suggestion._meta.db_table
+        with connection.cursor() as cursor:
+            for start in range(0, len(products), 20_000):
+                stop = start + 20_000
+                cursor.execute(
+                    f"INSERT INTO {table} (product_id, tag_id, model_version_id, score, selected, created_at) "
+                    "SELECT u.product_id, u.tag_id, %s, u.score, u.selected, %s "
+                    "FROM unnest(%s::bigint[], %s::bigint[], %s::double precision[], %s::boolean[]) "
+                    "AS u(product_id, tag_id, score, selected) ON CONFLICT DO NOTHING",
+                    [
+                        version.id,
+                        now,
+                        products[start:stop],
+                        tags[start:stop],
+                        scores[start:stop],
+                        selected[start:stop],
+                    ],
+                )
+        return
+    Suggestion.objects.bulk_create(
+        [
+            Suggestion(product_id=p, tag_id=t, model_version=version, score=sc, selected=se, created_at=now)
+            for p, t, sc, se in zip(products, tags, scores, selected)
+        ],
+        ignore_conflicts=True,
+        batch_size=2000,
+    )
 
 
 def _refresh_finish_if_done(version: ModelVersion) -> None:
