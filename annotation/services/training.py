@@ -319,7 +319,7 @@ def model_version_train(
         _publish_artifact(Path(result.path), final_dir)
         tmp_dir = None
         progress.update("evaluating", 0, None)
-        comparison = _promotion_comparison(final_dir, data)
+        comparison = _promotion_comparison(final_dir, result, data)
         progress.log(
             "validation micro-F1 {new:.4f} (active {active})".format(
                 new=comparison["candidate_micro_f1"],
@@ -704,18 +704,29 @@ def model_micro_f1(artifact: Path | str, records: Sequence) -> float:
     return float(evaluate_tag_sets([r.tags for r in records], selected, per_tag=False)["micro_f1"])
 
 
-def _promotion_comparison(candidate_dir: Path, data: TrainingData) -> dict[str, Any]:
-    """Candidate and active micro-F1 on the candidate's validation slice, computed the same way."""
+def _promotion_comparison(candidate_dir: Path, result, data: TrainingData) -> dict[str, Any]:
+    """Candidate and active micro-F1 on the candidate's validation slice, computed the same way.
+
+    mlcore measured the candidate on exactly this slice (``valid_ids``; selected tags of ``suggest``
+    against the gold tags, ``mlcore.metrics``); the active version is scored here the same way.
+    """
     valid = _valid_records(data)
+    candidate_f1 = result.metrics.get("micro_f1")
+    if candidate_f1 is None or result.n_valid != len(valid):
+        candidate_f1 = model_micro_f1(candidate_dir, valid)
     active = ModelVersion.objects.filter(is_active=True).first()
     comparison: dict[str, Any] = {
         "slice_size": len(valid),
-        "candidate_micro_f1": model_micro_f1(candidate_dir, valid),
+        "candidate_micro_f1": float(candidate_f1),
         "active_version": active.version if active else None,
         "active_micro_f1": None,
     }
-    if active is not None and active.artifact_path and Path(active.artifact_path).is_dir():
-        comparison["active_micro_f1"] = model_micro_f1(active.artifact_path, valid)
+    if active is not None:
+        from annotation.services.suggestions import artifact_dir
+
+        active_dir = artifact_dir(active)
+        if active_dir.is_dir():
+            comparison["active_micro_f1"] = model_micro_f1(active_dir, valid)
     return comparison
 
 
@@ -809,9 +820,11 @@ def _activate(version: ModelVersion) -> ModelVersion:
         raise ModelVersionNotReady(
             f"model version {target.version} is {target.state}; only a ready version can be activated"
         )
-    if not target.artifact_path or not Path(target.artifact_path).is_dir():
+    from annotation.services.suggestions import artifact_dir
+
+    if not artifact_dir(target).is_dir():  # MODEL_DIR/<version>/, where every worker loads it from
         raise ModelVersionNotReady(
-            f"model version {target.version} has no artifact at {target.artifact_path!r}"
+            f"model version {target.version} has no artifact at {artifact_dir(target)}"
         )
     if target.is_active:
         return target
