@@ -134,14 +134,47 @@ def _rank_by_scores(active: ModelVersion) -> dict[str, Any]:
         _CsrRows(matrix),
         strategy=strategy,
         thresholds=_thresholds(active, unique_tags),
-        # A review batch larger than half the pool is no batch to diversify (and mlcore's dense_uncertain
-        # returned one row too many when the batch neared the pool size).
-        batch_size=max(1, min(_review_batch_size(), len(unique_products) // 2)),
+        # Diversity strategies compare product texts; only a few thousand candidates are ever loaded.
+        texts=_lazy_texts(unique_products),
+        labeled_texts=_reviewed_texts(),
+        batch_size=_review_batch_size(),
         seed=active.id,
     )
     _priorities_write(unique_products, priority)
     _zero_unranked(active)
     return {"strategy": strategy, "ranked": int(len(unique_products)), "version": active.version}
+
+
+def _texts_by_id(ids: list[int]) -> dict[int, str]:
+    texts: dict[int, str] = {}
+    for start in range(0, len(ids), 10_000):
+        chunk = ids[start : start + 10_000]
+        for pk, title, brand, description in Product.objects.filter(id__in=chunk).values_list(
+            "id", "title", "brand", "description"
+        ):
+            texts[pk] = _product_text(title, brand, description)
+    return texts
+
+
+def _lazy_texts(product_ids: np.ndarray):
+    """``texts(rows) -> list[str]`` for ``mlcore.selection.rank``: loads only the rows it asks for."""
+
+    def load(rows: np.ndarray) -> list[str]:
+        ids = [int(pk) for pk in product_ids[np.asarray(rows, dtype=np.int64)]]
+        texts = _texts_by_id(ids)
+        return [texts.get(pk, "") for pk in ids]
+
+    return load
+
+
+def _reviewed_texts(limit: int = 500) -> list[str]:
+    """Texts of the most recently reviewed products: a batch should also differ from what is labelled."""
+    rows = (
+        Product.objects.filter(review_status=ReviewStatus.REVIEWED)
+        .order_by("-id")
+        .values_list("title", "brand", "description")[:limit]
+    )
+    return [_product_text(title, brand, description) for title, brand, description in rows]
 
 
 def _review_batch_size() -> int:
@@ -217,13 +250,7 @@ def _cold_start() -> dict[str, Any]:
         ids_ranked = np.sort(rng.choice(ids, COLD_START_MAX_PRODUCTS, replace=False))
     else:
         ids_ranked = ids
-    texts: dict[int, str] = {}
-    for start in range(0, len(ids_ranked), 20_000):
-        chunk = ids_ranked[start : start + 20_000].tolist()
-        for pk, title, brand, description in Product.objects.filter(id__in=chunk).values_list(
-            "id", "title", "brand", "description"
-        ):
-            texts[pk] = _product_text(title, brand, description)
+    texts = _texts_by_id([int(pk) for pk in ids_ranked])
     priority = cold_start_rank([texts[int(pk)] for pk in ids_ranked], seed=0)
     if len(ids_ranked) < len(ids):
         Product.objects.filter(review_status=ReviewStatus.UNREVIEWED).exclude(priority=0.0).update(
