@@ -33,6 +33,13 @@ def queue_priorities_recompute() -> None:
     recompute()
 
 
+@shared_task(name="annotation.tasks.training_jobs_reap", ignore_result=True)
+def training_jobs_reap() -> None:
+    from annotation.services.training import training_jobs_fail_stale
+
+    training_jobs_fail_stale()
+
+
 @shared_task(name="annotation.tasks.export_run", ignore_result=True)
 def export_run(job_id: int) -> None:
     from annotation.services.exports import export_job_run
