@@ -706,7 +706,8 @@ product before any system sees it (most sets' tags are its nodes). Peers get Tag
 (title twice, brand, description start; cleaned, case-folded, Chinese segmented with jieba, punctuation
 dropped) as space-separated tokens, train on the train part and get one global threshold tuned on the
 validation part for micro-F1 (at least one tag per product). TagStudio is trained by its CLI on train +
-validation (it carves its own validation slice out of that for its thresholds and early stopping); its
+validation (it carves its own validation slices out of that for early stopping, calibration and
+thresholds, as it does in the app); its
 `tagstudio` row is its own `selected` output, `{TAGSTUDIO_HARNESS_THRESHOLD}` applies the harness's
 global threshold to its scores (tuned on products it trained on, so shown for reference only). Best peer
 per set in _italics_. Raw results: `.bench-cache/results/`.
@@ -715,10 +716,15 @@ per set in _italics_. Raw results: `.bench-cache/results/`.
 Verdict: {verdict}
 
 Peer settings (`bench/peers/`): scikit-learn word 1-2 + char_wb 2-5 TF-IDF (sublinear) + one-vs-rest
-liblinear logistic regression C=10; fastText 0.9.3 `-loss ova -lr 0.5 -epoch 25 -wordNgrams 2 -dim 50
--minCount 1` (its multi-label tutorial); Annif 1.4 with its documented example settings per backend (see
+liblinear logistic regression C=10; fastText 0.9.3 `-loss ova -wordNgrams 2 -dim 50 -minCount 1` (its
+multi-label tutorial) with epochs, learning rate and character n-grams picked on the validation part from
+a 4-point grid; Annif 1.4 with its documented example settings per backend (`snowball(english)`, or
+`simple(token_min_length=1)` for jieba-segmented Chinese; fastText backend with `loss=ova`; see
 `bench/peers/annif_runner.py`); PECOS 1.2.8 XR-Linear with PIFA hierarchical k-means over word + char
-TF-IDF (its README recipe). Each peer runs in its own virtualenv under `.bench-cache/venvs/`.
+TF-IDF (its README recipe). Each peer runs in its own virtualenv under `.bench-cache/venvs/`. Speed
+targets: cold/warm training and peak RSS are checked on every set, prediction throughput on the set with
+the most predicted products (a CLI run over a few hundred products mostly measures Python and model
+start-up).
 """
 
 
@@ -756,13 +762,44 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--tagstudio-config", type=Path, default=None, help="--config FILE for mlcore train")
     parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE_DIR)
     parser.add_argument("--no-write-readme", action="store_true")
+    parser.add_argument(
+        "--report-from",
+        type=Path,
+        default=None,
+        help="re-check targets and rewrite the README section from a raw results file (no run)",
+    )
     args = parser.parse_args(argv)
     args.cache_dir = args.cache_dir.resolve()
     return args
 
 
+def report_from(path: Path, write: bool) -> int:
+    """Targets, tables and README section from the raw results of an earlier run."""
+    payload = json.loads(path.read_text(encoding="utf-8"))
+    results = payload["results"]
+    systems = sorted({s for r in results for s in r["systems"]} & set(ALL_SYSTEMS))
+    missed, summary = check_targets(results, systems)
+    tables = render_tables(results, systems, summary)
+    print(tables)
+    print("TARGETS MISSED:\n" + "\n".join(f"  - {m}" for m in missed) if missed else "Every target met.")
+    if write:
+        run_args = argparse.Namespace(
+            seed=int(payload["args"]["seed"]),
+            max_train=int(payload["args"]["max_train"]),
+            max_valid=int(payload["args"]["max_valid"]),
+            max_test=int(payload["args"]["max_test"]),
+        )
+        nan = [float("nan")]
+        load = (payload.get("load_average_before", nan)[0], payload.get("load_average_after", nan)[0])
+        write_readme(readme_section(tables, payload["command"], missed, run_args, load))
+        log(f"wrote the quality section of {README_PATH} from {path}")
+    return 1 if TAGSTUDIO in systems and missed else 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.report_from:
+        return report_from(args.report_from, write=not args.no_write_readme)
     systems = [s.strip() for s in args.systems.split(",") if s.strip()]
     unknown = [s for s in systems if s not in ALL_SYSTEMS]
     if unknown:
@@ -781,7 +818,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise SystemExit(f"missing data files: {', '.join(missing)}")
 
     load_before = os.getloadavg()
-    results = [bench_set(name, path, systems, args) for name, path in paths.items()]
+    results_dir = args.cache_dir / "results"
+    results_dir.mkdir(parents=True, exist_ok=True)
+    results = []
+    for name, path in paths.items():
+        results.append(bench_set(name, path, systems, args))
+        # Written after every set, so a long run that is stopped still leaves what it measured.
+        partial = json.dumps(
+            {"args": {k: str(v) for k, v in vars(args).items()}, "results": results}, default=str
+        )
+        (results_dir / "quality-partial.json").write_text(partial, encoding="utf-8")
     load_after = os.getloadavg()
     missed, summary = check_targets(results, systems)
     tables = render_tables(results, systems, summary)
@@ -800,8 +846,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     payload = {"command": command.strip(), "date": stamp, "args": {k: str(v) for k, v in vars(args).items()},
                "results": results, "summary": summary, "missed": missed,
                "load_average_before": load_before, "load_average_after": load_after}  # fmt: skip
-    results_dir = args.cache_dir / "results"
-    results_dir.mkdir(parents=True, exist_ok=True)
     raw = json.dumps(payload, indent=2, ensure_ascii=False, default=str)
     (results_dir / f"quality-{stamp}.json").write_text(raw, encoding="utf-8")
     (results_dir / "quality-latest.json").write_text(raw, encoding="utf-8")

@@ -131,6 +131,8 @@ def test_bench_runs_the_sklearn_peer_end_to_end(sample_dir: Path, tmp_path: Path
     summary = bench.check_targets(payload["results"], ["sklearn-ovr-lr"])[1]
     tables = bench.render_tables(payload["results"], ["sklearn-ovr-lr"], summary)
     assert "| sklearn-ovr-lr |" in tables and "amazon_uk_toys" in tables
+    latest = tmp_path / "cache" / "results" / "quality-latest.json"
+    assert bench.main(["--report-from", str(latest), "--no-write-readme"]) == 0
     bench.write_readme("new section", readme)
     assert readme.read_text(encoding="utf-8") == (
         f"# x\n{bench.README_START}\nnew section\n{bench.README_END}\ntail\n"
