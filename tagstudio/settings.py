@@ -233,13 +233,15 @@ if TAGSTUDIO_EMBEDDED:
     # Embedded mode: a broker-less local worker. kombu's filesystem transport keeps the queue in
     # var/broker; the local worker started by `make run` consumes it. Same tasks, same code path.
     _broker_dir = VAR_DIR / "broker"
-    for _folder in ("queue", "processed"):
+    for _folder in ("queue", "processed", "control"):
         (_broker_dir / _folder).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_URL = "filesystem://"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),
         "processed_folder": str(_broker_dir / "processed"),
+        # Broadcast (remote control) messages; kombu's default is ./control in the working directory.
+        "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
     }
 CELERY_RESULT_BACKEND = None  # job state lives in the database (ImportJob, TrainingJob, ...)

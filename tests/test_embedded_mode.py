@@ -52,7 +52,7 @@ def test_embedded_mode_starts_and_serves(tmp_path):
                 time.sleep(1)
         assert health is not None, "the embedded server never answered /healthz"
         assert '"ok"' in health
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/accounts/login/", timeout=5) as response:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/login/", timeout=5) as response:
             assert response.status == 200
             assert b"csrfmiddlewaretoken" in response.read()
         assert (tmp_path / "var" / "tagstudio.sqlite3").exists()
