@@ -478,12 +478,15 @@ def _job_finish(
 
 
 def _version_fail(version_id: int | None) -> None:
+    """training → failed, and its files go: partial ones, and a complete one nothing will ever load."""
     if version_id is None:
         return
     ModelVersion.objects.filter(id=version_id, state=ModelState.TRAINING).update(state=ModelState.FAILED)
     version = ModelVersion.objects.filter(id=version_id).first()
-    if version is not None:
-        _remove_partial_artifacts(Path(settings.MODEL_DIR), version.version)
+    if version is not None and version.state == ModelState.FAILED:
+        model_dir = Path(settings.MODEL_DIR)
+        _remove_partial_artifacts(model_dir, version.version)
+        shutil.rmtree(model_dir / version.version, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -724,9 +727,11 @@ def _promotion_comparison(candidate_dir: Path, result, data: TrainingData) -> di
     if active is not None:
         from annotation.services.suggestions import artifact_dir
 
-        active_dir = artifact_dir(active)
-        if active_dir.is_dir():
-            comparison["active_micro_f1"] = model_micro_f1(active_dir, valid)
+        try:
+            comparison["active_micro_f1"] = model_micro_f1(artifact_dir(active), valid)
+        except Exception as exc:  # a missing or unloadable active artifact: the admin decides
+            logger.exception("could not score the active version %s", active.version)
+            comparison["active_error"] = f"{type(exc).__name__}: {exc}"
     return comparison
 
 
@@ -752,9 +757,18 @@ def _training_finish(
 ) -> TrainingJob | None:
     promote_auto = settings.MODEL_PROMOTION == "auto"
     active_f1 = comparison["active_micro_f1"]
-    promote = promote_auto and (active_f1 is None or comparison["candidate_micro_f1"] >= active_f1)
+    active_error = comparison.get("active_error")
+    promote = (
+        promote_auto
+        and not active_error
+        and (active_f1 is None or comparison["candidate_micro_f1"] >= active_f1)
+    )
     if not promote_auto:
         decision = "manual: waiting for an admin to activate it"
+    elif active_error:
+        decision = (
+            f"kept {comparison['active_version']}: could not score it ({active_error}); activate by hand"
+        )
     elif promote:
         decision = "promoted" if active_f1 is not None else "promoted (no active version)"
     else:

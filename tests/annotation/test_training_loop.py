@@ -163,3 +163,17 @@ def test_train_command_runs_here_and_async_queues(settings):
     TrainingJob.objects.filter(id=queued.id).update(status=JobStatus.FAILED)
     with pytest.raises(CommandError, match="No approved tags"):
         call_command("train", no_progress=True, stdout=StringIO())
+
+
+def test_an_active_version_that_cannot_be_scored_is_kept_and_the_admin_decides():
+    import shutil
+
+    catalog_load(demo_rows(tagged=120))
+    first = _train().model_version
+    shutil.rmtree(Path(settings.MODEL_DIR) / first.version)  # e.g. a volume that lost it
+    second_job = _train()
+    assert second_job.status == JobStatus.SUCCEEDED, second_job.error
+    second = second_job.model_version
+    assert not second.is_active and ModelVersion.objects.get(is_active=True) == first
+    promotion = second.metrics["promotion"]
+    assert "could not score it" in promotion["decision"] and "FileNotFoundError" in promotion["active_error"]
