@@ -40,6 +40,13 @@ def training_jobs_reap() -> None:
     training_jobs_fail_stale()
 
 
+@shared_task(name="annotation.tasks.claims_release_expired", ignore_result=True)
+def claims_release_expired() -> None:
+    from annotation.services.reviews import claims_release_expired as release
+
+    release()
+
+
 @shared_task(name="annotation.tasks.export_run", ignore_result=True)
 def export_run(job_id: int) -> None:
     from annotation.services.exports import export_job_run
