@@ -9,6 +9,7 @@ autocomplete/raw-id widgets, so a 10,000-tag vocabulary never becomes a giant <s
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
@@ -241,3 +242,16 @@ class SettingAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # each setting has its page (taxonomy, models) that validates and applies it
+
+
+_default_admin_login = admin.site.login
+
+
+def _admin_login_or_forbidden(request, extra_context=None):
+    """A signed-in operator asking for the admin site gets 403, not another login form to try."""
+    if request.user.is_authenticated and not (request.user.is_active and request.user.is_staff):
+        raise PermissionDenied("The admin site is for TagStudio admins.")
+    return _default_admin_login(request, extra_context)
+
+
+admin.site.login = _admin_login_or_forbidden

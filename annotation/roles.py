@@ -7,6 +7,7 @@ from django.contrib.auth.models import Group, Permission
 OPERATOR = "operator"
 ADMIN = "admin"
 ROLES = (OPERATOR, ADMIN)
+_UNSET = object()
 
 ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
     OPERATOR: ("review_product",),
@@ -23,13 +24,19 @@ def roles_ensure() -> None:
 
 
 def user_role(user) -> str | None:
+    """The user's role, read once per user object (a request asks several times: one query, not six)."""
     if not user.is_authenticated:
         return None
-    if user.is_superuser or user.groups.filter(name=ADMIN).exists():
-        return ADMIN
-    if user.groups.filter(name=OPERATOR).exists():
-        return OPERATOR
-    return None
+    cached = getattr(user, "_tagstudio_role", _UNSET)
+    if cached is not _UNSET:
+        return cached
+    if user.is_superuser:
+        role = ADMIN
+    else:
+        groups = set(user.groups.filter(name__in=ROLES).values_list("name", flat=True))
+        role = ADMIN if ADMIN in groups else OPERATOR if OPERATOR in groups else None
+    user._tagstudio_role = role
+    return role
 
 
 def is_admin(user) -> bool:

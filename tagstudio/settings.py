@@ -265,6 +265,11 @@ IMPORT_DIR = Path(os.environ.get("IMPORT_DIR", VAR_DIR / "imports"))
 EXPORT_DIR = Path(os.environ.get("EXPORT_DIR", VAR_DIR / "exports"))
 REVIEW_CLAIM_TTL_SECONDS = env_int("REVIEW_CLAIM_TTL_SECONDS", 600)
 REVIEW_ACCEPT_THRESHOLD = env_float("REVIEW_ACCEPT_THRESHOLD", 0.5)
+# How long a skipped product stays out of that operator's queue (others still get it).
+REVIEW_SKIP_HIDE_SECONDS = env_int("REVIEW_SKIP_HIDE_SECONDS", 3600)
+# Deployment default for "accepting a child tag implies its ancestors"; the taxonomy page overrides it.
+TAGSTUDIO_HIERARCHY_CLOSURE = env_bool("TAGSTUDIO_HIERARCHY_CLOSURE", True)
+DASHBOARD_CACHE_SECONDS = env_int("DASHBOARD_CACHE_SECONDS", 60)
 RETRAIN_AFTER_REVIEWS = env_int("RETRAIN_AFTER_REVIEWS", 200)
 MODEL_PROMOTION = os.environ.get("MODEL_PROMOTION", "auto")  # auto | manual
 if MODEL_PROMOTION not in {"auto", "manual"}:

@@ -32,7 +32,6 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
@@ -94,7 +93,10 @@ class NothingToUndo(ReviewError):
 
 
 def hierarchy_closure_enabled() -> bool:
-    return bool(getattr(settings, "TAGSTUDIO_HIERARCHY_CLOSURE", True))
+    """The admin's choice on the taxonomy page, else the deployment default (one rule for all callers)."""
+    from annotation.selectors_taxonomy import hierarchy_closure_enabled as closure_setting
+
+    return closure_setting()
 
 
 def _holder_name(product: Product) -> str:

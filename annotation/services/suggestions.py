@@ -16,6 +16,7 @@ active version.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -203,7 +204,27 @@ def _predict(version: ModelVersion, records: list) -> list:
 
     _point_mlcore_at_caches()
     model = load_model(str(artifact_dir(version)))  # cached per process by mlcore
-    return predict(model, records, top_k=TOP_K)
+    return predict(model, records, top_k=TOP_K, postprocess=_taxonomy_postprocess(model))
+
+
+def _taxonomy_postprocess(model):
+    """The model's own post-processing, with the taxonomy as it is now: parents for hierarchy closure
+    (when the closure option is on) and deactivated tags blocked. Aliases need no mapping here: the
+    version's label map already resolves merged tags to where they went (``_tag_id_map``)."""
+    from annotation.selectors_taxonomy import (
+        hierarchy_closure_enabled,
+        taxonomy_inactive_tags,
+        taxonomy_parents_map,
+    )
+    from mlcore.postprocess import PostProcessConfig
+
+    base = getattr(model, "postprocess", None) or PostProcessConfig()
+    return dataclasses.replace(
+        base,
+        parents=taxonomy_parents_map(),
+        blocked=taxonomy_inactive_tags(),
+        close_hierarchy=hierarchy_closure_enabled(),
+    )
 
 
 def _tag_id_map(version: ModelVersion) -> dict[str, int]:

@@ -159,7 +159,16 @@ EXPECTATIONS: dict[str, Access] = {
     # The Django admin site (/admin/): staff only, everyone else is sent to its login page. TagStudio
     # admins are staff but hold no Django model permissions (roles grant annotation's own permissions), so
     # its model pages refuse them (403) and only superusers use them.
-    "admin:login": access(PUBLIC, PUBLIC, GET=by_role(200, 200, 302), POST=200, PUT=200),
+    # A signed-in operator asking for the admin site gets 403 (annotation/admin.py), not a login form.
+    "admin:login": access(
+        PUBLIC,
+        PUBLIC,
+        GET=by_role(200, 403, 302),
+        POST=by_role(200, 403, 200),
+        PUT=by_role(200, 403, 200),
+        PATCH=by_role(405, 403, 405),
+        DELETE=by_role(405, 403, 405),
+    ),
     "admin:index": access(ADMIN, ADMIN, denied=302, **every(200)),
     "admin:logout": access(ADMIN, ADMIN, denied=302, **{**every(302), "GET": 405}),
     "admin:password_change": access(ADMIN, ADMIN, denied=302, GET=200, POST=200, PUT=200),

@@ -154,3 +154,25 @@ def test_without_an_active_version_a_request_only_reorders_the_queue():
     catalog_load(demo_rows(tagged=0, untagged=5))
     assert suggestions_refresh_request() is None
     assert not SuggestionRefresh.objects.exists()
+
+
+def test_hierarchy_closure_from_the_taxonomy_applies_to_suggestions():
+    """A parent set in the taxonomy after training is selected wherever its child is (closure on)."""
+    catalog_load(demo_rows(tagged=150, untagged=20), reviewed_tagged=True)
+    version = _trained_version()
+    child = Tag.objects.get(normalized_name="tshirts")
+    parent = Tag.objects.get(normalized_name="footwear")  # absurd on purpose: the model never pairs them
+    Tag.objects.filter(id=child.id).update(parent=parent)
+    _run_refresh(version, size=100)
+    with_child = set(
+        Suggestion.objects.filter(model_version=version, tag=child, selected=True).values_list(
+            "product_id", flat=True
+        )
+    )
+    assert with_child
+    with_parent = set(
+        Suggestion.objects.filter(
+            model_version=version, tag=parent, selected=True, product_id__in=with_child
+        ).values_list("product_id", flat=True)
+    )
+    assert with_parent == with_child

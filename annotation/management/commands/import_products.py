@@ -5,6 +5,7 @@ from tqdm import tqdm
 
 from annotation.readers import FileFormatError
 from annotation.services.imports import ImportStats, import_products
+from annotation.services.suggestions import suggestions_refresh_request
 
 
 class Command(BaseCommand):
@@ -61,6 +62,9 @@ class Command(BaseCommand):
             f"{stats.products_unchanged} unchanged), {stats.tags_added} tags approved, "
             f"{stats.rows_rejected} rows rejected."
         )
+        if stats.products_created or stats.products_updated:
+            # New or changed products get suggestions from the active version (or a cold-start order).
+            suggestions_refresh_request()
         if stats.rows_rejected:
             shown = options["max_errors_shown"]
             for error in stats.errors[:shown]:
