@@ -23,6 +23,7 @@ are the steady state the targets are about; the cold (first-time) figures are re
 
     nice -n 10 .venv/bin/python bench/loop_bench.py                 # CPU, writes bench/README.md
     .venv/bin/python bench/loop_bench.py --device cuda              # the same on a GPU machine
+    nice -n 10 .venv/bin/python bench/loop_bench.py --tagger lexical # the loop's own cost, fast tagger
     .venv/bin/python bench/loop_bench.py --train-products 2000 --refresh-products 5000 --no-readme
 
 Exit status 1 when a target is missed.
@@ -285,7 +286,7 @@ PHASES = {
 def _child_env(args: argparse.Namespace) -> dict[str, str]:
     env = dict(os.environ)
     base = f"postgres://{args.pg_user}@{args.pg_host}:{args.pg_port}"
-    models = CACHE_DIR / f"models-{args.device}"
+    models = CACHE_DIR / f"models-{args.device}-{args.tagger or 'default'}"
     env.update(
         {
             "DJANGO_SETTINGS_MODULE": "tagstudio.settings",
@@ -298,6 +299,7 @@ def _child_env(args: argparse.Namespace) -> dict[str, str]:
             "EMBEDDING_CACHE_DIR": str(CACHE_DIR / "embeddings"),
             "MODEL_PROMOTION": "auto",
             "TAGSTUDIO_DEVICE": args.device,
+            "TAGSTUDIO_TAGGER": args.tagger or "default",
             "HF_HUB_OFFLINE": "1",
             "TRANSFORMERS_OFFLINE": "1",
             "LOG_LEVEL": "WARNING",
@@ -309,7 +311,7 @@ def _child_env(args: argparse.Namespace) -> dict[str, str]:
 def run_phase(name: str, args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
     print(f"[loop_bench] {name} ...", flush=True)
     if name == "bootstrap":  # a fresh model dir: no version left from an earlier run
-        models = CACHE_DIR / f"models-{args.device}"
+        models = CACHE_DIR / f"models-{args.device}-{args.tagger or 'default'}"
         if models.exists():
             import shutil
 
@@ -354,37 +356,37 @@ def render_section(results: dict[str, Any]) -> str:
         "are the steady state (every product was embedded when it was first suggested) and *bootstrap* / "
         "*first refresh* the first-time, cold figures.",
         "",
-        "| device | machine | approved products | bootstrap (cold) | retrain → promoted | promoted | "
+        "| tagger | device | machine | approved products | bootstrap (cold) | retrain → promoted | promoted | "
         "validation micro-F1 (new / active) | refresh products | refresh (products/s) | refresh peak RSS | "
         "priorities (s) | load (1-min avg after retrain / refresh) | measured |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for device in sorted(results):
-        r = results[device]
+    for key in sorted(results):
+        r = results[key]
         retrain, refresh, boot = r["retrain"], r["refresh"], r["bootstrap"]
         first = r.get("first_refresh")
         first_text = f" (first, cold: {first['per_s']:.0f})" if first else ""
         lines.append(
-            f"| {device} ({retrain['device']}) | {r['machine']} | {r['approved']:,} | {boot['seconds']:.1f} s | "
+            f"| {r.get('tagger', 'default')} | {key.split(' ')[0]} ({retrain['device']}) | {r['machine']} | {r['approved']:,} | {boot['seconds']:.1f} s | "
             f"**{retrain['seconds']:.1f} s** (target < {TARGET_RETRAIN_S:.0f}) | {retrain['decision']} | "
             f"{retrain['candidate_micro_f1']:.4f} / {retrain['active_micro_f1'] or 0:.4f} | {refresh['products']:,} | "
             f"**{refresh['per_s']:.0f}**{first_text} (target ≥ {TARGET_REFRESH_PER_S:.0f}) | "
             f"{refresh['peak_rss_mb']:,} MB | {refresh['priorities_s']:.1f} | "
             f"{retrain.get('load_1m_after', '?')} / {refresh.get('load_1m_after', '?')} | {r['date']} |"
         )
-    missed = [f"{d}: {m}" for d in sorted(results) for m in results[d].get("missed", [])]
+    missed = [f"{k}: {m}" for k in sorted(results) for m in results[k].get("missed", [])]
     lines += ["", "Missed targets: " + ("; ".join(missed) if missed else "none") + "."]
     lines += ["", f"{DATA_MARKER} {json.dumps(results, sort_keys=True)} -->"]
     return "\n".join(lines)
 
 
-def write_readme(results_for_device: dict[str, Any], device: str) -> None:
+def write_readme(results_for_run: dict[str, Any], key: str) -> None:
     text = README_PATH.read_text(encoding="utf-8")
     start, end = text.find(README_START), text.find(README_END)
     if start < 0 or end < 0:
         raise SystemExit(f"{README_PATH}: markers {README_START} ... {README_END} not found")
     stored = _read_stored(text[start:end])
-    stored[device] = results_for_device
+    stored[key] = results_for_run
     section = render_section(stored)
     README_PATH.write_text(
         text[: start + len(README_START)] + "\n" + section + "\n" + text[end:], encoding="utf-8"
@@ -396,6 +398,9 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument(
+        "--tagger", default="", help="mlcore tagger name (default: the product's default tagger)"
+    )
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
     parser.add_argument(
         "--train-set", default="bigbasket_grocery", help="the set the approved products come from"
@@ -417,6 +422,7 @@ def main() -> int:
 
     argv = [
         f"--device={args.device}",
+        f"--tagger={args.tagger}",
         f"--data-dir={args.data_dir}",
         f"--train-set={args.train_set}",
         f"--train-products={args.train_products}",
@@ -451,6 +457,7 @@ def main() -> int:
         machine += f", {torch.cuda.get_device_name(0)}"
     results = {
         "machine": machine,
+        "tagger": args.tagger or "default",
         "date": dt.date.today().isoformat(),
         "approved": setup["approved_products"] + setup["later_approved"],
         "setup": setup,
@@ -462,7 +469,7 @@ def main() -> int:
     }
     print(json.dumps(results, indent=2))
     if not args.no_readme:
-        write_readme(results, args.device)
+        write_readme(results, f"{args.device} / {args.tagger or 'default'}")
         print(f"[loop_bench] figures written to {README_PATH}")
     if missed:
         print("[loop_bench] MISSED: " + "; ".join(missed), file=sys.stderr)
