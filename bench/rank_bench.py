@@ -59,8 +59,16 @@ class NpyRows:
         return np.memmap(self.path, dtype=self.dtype, mode="r", offset=self._offset, shape=self.shape)
 
     def __getitem__(self, rows: slice | np.ndarray) -> np.ndarray:
-        # The copy owns its memory; the temporary map is dropped (unmapped) as soon as this returns, so
-        # file pages read through it do not stay resident in this process.
+        if isinstance(rows, slice) and rows.step in (None, 1):
+            # A block of consecutive rows: one read into a fresh buffer (no mapping left behind).
+            start, stop, _ = rows.indices(self.shape[0])
+            out = np.empty((max(stop - start, 0), self.shape[1]), dtype=self.dtype)
+            with open(self.path, "rb") as fh:
+                fh.seek(self._offset + start * self.shape[1] * self.dtype.itemsize)
+                fh.readinto(memoryview(out).cast("B"))
+            return out
+        # Scattered rows (a few thousand candidates): copy them out of a temporary map, dropped on return
+        # so the file pages read through it do not stay resident in this process.
         return np.array(self._map()[rows])
 
 

@@ -245,8 +245,8 @@ def _scores(probs: np.ndarray, scorer: Callable[..., np.ndarray], thresholds: np
 
 def _order_by(scores: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Indices by descending score; ties broken at random (seeded) rather than by row number."""
-    tie_break = rng.random(len(scores))
-    return np.lexsort((tie_break, -scores))
+    shuffled = rng.permutation(len(scores))
+    return shuffled[np.argsort(-scores[shuffled], kind="stable")]
 
 
 def _priority_from_order(order: np.ndarray) -> np.ndarray:
