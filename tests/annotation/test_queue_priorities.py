@@ -8,9 +8,15 @@ import pytest
 from annotation.models import ModelState, ModelVersion, Product, ReviewStatus, Suggestion
 from annotation.services.queue import queue_priorities_recompute, queue_strategy, queue_strategy_set
 from annotation.taxonomy import TagResolver
-from tests.annotation.test_training_support import catalog_load, demo_rows
+from tests.annotation.test_training_support import catalog_load, demo_rows, memory_broker
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _no_shared_broker():
+    with memory_broker():
+        yield
 
 
 def _queue_order() -> list[int]:

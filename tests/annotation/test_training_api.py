@@ -9,8 +9,15 @@ from rest_framework.test import APIClient
 
 from annotation.models import JobStatus, ModelState, ModelVersion, Setting, TrainingJob, TrainingTrigger
 from annotation.services.queue import STRATEGY_SETTING
+from tests.annotation.test_training_support import memory_broker
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _no_shared_broker():
+    with memory_broker():
+        yield
 
 
 def test_train_endpoint_returns_202_with_the_job_and_is_debounced(admin_api):

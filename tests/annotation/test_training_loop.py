@@ -27,9 +27,15 @@ from annotation.services.training import (
     model_version_train,
     training_job_request,
 )
-from tests.annotation.test_training_support import FAST_TAGGER, catalog_load, demo_rows
+from tests.annotation.test_training_support import FAST_TAGGER, catalog_load, demo_rows, memory_broker
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture(autouse=True)
+def _no_shared_broker():
+    with memory_broker():
+        yield
 
 
 @pytest.fixture(autouse=True)

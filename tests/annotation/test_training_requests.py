@@ -26,7 +26,13 @@ from annotation.services.training import (
     training_jobs_fail_stale,
 )
 from annotation.taxonomy import TagResolver
-from tests.annotation.test_training_support import catalog_load, demo_rows
+from tests.annotation.test_training_support import catalog_load, demo_rows, memory_broker
+
+
+@pytest.fixture(autouse=True)
+def _no_shared_broker():
+    with memory_broker():
+        yield
 
 
 @pytest.mark.django_db

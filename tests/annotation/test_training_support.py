@@ -5,9 +5,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from django.utils import timezone
+from kombu import pools as kombu_pools
 
 from annotation.models import Product, ProductTag, ReviewStatus, TagSource
 from annotation.taxonomy import TagResolver
@@ -66,3 +69,27 @@ def catalog_load(rows: list[dict], *, reviewed_tagged: bool = False) -> list[Pro
         ]
     )
     return products
+
+
+@contextmanager
+def memory_broker() -> Iterator[None]:
+    """Send this process's tasks to kombu's in-memory transport: in-process tests of the services enqueue
+    follow-up tasks (refresh batches, re-ranking) that no worker should pick up from the shared broker."""
+    from tagstudio.celery import app
+
+    keys = ("broker_write_url", "broker_read_url")
+    saved = {key: app.conf.get(key) for key in keys}
+
+    def reset() -> None:
+        # kombu keeps its pools in a global registry keyed by URL: empty it, or a closed pool comes back.
+        kombu_pools.reset()
+        app._pool = None
+        app.amqp._producer_pool = None
+
+    app.conf.update({key: "memory://" for key in keys})
+    reset()
+    try:
+        yield
+    finally:
+        app.conf.update(saved)
+        reset()

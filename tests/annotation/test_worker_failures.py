@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 from django.db import connection
+from kombu import pools as kombu_pools
 
 from annotation.models import (
     JobStatus,
@@ -101,8 +102,8 @@ def _wait_for(condition: Callable[[], object], what: str, timeout: float = WAIT_
 
 
 def _reset_producers(app) -> None:
-    if app._pool is not None:
-        app._pool.force_close_all()
+    # kombu keeps its pools in a global registry keyed by URL: empty it, or a closed pool comes back.
+    kombu_pools.reset()
     app._pool = None
     app.amqp._producer_pool = None
 
