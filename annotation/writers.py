@@ -23,17 +23,16 @@ CSV (``text/csv``, header row, one row per product and tag):
   or ``deleted_tag`` (the deletion flag: remove ``tag`` everywhere, replaced by ``replaced_by`` if set);
   ``tag_path`` joins the path with " > ". The high-water mark travels in the ``X-High-Water-Mark`` header
   (and in the export job / command output).
-Timestamps are ISO-8601 UTC with microseconds: ``2026-01-31T12:00:00.000000Z``.
+Timestamps are ISO-8601 in UTC: ``2026-01-31T12:00:00.123456+00:00`` (fraction without trailing zeros).
+A product's tags come in no particular order.
 
-Rows come in already rendered (bytes ending in a newline): from PostgreSQL's COPY on the fast path (see
-annotation.services.exports, which renders the same records in SQL) or from ``render`` below.
+Records come in already rendered, one per product (for CSV: that product's lines): from PostgreSQL's COPY
+on the fast path (annotation.services.exports renders the same bytes in SQL) or from ``render`` below.
 """
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -59,10 +58,24 @@ CHUNK_BYTES = 64 * 1024
 
 
 def format_timestamp(value: dt.datetime | None) -> str | None:
-    """ISO-8601 in UTC with microseconds and a Z, the one timestamp format of every export."""
+    """ISO-8601 in UTC, the one timestamp format of every export: ``2026-01-31T12:00:00.25+00:00``.
+
+    It is PostgreSQL's JSON rendering of a timestamptz in a UTC session (fraction without trailing
+    zeros, none when whole seconds), so the COPY engine and this module write the same text.
+    """
     if value is None:
         return None
-    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    value = value.astimezone(dt.UTC)
+    text = value.strftime("%Y-%m-%dT%H:%M:%S")
+    if value.microsecond:
+        text += f".{value.microsecond:06d}".rstrip("0")
+    return text + "+00:00"
+
+
+def tag_head(name: str, path: list[str]) -> str:
+    """The start of a tag's JSON record, up to the opening quote of ``source`` (the COPY engine appends
+    the per-approval fields in SQL; the Python engine renders whole records with the same key order)."""
+    return '{"name":' + _json(name).decode() + ',"path":' + _json(path).decode() + ',"source":"'
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,18 +89,31 @@ def _json(value: Any) -> bytes:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
 
 
+def csv_field(value: Any) -> str:
+    """One CSV field as Python's csv module writes it here (quoted when it holds a comma, a quote or a
+    newline); the COPY engine quotes external ids by the same rule in SQL."""
+    text = "" if value is None else str(value)
+    if any(ch in text for ch in ',"\n'):
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
+def csv_line(values: Iterable[Any]) -> str:
+    return ",".join(csv_field(value) for value in values)
+
+
 class ExportWriter:
     name: str
     extension: str
     content_type: str
-    # Between two rows of the body (JSON arrays need commas); None: rows are lines, written as they are.
+    # JSON arrays put a comma between records; line formats end each record with a newline.
     separator: bytes | None = None
 
     def head(self, meta: ExportMeta) -> bytes:
         raise NotImplementedError
 
-    def render(self, record: dict[str, Any]) -> Iterator[bytes]:
-        """A product record (see the module docstring) as body rows, each ending in a newline."""
+    def render(self, record: dict[str, Any]) -> bytes:
+        """A product record (see the module docstring) as body bytes, without the final newline."""
         raise NotImplementedError
 
     def tail(self, meta: ExportMeta, rows: int) -> bytes:
@@ -100,8 +126,8 @@ class JsonLinesWriter(ExportWriter):
     def head(self, meta: ExportMeta) -> bytes:
         return b"".join(_json({"type": "deleted_tag", **tag}) + b"\n" for tag in meta.deleted_tags)
 
-    def render(self, record: dict[str, Any]) -> Iterator[bytes]:
-        yield _json({"type": "product", **record}) + b"\n"
+    def render(self, record: dict[str, Any]) -> bytes:
+        return _json({"type": "product", **record})
 
     def tail(self, meta: ExportMeta, rows: int) -> bytes:
         end = {
@@ -134,57 +160,39 @@ class JsonWriter(JsonLinesWriter):
 class CsvWriter(ExportWriter):
     name, extension, content_type = "csv", "csv", "text/csv; charset=utf-8"
 
-    @staticmethod
-    def _line(values: Iterable[Any]) -> bytes:
-        buffer = io.StringIO()
-        csv.writer(buffer, lineterminator="\n").writerow(["" if v is None else v for v in values])
-        return buffer.getvalue().encode()
-
     def head(self, meta: ExportMeta) -> bytes:
-        lines = [self._line(CSV_COLUMNS)]
+        lines = [csv_line(CSV_COLUMNS)]
         for tag in meta.deleted_tags:
             path = PATH_SEPARATOR.join(tag["path"])
-            lines.append(
-                self._line(
-                    [
-                        "deleted_tag",
-                        None,
-                        tag["name"],
-                        path,
-                        None,
-                        None,
-                        None,
-                        None,
-                        None,
-                        None,
-                        tag["replaced_by"],
-                    ]
-                )
-            )
-        return b"".join(lines)
+            lines.append(csv_line(["deleted_tag", None, tag["name"], path, *[None] * 6, tag["replaced_by"]]))
+        return "".join(line + "\n" for line in lines).encode()
 
-    def render(self, record: dict[str, Any]) -> Iterator[bytes]:
-        product = (record["external_id"], record["updated_at"], record["tags_updated_at"])
+    def render(self, record: dict[str, Any]) -> bytes:
+        external_id, updated, tags_updated = (
+            record["external_id"],
+            record["updated_at"],
+            record["tags_updated_at"],
+        )
         if not record["tags"]:
-            yield self._line(
-                ["no_tags", product[0], None, None, None, None, None, None, product[1], product[2], None]
-            )
-        for tag in record["tags"]:
-            yield self._line(
+            return csv_line(["no_tags", external_id, *[None] * 6, updated, tags_updated, None]).encode()
+        return "\n".join(
+            csv_line(
                 [
                     "tag",
-                    product[0],
+                    external_id,
                     tag["name"],
                     PATH_SEPARATOR.join(tag["path"]),
                     tag["source"],
                     tag["approved_by"],
                     tag["model_version"],
                     tag["approved_at"],
-                    product[1],
-                    product[2],
+                    updated,
+                    tags_updated,
                     None,
                 ]
             )
+            for tag in record["tags"]
+        ).encode()
 
     def tail(self, meta: ExportMeta, rows: int) -> bytes:
         return b""
@@ -208,18 +216,20 @@ def frame(
     *,
     chunk_bytes: int = CHUNK_BYTES,
 ) -> Iterator[bytes]:
-    """Head, body rows and tail as chunks of about ``chunk_bytes``: the stream never holds more than that."""
+    """Head, product records and tail as chunks of about ``chunk_bytes``: the stream never holds more."""
     yield writer.head(meta)
     separator = writer.separator
     buffer: list[bytes] = []
     size = 0
     count = 0
     for row in rows:
-        if separator is not None:
+        if separator is None:
+            buffer.append(row)
+            buffer.append(b"\n")
+        else:
             if count:
                 buffer.append(separator)
-            row = row[:-1]  # the JSON array joins rows with its separator instead of bare newlines
-        buffer.append(row)
+            buffer.append(row)
         size += len(row)
         count += 1
         if size >= chunk_bytes:

@@ -18,6 +18,7 @@ may repeat across exports; consumers apply them idempotently.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import os
 from collections.abc import Callable, Iterator
@@ -26,13 +27,24 @@ from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from annotation.models import ExportJob, JobStatus, ModelVersion, Product, ProductTag, Tag
 from annotation.services.tags import MAX_DEPTH, tag_paths
-from annotation.writers import EXPORT_FORMATS, WRITERS, ExportMeta, RowCounter, format_timestamp, frame
+from annotation.writers import (
+    EXPORT_FORMATS,
+    PATH_SEPARATOR,
+    WRITERS,
+    ExportMeta,
+    RowCounter,
+    csv_field,
+    csv_line,
+    format_timestamp,
+    frame,
+    tag_head,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -128,15 +140,10 @@ def _products(updated_since: dt.datetime | None):
     return products
 
 
-def export_count(*, file_format: str, updated_since: dt.datetime | None = None) -> int:
-    """How many body rows the export will have (products; product-tag lines for CSV): for progress bars."""
-    active = ProductTag.objects.filter(product_id=OuterRef("pk"), tag__is_active=True)
-    products = _products(updated_since).filter(Q(Exists(active)) | Q(tags_updated_at__isnull=False))
-    if file_format != "csv":
-        return products.count()
-    tag_lines = ProductTag.objects.filter(tag__is_active=True, product__in=_products(updated_since)).count()
-    empty = _products(updated_since).filter(tags_updated_at__isnull=False).exclude(Exists(active)).count()
-    return tag_lines + empty
+def export_count(*, updated_since: dt.datetime | None = None) -> int:
+    """About how many product records an export writes, for progress bars: the products whose tags were
+    ever stamped (one scan; the exact count would probe every product's tags and cost as much again)."""
+    return _products(updated_since).filter(tags_updated_at__isnull=False).count()
 
 
 def approved_tags_export(
@@ -158,75 +165,167 @@ def approved_tags_export(
     return ApprovedTagsExport(file_format=file_format, engine=engine, meta=meta)
 
 
+# --- lookups shared by both engines ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Lookups:
+    """Per-export maps from ids to what a record says: tags (active only, with their paths), approvers and
+    model versions. Read once; a taxonomy has thousands of tags, not millions."""
+
+    tags: dict[int, tuple[str, list[str]]]  # active tag id -> (canonical name, path root first)
+    users: dict[int, str]
+    versions: dict[int, str]
+
+
+def _lookups() -> _Lookups:
+    rows = {
+        tag_id: (name, parent_id, active)
+        for tag_id, name, parent_id, active in Tag.objects.values_list("id", "name", "parent_id", "is_active")
+    }
+
+    def path(tag_id: int) -> list[str]:
+        names: list[str] = []
+        seen: set[int] = set()
+        current: int | None = tag_id
+        while current is not None and current not in seen and current in rows and len(names) < MAX_DEPTH:
+            seen.add(current)
+            names.append(rows[current][0])
+            current = rows[current][1]
+        return names[::-1]
+
+    return _Lookups(
+        tags={tag_id: (name, path(tag_id)) for tag_id, (name, _, active) in rows.items() if active},
+        users=dict(get_user_model().objects.values_list("id", "username")),
+        versions=dict(ModelVersion.objects.values_list("id", "version")),
+    )
+
+
 # --- the PostgreSQL engine --------------------------------------------------------------------------------
+# The lookups go into indexed temporary tables, so PostgreSQL reads product_tag in product order through its
+# product index, fetches each tag/approver/version fragment through a memoized index probe, and aggregates
+# product by product: no sort, no hash of the big tables, rows leave as they are produced. Each tag's JSON
+# head (name and path) is rendered once, by Python, for the whole export.
+
+_LOOKUP_TABLES = {
+    "export_tag": "id bigint PRIMARY KEY, json text NOT NULL, csv text NOT NULL",
+    "export_user": "id bigint PRIMARY KEY, json text NOT NULL, csv text NOT NULL",
+    "export_version": "id bigint PRIMARY KEY, json text NOT NULL, csv text NOT NULL",
+}
+_BINARY_HEADER = 19  # "PGCOPY\n\377\r\n\0" + flags + header extension length
+_BINARY_FIELD = 6  # per row: int16 field count, int32 field length
+_BINARY_TRAILER = b"\xff\xff"
+
+
+def _lookup_tables_load(cursor, lookups: _Lookups) -> None:
+    """Each lookup rendered once, as the JSON and the CSV text a record embeds."""
+    for table, columns in _LOOKUP_TABLES.items():
+        cursor.execute(f"DROP TABLE IF EXISTS pg_temp.{table}")
+        cursor.execute(f"CREATE TEMPORARY TABLE {table} ({columns})")
+    with cursor.copy("COPY export_tag (id, json, csv) FROM STDIN") as copy:
+        for tag_id, (name, path) in lookups.tags.items():
+            copy.write_row((tag_id, tag_head(name, path), csv_line([name, PATH_SEPARATOR.join(path)])))
+    for table, values in (("export_user", lookups.users), ("export_version", lookups.versions)):
+        with cursor.copy(f"COPY {table} (id, json, csv) FROM STDIN") as copy:
+            for key, name in values.items():
+                copy.write_row((key, json.dumps(name, ensure_ascii=False), csv_field(name)))
+    cursor.execute("ANALYZE export_tag, export_user, export_version")
+
+
+def _lookup_tables_drop(cursor) -> None:
+    cursor.execute("DROP TABLE IF EXISTS pg_temp.export_tag, pg_temp.export_user, pg_temp.export_version")
 
 
 def _ts(column: str) -> str:
-    return f"""to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"""
+    """A timestamptz as export text: PostgreSQL's JSON rendering, unquoted (see writers.format_timestamp)."""
+    return f"(to_json({column}) #>> '{{}}')"
 
 
 def _copy_sql(export: ApprovedTagsExport) -> tuple[str, list]:
-    tag = Tag._meta.db_table
+    """One text column per product: its JSON record, or its CSV lines."""
     product = Product._meta.db_table
     product_tag = ProductTag._meta.db_table
-    user = get_user_model()._meta.db_table
-    model_version = ModelVersion._meta.db_table
-    params: list = [MAX_DEPTH]
+    params: list = []
     where = "TRUE"
     if export.meta.updated_since is not None:
         where = "p.tags_updated_at >= %s"
         params.append(export.meta.updated_since)
-    tree = f"""
-        WITH RECURSIVE tree(id, path) AS (
-            SELECT id, ARRAY[name]::text[] FROM {tag} WHERE parent_id IS NULL
-            UNION ALL
-            SELECT t.id, tree.path || t.name::text FROM {tag} t JOIN tree ON t.parent_id = tree.id
-            WHERE cardinality(tree.path) < %s
-        )"""
-    # Active approved tags with everything a record names; joined to small tables only, so PostgreSQL can
-    # read product_tag in product order and hash-join the rest.
-    approved = f"""
-        SELECT pt.product_id, t.normalized_name AS sort_key, t.name, COALESCE(tree.path, ARRAY[t.name]::text[]) AS path,
-               pt.source, u.username, mv.version, pt.approved_at
-        FROM {product_tag} pt
-        JOIN {tag} t ON t.id = pt.tag_id AND t.is_active
-        LEFT JOIN tree ON tree.id = t.id
-        LEFT JOIN {user} u ON u.id = pt.approved_by_id
-        LEFT JOIN {model_version} mv ON mv.id = pt.model_version_id"""
+    joins = f"""
+            FROM {product_tag} pt
+            JOIN export_tag t ON t.id = pt.tag_id
+            LEFT JOIN export_user u ON u.id = pt.approved_by_id
+            LEFT JOIN export_version v ON v.id = pt.model_version_id"""
     if export.file_format == "csv":
-        select = f"""{tree}
-        SELECT CASE WHEN a.name IS NULL THEN 'no_tags' ELSE 'tag' END, p.external_id, a.name,
-               array_to_string(a.path, ' > '), a.source, a.username, a.version, {_ts("a.approved_at")},
-               {_ts("p.updated_at")}, {_ts("p.tags_updated_at")}, NULL
-        FROM {product} p LEFT JOIN ({approved}) a ON a.product_id = p.id
-        WHERE {where} AND (a.name IS NOT NULL OR p.tags_updated_at IS NOT NULL)
-        ORDER BY p.id, a.sort_key"""
-        return f"COPY ({select}) TO STDOUT (FORMAT csv)", params
-    record = f"""json_build_object(
-            'type', 'product', 'external_id', p.external_id, 'updated_at', {_ts("p.updated_at")},
-            'tags_updated_at', {_ts("p.tags_updated_at")},
-            'tags', COALESCE(json_agg(json_build_object(
-                'name', a.name, 'path', a.path, 'source', a.source, 'approved_by', a.username,
-                'model_version', a.version, 'approved_at', {_ts("a.approved_at")}) ORDER BY a.sort_key)
-                FILTER (WHERE a.name IS NOT NULL), '[]'::json))"""
-    select = f"""{tree}
-        SELECT {record}
-        FROM {product} p LEFT JOIN ({approved}) a ON a.product_id = p.id
-        WHERE {where}
-        GROUP BY p.id
-        HAVING count(a.name) > 0 OR p.tags_updated_at IS NOT NULL
+        # Each tag line is prefix || fragment || suffix, where prefix and suffix are the product's own
+        # fields: the fragments are joined with a control character that no field contains, then each
+        # joint becomes suffix || newline || prefix — one replace per product instead of a join per line.
+        quoted_id = (
+            "CASE WHEN p.external_id ~ ('[\",' || chr(10) || ']') "
+            "THEN '\"' || replace(p.external_id, '\"', '\"\"') || '\"' ELSE p.external_id END"
+        )
+        select = f"""
+        SELECT CASE WHEN a.fragments IS NULL
+            THEN concat('no_tags,', x.id, ',,,,,,,', x.times, ',')
+            ELSE concat('tag,', x.id, ',', replace(a.fragments, chr(31), concat(',', x.times, ',', chr(10), 'tag,', x.id, ',')),
+                        ',', x.times, ',')
+            END
+        FROM {product} p
+        LEFT JOIN (
+            SELECT pt.product_id,
+                   string_agg(concat(t.csv, ',', pt.source, ',', u.csv, ',', v.csv, ',', {_ts("pt.approved_at")}),
+                              chr(31)) AS fragments
+            {joins}
+            GROUP BY pt.product_id
+        ) a ON a.product_id = p.id
+        -- OFFSET 0 keeps the subquery: each product's own fields are rendered once, not once per use
+        CROSS JOIN LATERAL (
+            SELECT {quoted_id} AS id, concat({_ts("p.updated_at")}, ',', {_ts("p.tags_updated_at")}) AS times
+            OFFSET 0
+        ) x
+        WHERE {where} AND (a.fragments IS NOT NULL OR p.tags_updated_at IS NOT NULL)
         ORDER BY p.id"""
-    # CSV mode with delimiter and quote characters that JSON text never contains raw (PostgreSQL escapes
-    # control characters inside JSON strings): every row comes out verbatim, without COPY's text-format
-    # backslash escaping.
-    return f"COPY ({select}) TO STDOUT (FORMAT csv, DELIMITER E'\\x02', QUOTE E'\\x01')", params
+    else:
+        select = f"""
+        SELECT concat('{{"type":"product","external_id":', to_json(p.external_id), ',"updated_at":',
+                      to_json(p.updated_at), ',"tags_updated_at":', COALESCE(to_json(p.tags_updated_at)::text, 'null'),
+                      ',"tags":[', a.tags, ']}}')
+        FROM {product} p
+        LEFT JOIN (
+            SELECT pt.product_id,
+                   string_agg(concat(t.json, pt.source, '","approved_by":', COALESCE(u.json, 'null'),
+                                     ',"model_version":', COALESCE(v.json, 'null'),
+                                     ',"approved_at":', to_json(pt.approved_at), '}}'), ',') AS tags
+            {joins}
+            GROUP BY pt.product_id
+        ) a ON a.product_id = p.id
+        WHERE {where} AND (a.tags IS NOT NULL OR p.tags_updated_at IS NOT NULL)
+        ORDER BY p.id"""
+    # Binary COPY: each row arrives as its bytes behind a fixed 6-byte prefix, with no text-format escaping.
+    return f"COPY ({select}) TO STDOUT (FORMAT binary)", params
 
 
 def _copy_rows(export: ApprovedTagsExport) -> Iterator[bytes]:
+    lookups = _lookups()
     sql, params = _copy_sql(export)
-    with connection.cursor() as cursor, cursor.cursor.copy(sql, params) as copy:
-        # libpq hands over one row per read: pass them on as they are, framing batches them.
-        yield from copy
+    with connection.cursor() as wrapper:
+        cursor = wrapper.cursor
+        _lookup_tables_load(cursor, lookups)
+        try:
+            with cursor.copy(sql, params) as copy:
+                # libpq hands over one row per read; the first read also carries the file header and the
+                # last one is the trailer (both may come alone).
+                header = True
+                for message in copy:
+                    if header:
+                        message, header = message[_BINARY_HEADER:], False
+                    if len(message) < _BINARY_FIELD or message[:2] == _BINARY_TRAILER:
+                        continue
+                    yield message[_BINARY_FIELD:]
+        finally:
+            try:
+                _lookup_tables_drop(cursor)
+            except DatabaseError:  # an aborted transaction: the temporary tables go with the session
+                logger.debug("export lookup tables left for the session to drop", exc_info=True)
 
 
 # --- the portable engine ---------------------------------------------------------------------------------
@@ -239,8 +338,7 @@ def _python_records(export: ApprovedTagsExport) -> Iterator[dict]:
         products = products.filter(
             Q(Exists(ProductTag.objects.filter(product_id=OuterRef("pk")))) | Q(tags_updated_at__isnull=False)
         )
-    tags = {row[0]: row[1:] for row in Tag.objects.values_list("id", "name", "normalized_name", "is_active")}
-    paths: dict[int, list[str]] = {}
+    lookups = _lookups()
     after = 0
     while True:
         batch = list(
@@ -252,16 +350,16 @@ def _python_records(export: ApprovedTagsExport) -> Iterator[dict]:
             return
         after = batch[-1][0]
         approved: dict[int, list] = {}
-        for row in ProductTag.objects.filter(
-            product_id__in=[b[0] for b in batch], tag__is_active=True
-        ).values_list(
-            "product_id", "tag_id", "source", "approved_by__username", "model_version__version", "approved_at"
+        for row in (
+            ProductTag.objects.filter(product_id__in=[b[0] for b in batch], tag_id__in=lookups.tags.keys())
+            .order_by("product_id", "tag_id")
+            .values_list(
+                "product_id", "tag_id", "source", "approved_by_id", "model_version_id", "approved_at"
+            )
         ):
             approved.setdefault(row[0], []).append(row[1:])
-        missing = {row[0] for rows in approved.values() for row in rows} - paths.keys()
-        paths.update(tag_paths(missing))
         for product_id, external_id, updated_at, tags_updated_at in batch:
-            rows = sorted(approved.get(product_id, []), key=lambda r: tags[r[0]][1])
+            rows = approved.get(product_id, [])
             if not rows and tags_updated_at is None:
                 continue  # only deactivated tags and never stamped: nothing to say about it
             yield {
@@ -270,22 +368,22 @@ def _python_records(export: ApprovedTagsExport) -> Iterator[dict]:
                 "tags_updated_at": format_timestamp(tags_updated_at),
                 "tags": [
                     {
-                        "name": tags[tag_id][0],
-                        "path": paths.get(tag_id, [tags[tag_id][0]]),
+                        "name": lookups.tags[tag_id][0],
+                        "path": lookups.tags[tag_id][1],
                         "source": source,
-                        "approved_by": username,
-                        "model_version": version,
+                        "approved_by": lookups.users.get(user_id),
+                        "model_version": lookups.versions.get(version_id),
                         "approved_at": format_timestamp(approved_at),
                     }
-                    for tag_id, source, username, version, approved_at in rows
+                    for tag_id, source, user_id, version_id, approved_at in rows
                 ],
             }
 
 
 def _python_rows(export: ApprovedTagsExport) -> Iterator[bytes]:
-    writer = export.writer
+    render = export.writer.render
     for record in _python_records(export):
-        yield from writer.render(record)
+        yield render(record)
 
 
 # --- files and jobs --------------------------------------------------------------------------------------

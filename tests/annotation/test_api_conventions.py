@@ -178,3 +178,17 @@ def test_errors_are_json_even_for_the_export_format_parameter(admin_api):
     body = assert_error(admin_api.get("/api/v1/export/approved-tags/?format=xml"), 400, "invalid")
     assert "format" in body["fields"]
     assert json.loads(json.dumps(body))  # plain JSON, not a renderer-specific page
+
+
+def test_api_page_not_found_answers_json_under_api(rf):
+    """The project's handler404 for /api/ paths (wired in tagstudio/urls.py) keeps the error shape."""
+    from annotation.api.errors import api_page_not_found
+
+    response = api_page_not_found(rf.get("/api/v1/tags/abc/"), None)
+    assert response.status_code == 404
+    assert json.loads(response.content) == {
+        "error": "not_found",
+        "detail": "No API endpoint matches this path.",
+        "fields": {},
+    }
+    assert api_page_not_found(rf.get("/no-such-page/"), None)["Content-Type"].startswith("text/html")

@@ -47,11 +47,11 @@ class Command(BaseCommand):
             else:
                 bar = None
                 if not options["no_progress"]:
-                    total = export_count(file_format=file_format, updated_since=since)
-                    bar = tqdm(total=total, unit="row", unit_scale=True, desc="export", file=sys.stderr)
+                    total = export_count(updated_since=since)
+                    bar = tqdm(total=total, unit="product", unit_scale=True, desc="export", file=sys.stderr)
 
                 def progress(done: int) -> None:
-                    bar.update(done - bar.n)
+                    bar.update(done - bar.n)  # the total is an estimate: the bar may end a little short of it
 
                 result = export_write(
                     path=options["path"],
@@ -65,5 +65,5 @@ class Command(BaseCommand):
                 rows, mark, where = result.rows, result.high_water_mark, str(result.path)
         except ExportError as exc:
             raise CommandError(str(exc)) from exc
-        self.stderr.write(f"Exported {rows} rows to {where}.")
+        self.stderr.write(f"Exported {rows} products to {where}.")
         self.stderr.write(f"High-water mark: {format_timestamp(mark)}")
