@@ -68,7 +68,9 @@ class ReviewStatus(models.TextChoices):
 class Product(models.Model):
     """A catalog product, keyed by the merchant's SKU (``external_id``)."""
 
-    external_id = models.CharField(max_length=255, unique=True)
+    # Unique through Meta.constraints: a plain unique constraint, without the second
+    # (varchar_pattern_ops) index Django adds for ``unique=True`` — nothing looks SKUs up by prefix.
+    external_id = models.CharField(max_length=255)
     title = models.CharField(max_length=1000)
     description = models.TextField(blank=True, default="")
     brand = models.CharField(max_length=255, blank=True, default="")
@@ -88,12 +90,22 @@ class Product(models.Model):
     needs_suggestion = models.BooleanField(default=True)
     # The model version whose suggestions are current for this product (cards never mix versions).
     suggested_by = models.ForeignKey(
-        "ModelVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        "ModelVersion",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,  # partial index below: NULL (never suggested) rows need no entry
     )
 
     # Review claim (lease): one operator at a time; an expired claim is free again.
     claimed_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="claims"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="claims",
+        db_index=False,  # product_claim_idx (partial: only claimed products) serves every lookup
     )
     claim_expires_at = models.DateTimeField(null=True, blank=True)
 
@@ -114,6 +126,7 @@ class Product(models.Model):
             ("manage_users", "Can manage users and tokens"),
         ]
         constraints = [
+            models.UniqueConstraint(fields=["external_id"], name="product_external_id_unique"),
             models.CheckConstraint(condition=~Q(external_id=""), name="product_external_id_not_empty"),
             models.CheckConstraint(condition=~Q(title=""), name="product_title_not_empty"),
             models.CheckConstraint(
@@ -137,7 +150,18 @@ class Product(models.Model):
             models.Index(fields=["updated_at", "id"], name="product_updated_idx"),
             models.Index(fields=["tags_updated_at", "id"], name="product_tags_updated_idx"),
             models.Index(fields=["id"], name="product_needs_sugg_idx", condition=Q(needs_suggestion=True)),
-            models.Index(fields=["claimed_by", "claim_expires_at"], name="product_claim_idx"),
+            # Partial indexes: a catalog import writes millions of unclaimed, never-suggested rows, and
+            # every index entry costs import time; only claimed/suggested rows are ever looked up.
+            models.Index(
+                fields=["claimed_by", "claim_expires_at"],
+                name="product_claim_idx",
+                condition=Q(claimed_by__isnull=False),
+            ),
+            models.Index(
+                fields=["suggested_by"],
+                name="product_suggested_by_idx",
+                condition=Q(suggested_by__isnull=False),
+            ),
         ]
 
     def __str__(self) -> str:
@@ -155,15 +179,24 @@ class TagSource(models.TextChoices):
 class ProductTag(models.Model):
     """An approved tag on a product: who or what approved it, and when."""
 
-    product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="approved_tags")
-    tag = models.ForeignKey(Tag, on_delete=models.PROTECT, related_name="product_tags")
+    # No single-column FK indexes: (product, tag) unique and (tag, product) cover both lookups, and
+    # approver/model-version are NULL on imported rows (partial indexes below).
+    product = models.ForeignKey(
+        Product, on_delete=models.CASCADE, related_name="approved_tags", db_index=False
+    )
+    tag = models.ForeignKey(Tag, on_delete=models.PROTECT, related_name="product_tags", db_index=False)
     source = models.CharField(max_length=16, choices=TagSource.choices)
     approved_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
     )
     # The model version whose suggestion was accepted, when the tag came from a suggestion.
     model_version = models.ForeignKey(
-        "ModelVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        "ModelVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
     )
     approved_at = models.DateTimeField(default=timezone.now)
 
@@ -172,7 +205,19 @@ class ProductTag(models.Model):
             models.UniqueConstraint(fields=["product", "tag"], name="product_tag_unique"),
             models.CheckConstraint(condition=Q(source__in=TagSource.values), name="product_tag_source_valid"),
         ]
-        indexes = [models.Index(fields=["tag", "product"], name="product_tag_by_tag_idx")]
+        indexes = [
+            models.Index(fields=["tag", "product"], name="product_tag_by_tag_idx"),
+            models.Index(
+                fields=["approved_by"],
+                name="product_tag_approver_idx",
+                condition=Q(approved_by__isnull=False),
+            ),
+            models.Index(
+                fields=["model_version"],
+                name="product_tag_version_idx",
+                condition=Q(model_version__isnull=False),
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.product_id}:{self.tag_id}"

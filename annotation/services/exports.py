@@ -237,8 +237,10 @@ def _lookup_tables_drop(cursor) -> None:
 
 
 def _ts(column: str) -> str:
-    """A timestamptz as export text: PostgreSQL's JSON rendering, unquoted (see writers.format_timestamp)."""
-    return f"(to_json({column}) #>> '{{}}')"
+    """A timestamptz as export text: PostgreSQL's JSON rendering, unquoted (see writers.format_timestamp).
+
+    The quotes are trimmed as text: ``#>> '{}'`` would parse the JSON again, for every tag line."""
+    return f"btrim(to_json({column})::text, '\"')"
 
 
 def _copy_sql(export: ApprovedTagsExport) -> tuple[str, list]:
