@@ -275,7 +275,7 @@ MODEL_PROMOTION = os.environ.get("MODEL_PROMOTION", "auto")  # auto | manual
 if MODEL_PROMOTION not in {"auto", "manual"}:
     raise ImproperlyConfigured(f"MODEL_PROMOTION must be 'auto' or 'manual', got {MODEL_PROMOTION!r}")
 SUGGESTION_BATCH_SIZE = env_int("SUGGESTION_BATCH_SIZE", 2000)
-IMPORT_BATCH_SIZE = env_int("IMPORT_BATCH_SIZE", 5000)
+IMPORT_BATCH_SIZE = env_int("IMPORT_BATCH_SIZE", 10000)
 IMPORT_MAX_ERRORS_KEPT = env_int("IMPORT_MAX_ERRORS_KEPT", 1000)
 
 LOGGING = {

@@ -272,6 +272,7 @@ def import_products(
 
     stats = ImportStats()
     resolver = None if ignore_tags else TagResolver()
+    written = _WrittenIds.for_catalog() if use_copy else None
     try:
         for batch in batches:
             stats.rows_total += batch.rows_total
@@ -281,7 +282,7 @@ def import_products(
             if batch.size:
                 with transaction.atomic():
                     if use_copy:
-                        created, updated, tags_added = write_batch_postgres(batch, resolver)
+                        created, updated, tags_added = write_batch_postgres(batch, resolver, written)
                         stats.tags_added += tags_added
                     else:
                         created, updated, ids = write_products_generic(batch.rows)
@@ -315,6 +316,35 @@ _STAGE = "tagstudio_import_stage"
 _TAG_STAGE = "tagstudio_import_tag_stage"
 
 
+class _WrittenIds:
+    """Into an empty catalog, the ids this import wrote are the only ones that can exist (a concurrent
+    writer's would surface as a unique violation, which takes the upsert path): a batch then looks up only
+    the ids it shares with earlier batches, instead of probing the external-id index for every row.
+
+    Ids are kept as their hash (a collision only costs a needless lookup); past MAX_IDS the import goes back
+    to looking every id up, which bounds the memory.
+    """
+
+    MAX_IDS = 5_000_000
+
+    def __init__(self) -> None:
+        self.hashes: set[int] = set()
+
+    @classmethod
+    def for_catalog(cls) -> _WrittenIds | None:
+        return None if Product.objects.exists() else cls()
+
+    def to_look_up(self, external_ids: list[str]) -> list[str] | None:
+        """The ids that may exist already (None: all of them, the set is full)."""
+        if len(self.hashes) > self.MAX_IDS:
+            return None
+        hashes = self.hashes
+        return [external_id for external_id in external_ids if hash(external_id) in hashes]
+
+    def add(self, external_ids: list[str]) -> None:
+        self.hashes.update(hash(external_id) for external_id in external_ids)
+
+
 class _ConcurrentImport(Exception):
     """Another session wrote some of this batch's products or tags since the lookup."""
 
@@ -340,7 +370,9 @@ def _copy_or_conflict(cursor, statement: str, payload: bytes) -> None:
         raise _ConcurrentImport from exc
 
 
-def write_batch_postgres(batch: ParsedBatch, resolver: TagResolver | None) -> tuple[int, int, int]:
+def write_batch_postgres(
+    batch: ParsedBatch, resolver: TagResolver | None, written: _WrittenIds | None = None
+) -> tuple[int, int, int]:
     """Write one batch: returns (products created, products updated, tags added). Call inside a transaction.
 
     The common cases take COPY straight into the tables: new products (ids drawn from the table's
@@ -350,12 +382,16 @@ def write_batch_postgres(batch: ParsedBatch, resolver: TagResolver | None) -> tu
     """
     # Tags first, outside the savepoint below: a rollback must not take tags the resolver has cached.
     row_tags = _batch_tag_ids(batch, resolver)
+    lookup_ids = written.to_look_up(batch.external_ids) if written is not None else None
     try:
         with transaction.atomic():
-            return _write_batch_copy(batch, row_tags)
+            result = _write_batch_copy(batch, row_tags, lookup_ids)
     except _ConcurrentImport:
         logger.info("import batch collided with a concurrent writer; upserting it instead")
-        return _write_batch_upsert(batch, row_tags)
+        result = _write_batch_upsert(batch, row_tags)
+    if written is not None:
+        written.add(batch.external_ids)
+    return result
 
 
 def _lookup(cursor, external_ids: list[str]) -> dict[str, tuple[int, str, str]]:
@@ -388,11 +424,15 @@ def _existing_pairs(cursor, product_ids: list[int]) -> set[tuple[int, int]]:
     return set(cursor.fetchall())
 
 
-def _write_batch_copy(batch: ParsedBatch, row_tags: dict[int, set[int]]) -> tuple[int, int, int]:
+def _write_batch_copy(
+    batch: ParsedBatch, row_tags: dict[int, set[int]], lookup_ids: list[str] | None = None
+) -> tuple[int, int, int]:
+    """``lookup_ids``: the ids that may already be in the catalog (None: any of the batch's)."""
     products = Product._meta.db_table
     unreviewed = ReviewStatus.UNREVIEWED.value
     with _pg_cursor() as cursor:
-        existing = _lookup(cursor, batch.external_ids)
+        to_look_up = batch.external_ids if lookup_ids is None else lookup_ids
+        existing = _lookup(cursor, to_look_up) if to_look_up else {}
         new_rows: list[int] = []
         changed_rows: list[int] = []
         product_ids: list[int] = [0] * len(batch.external_ids)

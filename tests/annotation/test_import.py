@@ -286,6 +286,36 @@ def test_a_repeated_id_in_one_file_takes_the_later_row(tmp_path):
     assert Product.objects.get(external_id="dup").title == "Second"
 
 
+def test_into_an_empty_catalog_an_id_repeated_in_a_later_batch_updates_the_product(tmp_path):
+    # An empty catalog skips the id lookups except for ids an earlier batch of the same import wrote.
+    rows = [
+        {"id": "a", "title": "First A", "tags": ["Red"]},
+        {"id": "b", "title": "B"},
+        {"id": "c", "title": "C"},
+        {"id": "a", "title": "Second A", "tags": ["Blue"]},
+        {"id": "d", "title": "D"},
+    ]
+    stats = import_products(write_jsonl(tmp_path / "c.jsonl", rows), batch_size=2, parallel=False)
+    assert (stats.products_created, stats.products_updated, stats.tags_added) == (4, 1, 2)
+    assert Product.objects.get(external_id="a").title == "Second A"
+    assert tags_of("a") == {"Red", "Blue"}
+
+
+def test_into_an_empty_catalog_a_concurrent_writer_still_falls_back_to_upsert(tmp_path, monkeypatch):
+    # The catalog was empty when the import started; another writer created sku-1 before its batch.
+    real_for_catalog = imports._WrittenIds.for_catalog
+
+    def empty_then_written():
+        written = real_for_catalog()
+        Product.objects.create(external_id="sku-1", title="Created meanwhile", content_hash="other")
+        return written
+
+    monkeypatch.setattr(imports._WrittenIds, "for_catalog", staticmethod(empty_then_written))
+    stats = import_products(write_jsonl(tmp_path / "c.jsonl", CATALOG))
+    assert (stats.products_created, stats.products_updated) == (3, 1)
+    assert Product.objects.get(external_id="sku-1").title == "Red cotton T-shirt"
+
+
 def _catalog_with_everything(size: int) -> list:
     rows: list = []
     for i in range(size):
