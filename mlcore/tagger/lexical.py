@@ -50,20 +50,47 @@ class OneVsRestLinear:
     """One logistic regression per tag (liblinear), weights kept as one sparse matrix.
 
     A tag with no positive example gets a constant low score, a tag on every example a constant high one.
+
+    Negative subsampling: a tag learns from all its positives and at most
+    ``max(min_negatives, negative_ratio * positives)`` of its negatives, drawn at random and weighted up
+    by the inverse of the sampling rate (so the scores stay calibrated). Most tags are rare, so most fits
+    see a few thousand products instead of the whole catalog: on 20,000 bigbasket products this made the
+    fits 5.5x faster for 0.002 pooled F1 (measured, see bench/README.md).
     """
 
-    def __init__(self, C: float = 8.0, prune: float = 1e-4, n_jobs: int | None = None) -> None:
+    def __init__(
+        self,
+        C: float = 8.0,
+        prune: float = 1e-4,
+        n_jobs: int | None = None,
+        *,
+        min_negatives: int = 4000,
+        negative_ratio: float = 20.0,
+        seed: int = 13,
+    ) -> None:
         self.C = C
         self.prune = prune
         self.n_jobs = n_jobs
+        self.min_negatives = min_negatives
+        self.negative_ratio = negative_ratio
+        self.seed = seed
 
-    def _fit_one(self, x: sparse.csr_matrix, target: np.ndarray) -> tuple[np.ndarray, float]:
+    def _fit_one(self, x: sparse.csr_matrix, target: np.ndarray, seed: int) -> tuple[np.ndarray, float]:
+        weights = None
+        positives = np.flatnonzero(target)
+        negatives = np.flatnonzero(target == 0)
+        keep = int(max(self.min_negatives, self.negative_ratio * len(positives)))
+        if keep < len(negatives):
+            sampled = np.random.default_rng(seed).choice(negatives, keep, replace=False)
+            rows = np.sort(np.concatenate([positives, sampled]))
+            weights = np.where(target[rows] == 1, 1.0, len(negatives) / keep)
+            x, target = x[rows], target[rows]
         # Dual coordinate descent: several times faster than the primal solver when features outnumber
-        # products, as with n-gram TF-IDF.
-        clf = LogisticRegression(C=self.C, solver="liblinear", dual=True, tol=1e-3, max_iter=300)
+        # products, as with n-gram TF-IDF. tol 1e-2 gave the same F1 as 1e-3 in 27% less time.
+        clf = LogisticRegression(C=self.C, solver="liblinear", dual=True, tol=1e-2, max_iter=100)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            clf.fit(x, target)
+            clf.fit(x, target, sample_weight=weights)
         return clf.coef_.ravel().astype(np.float32), float(clf.intercept_[0])
 
     def fit(self, x: sparse.csr_matrix, y: sparse.csr_matrix, progress: Any = None) -> Self:
@@ -88,7 +115,9 @@ class OneVsRestLinear:
         done = 0
         # liblinear releases the GIL, so threads share the feature matrix without copies.
         with ThreadPoolExecutor(max_workers=max(1, n_jobs)) as pool:
-            for j, (w, b) in zip(trainable, pool.map(lambda j: self._fit_one(x, target_of(j)), trainable)):
+            for j, (w, b) in zip(
+                trainable, pool.map(lambda j: self._fit_one(x, target_of(j), self.seed + j), trainable)
+            ):
                 keep = np.flatnonzero(np.abs(w) > self.prune)
                 rows.append(keep)
                 cols.append(np.full(len(keep), j))
