@@ -67,6 +67,10 @@ class LexicalFeaturizer:
         )
         xw = self.word_.fit_transform(full)
         xc = self.char_.fit_transform(titles)
+        # The n-grams cut by min_df/max_features (often most of them): only for introspection, and
+        # kept they would be pickled into every model (sklearn's own advice is to drop them).
+        self.word_.stop_words_ = None
+        self.char_.stop_words_ = None
         return self._stack(xw, xc)
 
     def transform(self, records: list[ProductRecord]) -> sparse.csr_matrix:
