@@ -8,7 +8,8 @@
 2. Creates a throwaway database (``tagstudio_bench_import``), migrates it.
 3. Raw COPY, streamed from this client like the import's data, timed from the first byte to commit: the
    TSV into a plain table with the same data columns (no index, no constraint); the same into a copy of the
-   product table (its checks and indexes); the approved-tag rows into a copy of the product-tag table. The
+   product table (its checks and indexes); the approved-tag rows into a copy of the product-tag table (its
+   checks, indexes and deferred foreign keys to the product copy and to a table of the tag ids). The
    last two together are the "same-tables floor": the same rows written raw into tables shaped like the
    import's destination.
 4. The import: a fresh interpreter runs ``annotation.services.imports.import_products`` (the service the
@@ -185,6 +186,7 @@ def build_files(
         "rows": rows,
         "tagged_rows": tagged,
         "tag_rows": tag_rows,
+        "distinct_tags": len(tag_numbers),
         "zh_rows": langs_zh,
         "jsonl_bytes": jsonl_path.stat().st_size,
         "tsv_bytes": tsv_path.stat().st_size,
@@ -241,7 +243,7 @@ _PRODUCT_SHAPED_DEFAULTS = {
 }
 
 
-def raw_copy(bench_url: str, tsv_path: Path, *, product_shaped: bool) -> dict:
+def raw_copy(bench_url: str, tsv_path: Path, *, product_shaped: bool, keep: bool = False) -> dict:
     """COPY the TSV into a plain table (the data columns, no index or constraint), or into a copy of the
     product table with all its columns, checks and indexes (what any upsert into it must maintain)."""
     import psycopg
@@ -266,21 +268,34 @@ def raw_copy(bench_url: str, tsv_path: Path, *, product_shaped: bool) -> dict:
         elapsed = time.perf_counter() - started
         backend_cpu = _cpu_delta(pid, cpu_before)
         rows = conn.execute("SELECT count(*) FROM bench_raw_copy").fetchone()[0]
-        conn.execute("DROP TABLE bench_raw_copy")
+        if not keep:
+            conn.execute("DROP TABLE bench_raw_copy")
         conn.commit()
     return {"seconds": elapsed, "rows": rows, "backend_cpu": backend_cpu}
 
 
-def raw_copy_tags(bench_url: str, tags_tsv_path: Path) -> dict:
-    """COPY the approved-tag rows into a copy of the product-tag table with its columns, checks and indexes
-    (foreign keys are not copied: the import's are checked, so this floor is if anything low)."""
+def raw_copy_tags(bench_url: str, tags_tsv_path: Path, distinct_tags: int) -> dict:
+    """COPY the approved-tag rows into a copy of the product-tag table with its columns, checks, indexes
+    and foreign keys (deferred, as Django declares them): to the product-shaped copy that ``raw_copy(...,
+    keep=True)`` left (ids 1..N in file order, which the tag rows use) and to a table of the tag ids.
+    Drops all three tables afterwards."""
     import psycopg
 
     checkpoint(bench_url)
     with psycopg.connect(bench_url) as conn:
+        conn.execute("CREATE TABLE bench_raw_tags (id bigint PRIMARY KEY)")
+        conn.execute("INSERT INTO bench_raw_tags SELECT generate_series(1, %s)", [distinct_tags])
         conn.execute("CREATE TABLE bench_raw_copy_tags (LIKE annotation_producttag INCLUDING ALL)")
         conn.execute("ALTER TABLE bench_raw_copy_tags ALTER COLUMN source SET DEFAULT 'import'")
         conn.execute("ALTER TABLE bench_raw_copy_tags ALTER COLUMN approved_at SET DEFAULT now()")
+        conn.execute(
+            "ALTER TABLE bench_raw_copy_tags ADD FOREIGN KEY (product_id) REFERENCES bench_raw_copy (id) "
+            "DEFERRABLE INITIALLY DEFERRED"
+        )
+        conn.execute(
+            "ALTER TABLE bench_raw_copy_tags ADD FOREIGN KEY (tag_id) REFERENCES bench_raw_tags (id) "
+            "DEFERRABLE INITIALLY DEFERRED"
+        )
         conn.commit()
         pid = conn.info.backend_pid
         cpu_before = backend_cpu_seconds(pid)
@@ -293,7 +308,7 @@ def raw_copy_tags(bench_url: str, tags_tsv_path: Path) -> dict:
         elapsed = time.perf_counter() - started
         backend_cpu = _cpu_delta(pid, cpu_before)
         rows = conn.execute("SELECT count(*) FROM bench_raw_copy_tags").fetchone()[0]
-        conn.execute("DROP TABLE bench_raw_copy_tags")
+        conn.execute("DROP TABLE bench_raw_copy_tags, bench_raw_copy, bench_raw_tags")
         conn.commit()
     return {"seconds": elapsed, "rows": rows, "backend_cpu": backend_cpu}
 
@@ -480,7 +495,8 @@ def render(result: dict, command: str) -> str:
     if result.get("raw_copy_tags"):
         tags = result["raw_copy_tags"]
         lines += [
-            f"| raw `COPY` of the {tags['rows']:,} approved-tag rows into a copy of the product-tag table | "
+            f"| raw `COPY` of the {tags['rows']:,} approved-tag rows into a copy of the product-tag table "
+            "(with its foreign keys to the two tables above) | "
             f"{tags['seconds']:.1f} | | | | {_cpu(tags.get('backend_cpu'))} |",
             row("**same-tables floor**: the two raw COPYs above (products + approved tags)", floor),
         ]
@@ -615,10 +631,10 @@ def main(argv: list[str] | None = None) -> int:
         result["raw_copy"] = raw_copy(bench_url, tsv_path, product_shaped=False)
         print(f"  {result['raw_copy']}", flush=True)
         print("raw COPY into a product-shaped table ...", flush=True)
-        result["raw_copy_product"] = raw_copy(bench_url, tsv_path, product_shaped=True)
+        result["raw_copy_product"] = raw_copy(bench_url, tsv_path, product_shaped=True, keep=True)
         print(f"  {result['raw_copy_product']}", flush=True)
         print("raw COPY of the approved-tag rows into a product-tag-shaped table ...", flush=True)
-        result["raw_copy_tags"] = raw_copy_tags(bench_url, tags_tsv_path)
+        result["raw_copy_tags"] = raw_copy_tags(bench_url, tags_tsv_path, result["files"]["distinct_tags"])
         print(f"  {result['raw_copy_tags']}", flush=True)
         result["products_only"] = None
         if not args.no_products_only:
