@@ -96,3 +96,22 @@ def test_threshold_tuning_finds_the_separating_cut():
     assert f1 == pytest.approx(1.0)
     decided = apply_thresholds(proba, per_tag)
     assert (decided == y).mean() > 0.99
+
+
+def test_per_tag_thresholds_are_kept_only_where_they_generalise():
+    rng = np.random.default_rng(1)
+    n = 2000
+    y = rng.random((n, 2)) < 0.4
+    # Tag 0 is separable at 0.2 and tag 1 at 0.8: no single cut serves both, per-tag cuts must stay.
+    shifted = np.column_stack(
+        [np.where(y[:, 0], 0.2 + 0.1 * rng.random(n), 0.2 * rng.random(n)),
+         np.where(y[:, 1], 0.8 + 0.2 * rng.random(n), 0.8 * rng.random(n))]
+    ).astype(np.float32)  # fmt: skip
+    global_t, per_tag, _ = tune_thresholds(y, shifted, min_selected=0)
+    assert per_tag[0] < 0.3 < 0.7 < per_tag[1]
+    # Calibrated noise: the same rule everywhere, so the best cut is global; in-slice per-tag cuts would
+    # only fit the noise and are replaced by it.
+    noisy = rng.random((n, 2)).astype(np.float32)
+    labels = rng.random((n, 2)) < noisy
+    global_t, per_tag, _ = tune_thresholds(labels, noisy, min_selected=0)
+    assert np.all(per_tag == np.float32(global_t))
