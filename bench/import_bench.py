@@ -243,6 +243,19 @@ _PRODUCT_SHAPED_DEFAULTS = {
 }
 
 
+def _timed_copy(conn, statement: str, path: Path) -> tuple[float, float | None]:
+    """Stream ``path`` through ``statement`` and commit: (wall seconds, backend CPU seconds)."""
+    pid = conn.info.backend_pid
+    cpu_before = backend_cpu_seconds(pid)
+    started = time.perf_counter()
+    with conn.cursor() as cursor, path.open("rb") as stream:
+        with cursor.copy(statement) as copy:
+            while chunk := stream.read(1 << 20):
+                copy.write(chunk)
+        conn.commit()
+    return time.perf_counter() - started, _cpu_delta(pid, cpu_before)
+
+
 def raw_copy(bench_url: str, tsv_path: Path, *, product_shaped: bool, keep: bool = False) -> dict:
     """COPY the TSV into a plain table (the data columns, no index or constraint), or into a copy of the
     product table with all its columns, checks and indexes (what any upsert into it must maintain)."""
@@ -257,16 +270,9 @@ def raw_copy(bench_url: str, tsv_path: Path, *, product_shaped: bool, keep: bool
         else:
             conn.execute(f"CREATE TABLE bench_raw_copy ({RAW_TABLE_COLUMNS})")
         conn.commit()
-        pid = conn.info.backend_pid
-        cpu_before = backend_cpu_seconds(pid)
-        started = time.perf_counter()
-        with conn.cursor() as cursor, tsv_path.open("rb") as stream:
-            with cursor.copy(f"COPY bench_raw_copy ({', '.join(DATA_COLUMNS)}) FROM STDIN") as copy:
-                while chunk := stream.read(1 << 20):
-                    copy.write(chunk)
-            conn.commit()
-        elapsed = time.perf_counter() - started
-        backend_cpu = _cpu_delta(pid, cpu_before)
+        elapsed, backend_cpu = _timed_copy(
+            conn, f"COPY bench_raw_copy ({', '.join(DATA_COLUMNS)}) FROM STDIN", tsv_path
+        )
         rows = conn.execute("SELECT count(*) FROM bench_raw_copy").fetchone()[0]
         if not keep:
             conn.execute("DROP TABLE bench_raw_copy")
@@ -297,16 +303,9 @@ def raw_copy_tags(bench_url: str, tags_tsv_path: Path, distinct_tags: int) -> di
             "DEFERRABLE INITIALLY DEFERRED"
         )
         conn.commit()
-        pid = conn.info.backend_pid
-        cpu_before = backend_cpu_seconds(pid)
-        started = time.perf_counter()
-        with conn.cursor() as cursor, tags_tsv_path.open("rb") as stream:
-            with cursor.copy("COPY bench_raw_copy_tags (product_id, tag_id) FROM STDIN") as copy:
-                while chunk := stream.read(1 << 20):
-                    copy.write(chunk)
-            conn.commit()
-        elapsed = time.perf_counter() - started
-        backend_cpu = _cpu_delta(pid, cpu_before)
+        elapsed, backend_cpu = _timed_copy(
+            conn, "COPY bench_raw_copy_tags (product_id, tag_id) FROM STDIN", tags_tsv_path
+        )
         rows = conn.execute("SELECT count(*) FROM bench_raw_copy_tags").fetchone()[0]
         conn.execute("DROP TABLE bench_raw_copy_tags, bench_raw_copy, bench_raw_tags")
         conn.commit()
@@ -418,7 +417,8 @@ def _explanation(result: dict) -> list[str]:
     plain, shaped = result["raw_copy"]["backend_cpu"], result["raw_copy_product"]["backend_cpu"]
     floor = same_tables_floor(result)["backend_cpu"]
     first, only = result["import"], result.get("products_only")
-    if plain is None or shaped is None or floor is None or first.get("backend_cpu") is None:
+    # CPU is counted in clock ticks: a small run can read 0.0, which gives no ratio to explain.
+    if not plain or not shaped or not floor or first.get("backend_cpu") is None:
         return []
     lines = [
         f"Where the time goes (PostgreSQL backend CPU, which the machine's load moves much less than wall "
