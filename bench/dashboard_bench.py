@@ -28,13 +28,15 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from readme_section import replace_section  # bench/ is on sys.path when a bench runs as a script
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
 DB_NAME = os.environ.get("BENCH_DASHBOARD_DB", "tagstudio_bench_dashboard")
 SERVER_URL = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432")
 README_PATH = Path(__file__).resolve().parent / "README.md"
-README_START, README_END = "<!-- dashboard:start -->", "<!-- dashboard:end -->"
+README_SECTION = "dashboard"
 README_HEADING = "## Dashboard (`bench/dashboard_bench.py`)"
 TARGET_MS = 300.0
 
@@ -454,13 +456,7 @@ def measure(runs: int) -> dict[str, list[float]]:
 
 
 def write_readme(section: str) -> None:
-    text = README_PATH.read_text(encoding="utf-8")
-    start, end = text.find(README_START), text.find(README_END)
-    if start == -1 or end == -1:
-        text = text.rstrip("\n") + f"\n\n{README_HEADING}\n{README_START}\n{section.strip()}\n{README_END}\n"
-    else:
-        text = text[: start + len(README_START)] + "\n" + section.strip() + "\n" + text[end:]
-    README_PATH.write_text(text, encoding="utf-8")
+    replace_section(README_SECTION, README_HEADING, section, README_PATH)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -39,13 +39,15 @@ import tempfile
 import time
 from pathlib import Path
 
+from readme_section import replace_section  # bench/ is on sys.path when a bench runs as a script
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 DB_NAME = os.environ.get("BENCH_EXPORT_DB", "tagstudio_bench_export")
 SERVER_URL = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432")
 DATABASE_URL = f"{SERVER_URL}/{DB_NAME}"
 README_PATH = Path(__file__).resolve().parent / "README.md"
-README_START, README_END = "<!-- export:start -->", "<!-- export:end -->"
+README_SECTION = "export"
 README_HEADING = "## Export (`bench/export_bench.py`)"
 TARGET_RATIO = 2.0
 TARGET_RSS_MB = 300.0
@@ -312,13 +314,7 @@ def paired(runs: int, measure) -> dict:
 
 
 def readme_update(section: str) -> None:
-    text = README_PATH.read_text(encoding="utf-8")
-    start, end = text.find(README_START), text.find(README_END)
-    if start == -1 or end == -1:
-        text = text.rstrip("\n") + f"\n\n{README_HEADING}\n{README_START}\n{section.strip()}\n{README_END}\n"
-    else:
-        text = text[: start + len(README_START)] + "\n" + section.strip() + "\n" + text[end:]
-    README_PATH.write_text(text, encoding="utf-8")
+    replace_section(README_SECTION, README_HEADING, section, README_PATH)
 
 
 def main(argv: list[str] | None = None) -> int:
