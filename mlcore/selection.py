@@ -673,6 +673,57 @@ def _vocabulary_order(request: RankRequest) -> np.ndarray:
     return _batch_first(_interleave(greedy, random_picks), by_uncertainty)
 
 
+GRADIENT_CANDIDATES = 5_000
+
+
+def _residual_sq_norm(block: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    residual = block - (block >= thresholds)
+    return np.einsum("ij,ij->i", residual, residual)
+
+
+def _gradient_embedding_order(request: RankRequest) -> np.ndarray:
+    """BADGE (Ash et al., 2020): k-means++ seeding over the loss gradients the batch would cause.
+
+    For a product with representation ``h`` (unit vector: TF-IDF of its text, or the caller's features)
+    and tag probabilities ``p``, the gradient of the tagging loss w.r.t. a linear output layer, taking the
+    model's own decisions ``y = p >= threshold`` as labels, is ``(p - y) ⊗ h``. Its length is the product's
+    uncertainty, its direction says what it would teach: k-means++ D² sampling over these vectors picks
+    products that are uncertain *and* unlike each other, without a knob between the two. The gradients are
+    never formed: ``<g_i, g_j> = <r_i, r_j> <h_i, h_j>``. Large pools are prefiltered to the
+    ``GRADIENT_CANDIDATES`` longest gradients.
+    """
+    probs = request.probs
+    n = probs.shape[0]
+    rng = request.rng
+    thresholds = request.thresholds.astype(np.float32)
+    sq_norm = _scores(probs, _residual_sq_norm, thresholds)
+    by_norm = _order_by(sq_norm, rng)
+    candidates = by_norm[: min(n, GRADIENT_CANDIDATES)]
+    block = np.asarray(probs[candidates], dtype=np.float32)
+    residual = block - (block >= thresholds)
+    vectors, _, _ = _representation(request, candidates)
+    g_sq = sq_norm[candidates]
+
+    def squared_distance_to(pick: int) -> np.ndarray:
+        inner = (residual @ residual[pick]) * (vectors @ vectors[pick])
+        return np.maximum(g_sq + g_sq[pick] - 2.0 * inner, 0.0)
+
+    # k-means++ seeding: the longest gradient first, then each pick with probability proportional to its
+    # squared distance from the nearest one already picked (identical products have distance 0).
+    picks: list[int] = [int(np.argmax(g_sq))]
+    min_d2 = squared_distance_to(picks[0])
+    min_d2[picks] = 0.0
+    for _ in range(min(request.batch_size, len(candidates)) - 1):
+        total = float(min_d2.sum())
+        if total <= 0:
+            break
+        pick = int(rng.choice(len(candidates), p=min_d2 / total))
+        picks.append(pick)
+        np.minimum(min_d2, squared_distance_to(pick), out=min_d2)
+        min_d2[picks] = 0.0
+    return _batch_first(candidates[np.asarray(picks, dtype=np.int64)], by_norm)
+
+
 STRATEGIES: dict[str, Strategy] = {
     s.name: s
     for s in [
@@ -749,6 +800,12 @@ STRATEGIES: dict[str, Strategy] = {
             "vocabulary",
             "Greedy coverage of frequent words no labelled product has yet (needs texts) + 25% random.",
             _vocabulary_order,
+            uses_features=True,
+        ),
+        Strategy(
+            "gradient_embedding",
+            "BADGE: k-means++ over loss-gradient embeddings (uncertain and mutually different products).",
+            _gradient_embedding_order,
             uses_features=True,
         ),
         Strategy(

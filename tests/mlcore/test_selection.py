@@ -131,11 +131,24 @@ def test_batch_strategies_do_not_fill_a_batch_with_copies(fashion_probs):
     features[:40] = features[0]
     plain = review_order(rank(probs, strategy="threshold_uncertainty", thresholds=0.3, batch_size=20))[:20]
     assert np.all(plain < 40)
-    for name in ("ranked_batch", "uncertainty_batch", "dense_uncertain"):
+    for name in ("ranked_batch", "uncertainty_batch", "dense_uncertain", "gradient_embedding"):
         batch = review_order(rank(probs, strategy=name, thresholds=0.3, features=features, batch_size=20))[
             :20
         ]
         assert np.sum(batch < 40) <= 3, name
+
+
+def test_gradient_embedding_starts_with_the_longest_gradient(fashion_probs):
+    """BADGE's first pick is the product whose decisions the loss would move most: largest |p - (p >= t)|."""
+    probs, features, _ = fashion_probs
+    residual = probs - (probs >= 0.3)
+    order = review_order(
+        rank(probs, strategy="gradient_embedding", thresholds=0.3, features=features, batch_size=20)
+    )
+    assert order[0] == np.argmax((residual**2).sum(axis=1))
+    # Later picks trade length for difference: the batch is not simply the 20 longest gradients.
+    longest = set(np.argsort(-(residual**2).sum(axis=1))[:20])
+    assert len(longest & set(order[:20])) < 20
 
 
 def test_default_mixes_random_picks_from_outside_the_candidates():
