@@ -53,6 +53,8 @@ __all__ = [
     "SimulationConfig",
     "labels_to_target",
     "main",
+    "mean_f1_lead",
+    "read_csv",
     "run_simulation",
     "summarize",
 ]
@@ -286,6 +288,21 @@ def mean_curve(
     )
 
 
+def mean_f1_lead(points: Sequence[CurvePoint], strategy: str) -> float | None:
+    """Mean over label counts (after the shared seed round) of the strategy's minus random's mean F1.
+
+    The ratio looks at one point of the curves, where a batch of granularity and seed noise decide it;
+    this looks at the whole of them: how much better, on average, the queue makes the tagger than
+    random review does for the same number of labels.
+    """
+    labels, f1, _, _ = mean_curve(points, strategy)
+    r_labels, r_f1, _, _ = mean_curve(points, CONTROL)
+    random_at = dict(zip(r_labels, r_f1))
+    seed_round = min(labels, default=None)
+    leads = [value - random_at[n] for n, value in zip(labels, f1) if n in random_at and n != seed_round]
+    return float(np.mean(leads)) if leads else None
+
+
 def summarize(
     points: Sequence[CurvePoint], *, strategy: str, full_f1: float, target_share: float
 ) -> dict[str, Any]:
@@ -293,6 +310,7 @@ def summarize(
     labels, f1, _, _ = mean_curve(points, strategy)
     r_labels, r_f1, _, _ = mean_curve(points, CONTROL)
     reached = labels_to_target(labels, f1, target)
+    lead = mean_f1_lead(points, strategy) if strategy != CONTROL else None
     random_reached = labels_to_target(r_labels, r_f1, target)
     ratio: float | None = None
     upper_bound = False
@@ -313,6 +331,7 @@ def summarize(
         "full_pool_f1": round(full_f1, 4),
         "final_labels": labels[-1] if labels else None,
         "seeds": len({p.seed for p in points if p.strategy == strategy}),
+        "mean_f1_lead": None if lead is None else round(lead, 4),
     }
 
 
@@ -332,6 +351,23 @@ def write_csv(path: Path, points: Sequence[CurvePoint]) -> None:
                     f"{p.rank_s:.2f}",
                 ]
             )
+
+
+def read_csv(path: Path) -> list[CurvePoint]:
+    """The curve points a :func:`write_csv` file holds."""
+    with open(path, newline="", encoding="utf-8") as fh:
+        return [
+            CurvePoint(
+                row["strategy"],
+                int(row["seed"]),
+                int(row["round"]),
+                int(row["labels"]),
+                float(row["micro_f1"]),
+                float(row["fit_s"]),
+                float(row["rank_s"]),
+            )
+            for row in csv.DictReader(fh)
+        ]
 
 
 def plot_curves(

@@ -12,7 +12,17 @@ from itertools import islice
 import pytest
 
 from mlcore.selection import DEFAULT_STRATEGY
-from mlcore.simulate import CurvePoint, labels_to_target, main, mean_curve, seed_rows, summarize
+from mlcore.simulate import (
+    CurvePoint,
+    labels_to_target,
+    main,
+    mean_curve,
+    mean_f1_lead,
+    read_csv,
+    seed_rows,
+    summarize,
+    write_csv,
+)
 from tests.conftest import REPO_ROOT, SHARED_DATA
 
 
@@ -60,6 +70,21 @@ def test_summary_when_strategy_never_reaches_has_no_ratio():
     s = summarize(points, strategy="d", full_f1=1.0, target_share=0.8)
     assert s["labels_to_target"] is None and s["ratio"] is None
     assert s["random_labels_to_target"] == 200
+
+
+def test_mean_f1_lead_averages_the_gap_after_the_seed_round():
+    points = _points("d", {0: [0.5, 0.7, 0.9], 1: [0.5, 0.7, 0.7]}) + _points("random", {0: [0.5, 0.6, 0.7]})
+    # Seed round (100 labels) is shared and left out; at 200: 0.7 - 0.6, at 300: 0.8 - 0.7.
+    assert mean_f1_lead(points, "d") == pytest.approx(0.1)
+    s = summarize(points, strategy="d", full_f1=1.0, target_share=0.8)
+    assert s["mean_f1_lead"] == pytest.approx(0.1)
+    assert mean_f1_lead(_points("d", {0: [0.5]}), "d") is None  # no random curve to compare with
+
+
+def test_curves_csv_round_trips(tmp_path):
+    points = _points("d", {0: [0.5, 0.71234], 2: [0.4, 0.6]})
+    write_csv(tmp_path / "curves.csv", points)
+    assert read_csv(tmp_path / "curves.csv") == points
 
 
 def test_seed_sets_are_fixed_per_seed():
