@@ -37,6 +37,32 @@ def _card(page):
     return page.locator("#review-card")
 
 
+def test_shortcuts_pressed_before_htmx_settles_the_new_card_still_go_through_htmx(
+    live_server, new_context, expect
+):
+    """htmx binds a swapped-in card's forms when it settles; a fast operator's key must not fall through
+    to a native form post (a full page load that puts the notice outside the card)."""
+    _operator("fast")
+    red = make_tag("Red")
+    version = make_version("v1", active=True)
+    first, second = (make_products(1, prefix=p, priority=prio)[0] for p, prio in (("A", 2), ("B", 1)))
+    suggest(first, version, {red: 0.9})
+    suggest(second, version, {red: 0.8})
+    page = new_context().new_page()
+    _login_by_keyboard(page, live_server.url, "fast")
+    expect(_card(page)).to_have_attribute("data-product", first.external_id)
+    page.evaluate("htmx.config.defaultSettleDelay = 5000")  # a very busy machine: settling lags the swap
+
+    page.keyboard.press("Enter")  # submit A: the card for B is swapped in but not settled for 5 s
+    expect(_card(page)).to_have_attribute("data-product", second.external_id)
+    page.keyboard.press("u")  # undo at once, before the new card's forms are bound by the settle
+    expect(_card(page)).to_have_attribute("data-product", first.external_id)
+    expect(_card(page)).to_contain_text("Undid your review")
+    page.keyboard.press("Enter")  # and submit again, also before the settle
+    expect(_card(page)).to_have_attribute("data-product", second.external_id)
+    expect(_card(page)).to_contain_text(f"Saved {first.external_id}")
+
+
 def test_operator_reviews_three_products_by_keyboard_only(live_server, new_context, expect):
     _operator("kim")
     red, blue, _ = make_tag("Red"), make_tag("Blue"), make_tag("Cotton")

@@ -26,13 +26,21 @@
     box.className = isError ? "error" : "muted";
   }
 
+  // htmx binds a swapped-in card's hx-post forms only when it settles (20 ms later, longer on a busy
+  // machine); a key pressed before that would submit the form natively (a full page load that shows the
+  // notice outside the card). Binding here first is idempotent and makes every shortcut go through htmx.
+  function bound(element) {
+    if (element && window.htmx) { window.htmx.process(element.form || element); }
+    return element;
+  }
+
   function submitReview() {
-    var form = reviewForm();
+    var form = bound(reviewForm());
     if (form) { form.requestSubmit(); }
   }
 
   function clickButton(id) {
-    var button = document.getElementById(id);
+    var button = bound(document.getElementById(id));
     if (button) { button.click(); return true; }
     return false;
   }
