@@ -46,9 +46,12 @@ from pathlib import Path
 from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # readme_section, also when loaded by path
+from readme_section import replace_section  # noqa: E402
+
 DEFAULT_DATA_DIR = REPO_ROOT.parent / "shared" / "data"
 README_PATH = Path(__file__).resolve().parent / "README.md"
-README_START, README_END = "<!-- import:start -->", "<!-- import:end -->"
+README_SECTION = "import"
 BENCH_DB = "tagstudio_bench_import"
 TARGET_RATIO_TO_COPY = 2.0
 TARGET_PEAK_RSS_MB = 500.0
@@ -543,13 +546,10 @@ def render(result: dict, command: str) -> str:
 
 
 def write_readme(section: str, path: Path = README_PATH) -> None:
-    text = path.read_text(encoding="utf-8")
-    start, end = text.find(README_START), text.find(README_END)
-    if start < 0 or end < start:
-        raise BenchError(f"{path}: markers {README_START} ... {README_END} not found")
-    path.write_text(
-        text[: start + len(README_START)] + "\n" + section.strip() + "\n" + text[end:], encoding="utf-8"
-    )
+    try:
+        replace_section(README_SECTION, None, section, path)
+    except LookupError as exc:
+        raise BenchError(str(exc)) from exc
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -45,8 +45,10 @@ from pathlib import Path
 from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # readme_section, also when loaded by path
+from readme_section import read_section, replace_section  # noqa: E402
+
 README_PATH = Path(__file__).resolve().parent / "README.md"
-README_START, README_END = "<!-- loop:start -->", "<!-- loop:end -->"
 DATA_MARKER = "<!-- loop-data:"
 DEFAULT_DATA_DIR = REPO_ROOT.parent / "shared" / "data"
 CACHE_DIR = REPO_ROOT / ".bench-cache" / "loop"
@@ -381,16 +383,12 @@ def render_section(results: dict[str, Any]) -> str:
 
 
 def write_readme(results_for_run: dict[str, Any], key: str) -> None:
-    text = README_PATH.read_text(encoding="utf-8")
-    start, end = text.find(README_START), text.find(README_END)
-    if start < 0 or end < 0:
-        raise SystemExit(f"{README_PATH}: markers {README_START} ... {README_END} not found")
-    stored = _read_stored(text[start:end])
+    stored = _read_stored(read_section("loop", README_PATH))
     stored[key] = results_for_run
-    section = render_section(stored)
-    README_PATH.write_text(
-        text[: start + len(README_START)] + "\n" + section + "\n" + text[end:], encoding="utf-8"
-    )
+    try:
+        replace_section("loop", None, render_section(stored), README_PATH)
+    except LookupError as exc:
+        raise SystemExit(str(exc)) from exc
 
 
 def main() -> int:

@@ -54,11 +54,15 @@ from mlcore.text import lexical_tokens, product_text
 from mlcore.types import ProductRecord
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # readme_section, also when loaded by path
+from readme_section import markers, replace_section  # noqa: E402
+
 PEERS_DIR = Path(__file__).resolve().parent / "peers"
 DEFAULT_DATA_DIR = REPO_ROOT.parent / "shared" / "data"
 DEFAULT_CACHE_DIR = REPO_ROOT / ".bench-cache"
 README_PATH = Path(__file__).resolve().parent / "README.md"
-README_START, README_END = "<!-- quality:start -->", "<!-- quality:end -->"
+README_SECTION = "quality"
+README_START, README_END = markers(README_SECTION)
 
 TOP_K = 20
 
@@ -740,13 +744,10 @@ start-up).
 
 
 def write_readme(section: str, path: Path = README_PATH) -> None:
-    text = path.read_text(encoding="utf-8")
-    start, end = text.find(README_START), text.find(README_END)
-    if start < 0 or end < start:
-        raise BenchError(f"{path}: markers {README_START} ... {README_END} not found")
-    path.write_text(
-        text[: start + len(README_START)] + "\n" + section.strip() + "\n" + text[end:], encoding="utf-8"
-    )
+    try:
+        replace_section(README_SECTION, None, section, path)
+    except LookupError as exc:
+        raise BenchError(str(exc)) from exc
 
 
 # --------------------------------------------------------------------------------------------------------

@@ -24,7 +24,6 @@ import json
 import multiprocessing
 import os
 import platform
-import re
 import resource
 import subprocess
 import sys
@@ -35,6 +34,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # readme_section, also when loaded by path
+from readme_section import replace_section  # noqa: E402
 
 from mlcore.selection import DEFAULT_STRATEGY, STRATEGIES, rank, review_order  # noqa: E402
 
@@ -114,12 +115,10 @@ def generate(path: Path, rows: int, tags: int, seed: int = 0) -> None:
 
 
 def write_readme(text: str) -> None:
-    readme = ROOT / "bench" / "README.md"
-    content = readme.read_text(encoding="utf-8")
-    pattern = re.compile(r"(<!-- rank:start -->\n).*?(<!-- rank:end -->)", re.S)
-    if not pattern.search(content):
-        raise SystemExit("bench/README.md has no <!-- rank:start --> / <!-- rank:end --> section")
-    readme.write_text(pattern.sub(lambda m: m.group(1) + text + "\n" + m.group(2), content), encoding="utf-8")
+    try:
+        replace_section("rank", None, text, ROOT / "bench" / "README.md")
+    except LookupError as exc:
+        raise SystemExit(str(exc)) from exc
 
 
 def rank_all_strategies(args: argparse.Namespace) -> int:

@@ -56,8 +56,10 @@ from typing import Any
 from urllib.parse import urlencode
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # readme_section, also when loaded by path
+from readme_section import replace_section  # noqa: E402
+
 README_PATH = Path(__file__).resolve().parent / "README.md"
-README_START, README_END = "<!-- review:start -->", "<!-- review:end -->"
 BENCH_DB = "tagstudio_bench_review"
 TARGET_P95_MS = 50.0
 TARGETED = ("claim-next", "render-card", "submit")
@@ -555,9 +557,7 @@ def percentiles(values: list[float]) -> dict[str, float]:
 
 
 def readme_write(section: str) -> None:
-    text = README_PATH.read_text()
-    start, end = text.index(README_START) + len(README_START), text.index(README_END)
-    README_PATH.write_text(text[:start] + "\n" + section.rstrip() + "\n" + text[end:])
+    replace_section("review", None, section, README_PATH)
 
 
 def main() -> int:

@@ -22,7 +22,6 @@ import argparse
 import json
 import os
 import random
-import re
 import shutil
 import subprocess
 import sys
@@ -32,6 +31,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # readme_section, also when loaded by path
+from readme_section import replace_section  # noqa: E402
 
 from mlcore.records import read_jsonl, write_jsonl  # noqa: E402
 from mlcore.simulate import mean_f1_lead, read_csv  # noqa: E402
@@ -271,11 +272,10 @@ def readme_section(results: list[dict[str, Any]], args: argparse.Namespace, pend
 
 
 def write_readme(text: str) -> None:
-    content = README.read_text(encoding="utf-8")
-    pattern = re.compile(r"(<!-- simulate:start -->\n).*?(<!-- simulate:end -->)", re.S)
-    if not pattern.search(content):
-        raise SystemExit("bench/README.md has no <!-- simulate:start --> / <!-- simulate:end --> section")
-    README.write_text(pattern.sub(lambda m: m.group(1) + text + "\n" + m.group(2), content), encoding="utf-8")
+    try:
+        replace_section("simulate", None, text, README)
+    except LookupError as exc:
+        raise SystemExit(str(exc)) from exc
 
 
 def main() -> int:
