@@ -134,10 +134,10 @@ def rank_all_strategies(args: argparse.Namespace) -> int:
             str(args.rows),
             "--tags",
             str(args.tags),
+            "--batch-size",
+            str(args.batch_size),
         ]
-        completed = subprocess.run(
-            [*command, "--batch-size", str(args.batch_size)], stdout=subprocess.PIPE, text=True, check=False
-        )
+        completed = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=False)
         lines = completed.stdout.strip().splitlines()
         figures = json.loads(lines[-1]) if lines else {"strategy": name, "pass": False}
         figures.setdefault("exit_status", completed.returncode)

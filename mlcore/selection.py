@@ -676,8 +676,13 @@ def _vocabulary_order(request: RankRequest) -> np.ndarray:
 GRADIENT_CANDIDATES = 5_000
 
 
+def _decision_residual(block: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """``p - y`` with the model's own decisions ``y = p >= threshold`` as labels (the BCE logit gradient)."""
+    return block - (block >= thresholds)
+
+
 def _residual_sq_norm(block: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
-    residual = block - (block >= thresholds)
+    residual = _decision_residual(block, thresholds)
     return np.einsum("ij,ij->i", residual, residual)
 
 
@@ -699,8 +704,7 @@ def _gradient_embedding_order(request: RankRequest) -> np.ndarray:
     sq_norm = _scores(probs, _residual_sq_norm, thresholds)
     by_norm = _order_by(sq_norm, rng)
     candidates = by_norm[: min(n, GRADIENT_CANDIDATES)]
-    block = np.asarray(probs[candidates], dtype=np.float32)
-    residual = block - (block >= thresholds)
+    residual = _decision_residual(np.asarray(probs[candidates], dtype=np.float32), thresholds)
     vectors, _, _ = _representation(request, candidates)
     g_sq = sq_norm[candidates]
 
