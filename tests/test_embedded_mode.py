@@ -58,11 +58,27 @@ def test_embedded_mode_starts_and_serves(tmp_path):
         assert (tmp_path / "var" / "tagstudio.sqlite3").exists()
         assert (tmp_path / "var" / "admin_credentials.txt").exists()
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            output, _ = process.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
+        # SIGTERM to the command alone, as `kill` or a process manager sends it: it must take its web
+        # server and worker down with it, not leave them running.
+        # (Its output is read only afterwards: children left running would hold the pipe open.)
+        process.send_signal(signal.SIGTERM)
+        left_running = _group_alive_after(process, seconds=60)
+        if left_running:
             os.killpg(process.pid, signal.SIGKILL)
-            output, _ = process.communicate()
+        output, _ = process.communicate(timeout=30)
     assert "TagStudio is running" in output, output[-3000:]
     assert "Loading the demo catalog" in output
+    assert not left_running, "run_embedded exited on SIGTERM but left its server or worker running"
+
+
+def _group_alive_after(leader: subprocess.Popen, *, seconds: float) -> bool:
+    """Whether any process of the leader's group is still there after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        leader.poll()  # reap the leader once it exits: a zombie still counts as a member of its group
+        try:
+            os.killpg(leader.pid, 0)
+        except ProcessLookupError:
+            return False
+        time.sleep(0.5)
+    return True

@@ -50,6 +50,10 @@ class Command(BaseCommand):
             call_command("import_products", str(FIXTURES / "demo_catalog.jsonl"), no_progress=True)
         if options["setup_only"]:
             return
+        # `kill`, `timeout` and process managers stop a program with SIGTERM, whose default action ends
+        # Python without running `finally`: the server and the worker would be left running. Make it the
+        # same orderly stop as Ctrl-C.
+        signal.signal(signal.SIGTERM, _interrupt)
         worker = subprocess.Popen(
             [
                 sys.executable,
@@ -137,3 +141,7 @@ class Command(BaseCommand):
             if server.poll() is None:
                 server.send_signal(signal.SIGTERM)
                 server.wait(timeout=20)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
