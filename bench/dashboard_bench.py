@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import io
 import json
 import os
 import random
@@ -28,48 +27,31 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from readme_section import replace_section  # bench/ is on sys.path when a bench runs as a script
+from _common import (  # bench/ is on sys.path when a bench runs as a script
+    BENCH_POSTGRES_URL,
+    PRODUCT_DATA_COLUMNS,
+    bench_database_name,
+    copy_lines,
+    database_create,
+    database_drop,
+    database_url,
+    django_setup,
+)
+from readme_section import replace_section
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-DB_NAME = os.environ.get("BENCH_DASHBOARD_DB", "tagstudio_bench_dashboard")
-SERVER_URL = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432")
+DB_NAME = bench_database_name("dashboard")
+DATABASE_URL = database_url(BENCH_POSTGRES_URL, DB_NAME)
 README_PATH = Path(__file__).resolve().parent / "README.md"
 README_SECTION = "dashboard"
 README_HEADING = "## Dashboard (`bench/dashboard_bench.py`)"
 TARGET_MS = 300.0
 
-os.environ["DATABASE_URL"] = f"{SERVER_URL}/{DB_NAME}"
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tagstudio.settings")
-os.environ.setdefault("SECRET_KEY", "bench-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz")
-os.environ.setdefault("CELERY_BROKER_URL", "redis://127.0.0.1:6379/15")  # never contacted here
-os.environ.setdefault("SESSION_COOKIE_SECURE", "0")
-os.environ.setdefault("CSRF_COOKIE_SECURE", "0")
-
 
 def log(message: str) -> None:
     print(f"[dashboard-bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
-def admin_connection():
-    import psycopg
-
-    return psycopg.connect(f"{SERVER_URL}/postgres", autocommit=True)
-
-
-def database_recreate() -> None:
-    with admin_connection() as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{DB_NAME}"')
-
-
-def database_drop() -> None:
-    from django.db import connections
-
-    connections.close_all()
-    with admin_connection() as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
 
 
 # --- synthetic data ---------------------------------------------------------------------------------
@@ -82,22 +64,6 @@ REVIEW_DAYS = 60  # reviews spread over two months: half of them fall in the das
 TAGGED_EXTRA_SHARE = 0.1  # products whose tags came from the import (besides the reviewed ones)
 SUSPICIOUS_SHARE = 0.01  # tagged products planted with a label the model strongly disagrees with
 SHOWN_PER_CARD = 20  # suggestions listed on a review card (the tagger's top-k)
-
-
-def _copy(cursor, table: str, columns: tuple[str, ...], lines: Iterator[str], chunk: int = 20000) -> int:
-    """COPY text-format lines into ``table`` in chunks (values are already escaped: no tabs/newlines)."""
-    count = 0
-    with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
-        buffer = io.StringIO()
-        for line in lines:
-            buffer.write(line)
-            buffer.write("\n")
-            count += 1
-            if count % chunk == 0:
-                copy.write(buffer.getvalue())
-                buffer = io.StringIO()
-        copy.write(buffer.getvalue())
-    return count
 
 
 NULL = r"\N"  # COPY's text-format NULL
@@ -131,7 +97,7 @@ def load_data(*, products: int, reviews: int, suggestions_per_product: int, seed
         # Taxonomy: 40 roots, every other tag under an earlier one.
         tag_names = [f"tag {i:04d}" for i in range(N_TAGS)]
         parents = [None if i < N_ROOTS else rng.randrange(0, i) + 1 for i in range(N_TAGS)]
-        counts["tags"] = _copy(
+        counts["tags"] = copy_lines(
             cursor,
             "annotation_tag",
             (
@@ -214,20 +180,12 @@ def load_data(*, products: int, reviews: int, suggestions_per_product: int, seed
                 )
 
         log(f"COPY {products:,} products")
-        counts["products"] = _copy(
+        counts["products"] = copy_lines(
             cursor,
             "annotation_product",
             (
                 "id",
-                "external_id",
-                "title",
-                "description",
-                "brand",
-                "category_path",
-                "attributes",
-                "lang",
-                "image_url",
-                "content_hash",
+                *PRODUCT_DATA_COLUMNS,
                 "review_status",
                 "priority",
                 "needs_suggestion",
@@ -257,7 +215,7 @@ def load_data(*, products: int, reviews: int, suggestions_per_product: int, seed
                     yield f"{pid}\t{tag}\t{source}\t{user}\t{NULL}\t{when}"
 
         log(f"COPY approved tags of {len(approved):,} products")
-        counts["product_tags"] = _copy(
+        counts["product_tags"] = copy_lines(
             cursor,
             "annotation_producttag",
             ("product_id", "tag_id", "source", "approved_by_id", "model_version_id", "approved_at"),
@@ -284,7 +242,7 @@ def load_data(*, products: int, reviews: int, suggestions_per_product: int, seed
                     yield f"{pid}\t{tag}\t{active_version}\t{score:.4f}\t{'t' if score >= 0.5 else 'f'}\t{created}"
 
         log(f"COPY suggestions ({suggestions_per_product} or more per product)")
-        counts["suggestions"] = _copy(
+        counts["suggestions"] = copy_lines(
             cursor,
             "annotation_suggestion",
             ("product_id", "tag_id", "model_version_id", "score", "selected", "created_at"),
@@ -346,7 +304,7 @@ def load_data(*, products: int, reviews: int, suggestions_per_product: int, seed
                 )
 
         log(f"COPY {len(reviewed_ids):,} review events")
-        counts["review_events"] = _copy(
+        counts["review_events"] = copy_lines(
             cursor,
             "annotation_reviewevent",
             (
@@ -478,11 +436,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--reviews cannot exceed --products (one review per reviewed product)")
 
     if not args.reuse:
-        database_recreate()
+        database_create(DATABASE_URL)
     try:
-        import django
-
-        django.setup()
+        broker = os.environ.get("CELERY_BROKER_URL") or "redis://127.0.0.1:6379/15"  # never contacted here
+        django_setup(
+            DATABASE_URL, CELERY_BROKER_URL=broker, SESSION_COOKIE_SECURE="0", CSRF_COOKIE_SECURE="0"
+        )
         from django.core.management import call_command
 
         if args.reuse:
@@ -503,7 +462,7 @@ def main(argv: list[str] | None = None) -> int:
         results = measure(args.runs)
     finally:
         if not (args.keep or args.reuse):
-            database_drop()
+            database_drop(DATABASE_URL)
             log(f"dropped {DB_NAME}")
 
     from annotation import selectors_dashboard as sel

@@ -31,21 +31,32 @@ import os
 import random
 import secrets
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from readme_section import replace_section  # bench/ is on sys.path when a bench runs as a script
+from _common import (  # bench/ is on sys.path when a bench runs as a script
+    BENCH_POSTGRES_URL,
+    SERVER_SETTINGS,
+    GunicornServer,
+    bench_database_name,
+    database_create,
+    database_drop,
+    database_url,
+    django_env,
+    django_migrate,
+    gunicorn_start,
+    peak_rss_mb,
+    process_wait,
+)
+from readme_section import replace_section
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
-DB_NAME = os.environ.get("BENCH_EXPORT_DB", "tagstudio_bench_export")
-SERVER_URL = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432")
-DATABASE_URL = f"{SERVER_URL}/{DB_NAME}"
+DB_NAME = bench_database_name("export")
+DATABASE_URL = database_url(BENCH_POSTGRES_URL, DB_NAME)
 README_PATH = Path(__file__).resolve().parent / "README.md"
 README_SECTION = "export"
 README_HEADING = "## Export (`bench/export_bench.py`)"
@@ -60,40 +71,10 @@ def log(message: str) -> None:
     print(f"[export-bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
-def app_env(**extra: str) -> dict[str, str]:
+def app_env() -> dict[str, str]:
     """Production settings against the bench database (DEBUG off, generous API rate limit)."""
-    env = dict(os.environ)
-    env.update(
-        DJANGO_SETTINGS_MODULE="tagstudio.settings",
-        DATABASE_URL=DATABASE_URL,
-        SECRET_KEY=env.get("SECRET_KEY") or "bench-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
-        CELERY_BROKER_URL=env.get("CELERY_BROKER_URL") or "redis://127.0.0.1:6379/15",  # never contacted
-        ALLOWED_HOSTS="127.0.0.1,localhost",
-        SESSION_COOKIE_SECURE="0",
-        CSRF_COOKIE_SECURE="0",
-        API_RATE_LIMIT_USER="100000/min",
-        LOG_LEVEL="WARNING",
-    )
-    env.pop("DEBUG", None)
-    env.update(extra)
-    return env
-
-
-def admin_connection():
-    import psycopg
-
-    return psycopg.connect(f"{SERVER_URL}/postgres", autocommit=True)
-
-
-def database_recreate() -> None:
-    with admin_connection() as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{DB_NAME}"')
-
-
-def database_drop() -> None:
-    with admin_connection() as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
+    broker = os.environ.get("CELERY_BROKER_URL") or "redis://127.0.0.1:6379/15"  # never contacted
+    return django_env(DATABASE_URL, **SERVER_SETTINGS, CELERY_BROKER_URL=broker)
 
 
 # --- synthetic catalog ------------------------------------------------------------------------------------
@@ -103,7 +84,7 @@ def load(products: int, per_product: int, seed: int) -> None:
     import psycopg
 
     log("migrating")
-    subprocess.run([PYTHON, "manage.py", "migrate", "-v", "0"], cwd=REPO_ROOT, env=app_env(), check=True)
+    django_migrate(app_env())
     rng = random.Random(seed)
     now = dt.datetime.now(dt.UTC)
     with psycopg.connect(DATABASE_URL, autocommit=True) as conn:
@@ -210,60 +191,21 @@ def measure_raw_copy() -> dict:
     return {"seconds": time.perf_counter() - start}
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def gunicorn_export_start() -> GunicornServer:
+    """One sync worker, so that the worker's peak RSS is the export's."""
+    return gunicorn_start(
+        "tagstudio.wsgi", env=app_env(), options=["-w", "1", "--timeout", "900", "--log-level", "warning"]
+    )
 
 
-def _children(pid: int) -> list[int]:
-    try:
-        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except FileNotFoundError:
-        return []
+def worker_peak_rss_mb(server: GunicornServer) -> float:
+    workers = server.worker_pids()
+    if len(workers) != 1:
+        raise SystemExit(f"expected one gunicorn worker, found {workers}")
+    return peak_rss_mb(workers[0])
 
 
-def _peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-class Gunicorn:
-    def __init__(self) -> None:
-        self.port = _free_port()
-        self.process = subprocess.Popen(
-            [PYTHON, "-m", "gunicorn", "tagstudio.wsgi", "-b", f"127.0.0.1:{self.port}", "-w", "1",
-             "--timeout", "900", "--log-level", "warning"],
-            cwd=REPO_ROOT, env=app_env(), start_new_session=True,
-        )  # fmt: skip
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
-                    break
-            except OSError:
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit("gunicorn did not start") from None
-                time.sleep(0.2)
-
-    def worker_pid(self) -> int:
-        workers = _children(self.process.pid)
-        if len(workers) != 1:
-            raise SystemExit(f"expected one gunicorn worker, found {workers}")
-        return workers[0]
-
-    def stop(self) -> None:
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
-
-
-def measure_http(server: Gunicorn, file_format: str) -> dict:
+def measure_http(server: GunicornServer, file_format: str) -> dict:
     connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=900)
     start = time.perf_counter()
     connection.request(
@@ -279,7 +221,7 @@ def measure_http(server: Gunicorn, file_format: str) -> dict:
         size += len(chunk)
     seconds = time.perf_counter() - start
     connection.close()
-    return {"seconds": seconds, "bytes": size, "rss_mb": _peak_rss_mb(server.worker_pid())}
+    return {"seconds": seconds, "bytes": size, "rss_mb": worker_peak_rss_mb(server)}
 
 
 def measure_command(file_format: str, workdir: Path) -> dict:
@@ -289,14 +231,13 @@ def measure_command(file_format: str, workdir: Path) -> dict:
         [PYTHON, "manage.py", "export_tags", str(target), "--format", file_format],
         cwd=REPO_ROOT, env=app_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
-    _, status, usage = os.wait4(process.pid, 0)
+    finished = process_wait(process)
     seconds = time.perf_counter() - start
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode != 0:
-        raise SystemExit(f"export_tags exited {process.returncode}")
+    if finished.returncode != 0:
+        raise SystemExit(f"export_tags exited {finished.returncode}")
     size = target.stat().st_size
     target.unlink()
-    return {"seconds": seconds, "bytes": size, "rss_mb": usage.ru_maxrss / 1024}
+    return {"seconds": seconds, "bytes": size, "rss_mb": finished.peak_rss_mb}
 
 
 def paired(runs: int, measure) -> dict:
@@ -336,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = args.products * args.tags_per_product
 
     if not args.reuse:
-        database_recreate()
+        database_create(DATABASE_URL)
     workdir = Path(tempfile.mkdtemp(prefix="export-bench-"))
     server = None
     try:
@@ -345,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.keep is False:
             log("reusing the kept database (it is dropped at the end; pass --keep to keep it)")
         token_reset()
-        server = Gunicorn()
+        server = gunicorn_export_start()
         log("warming up (first request loads the URL conf, first COPY the caches)")
         measure_http(server, "jsonl")
         results = []
@@ -360,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
             server.stop()
         shutil.rmtree(workdir, ignore_errors=True)
         if not args.keep:
-            database_drop()
+            database_drop(DATABASE_URL)
 
     misses: list[str] = []
     lines = [

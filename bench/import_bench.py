@@ -46,26 +46,30 @@ from pathlib import Path
 from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # readme_section, also when loaded by path
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # _common, readme_section, also when loaded by path
+from _common import (  # noqa: E402
+    PRODUCT_DATA_COLUMNS,
+    BenchError,
+    bench_database_name,
+    children_peak_rss_mb,
+    database_create,
+    database_drop,
+    database_execute,
+    database_url,
+    django_env,
+    django_migrate,
+    django_setup,
+    last_json_line,
+    peak_rss_mb,
+)
 from readme_section import replace_section  # noqa: E402
 
 DEFAULT_DATA_DIR = REPO_ROOT.parent / "shared" / "data"
 README_PATH = Path(__file__).resolve().parent / "README.md"
 README_SECTION = "import"
-BENCH_DB = "tagstudio_bench_import"
+BENCH_DB = bench_database_name("import")
 TARGET_RATIO_TO_COPY = 2.0
 TARGET_PEAK_RSS_MB = 500.0
-DATA_COLUMNS = (
-    "external_id",
-    "title",
-    "description",
-    "brand",
-    "category_path",
-    "attributes",
-    "lang",
-    "image_url",
-    "content_hash",
-)
 RAW_TABLE_COLUMNS = (
     "external_id varchar(255), title varchar(1000), description text, brand varchar(255), "
     "category_path jsonb, attributes jsonb, lang varchar(16), image_url varchar(2000), content_hash varchar(64)"
@@ -73,10 +77,6 @@ RAW_TABLE_COLUMNS = (
 
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
-
-
-class BenchError(RuntimeError):
-    pass
 
 
 def backend_cpu_seconds(pid: int) -> float | None:
@@ -96,20 +96,8 @@ def _cpu_delta(pid: int, before: float | None) -> float | None:
     return None if before is None or after is None else after - before
 
 
-def _server_url(db_url: str, database: str) -> str:
-    base = db_url.rsplit("/", 1)[0] if db_url.count("/") > 2 else db_url
-    return f"{base}/{database}"
-
-
 def _django_env(db_url: str) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        DATABASE_URL=db_url,
-        DJANGO_SETTINGS_MODULE="tagstudio.settings",
-        SECRET_KEY=env.get("SECRET_KEY", "import-bench-only-secret-key-0123456789abcdefghijklmnop"),
-        PYTHONPATH=str(REPO_ROOT),
-    )
-    return env
+    return django_env(db_url, PYTHONPATH=str(REPO_ROOT))
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -200,40 +188,9 @@ def build_files(
 # Database
 
 
-def create_database(admin_url: str, bench_url: str, bench_db: str) -> None:
-    import psycopg
-
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {bench_db}")
-        conn.execute(f"CREATE DATABASE {bench_db}")
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--verbosity", "0"],
-        cwd=REPO_ROOT,
-        env=_django_env(bench_url),
-        check=True,
-    )
-
-
-def drop_database(admin_url: str, bench_db: str) -> None:
-    import psycopg
-
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {bench_db} WITH (FORCE)")
-
-
-def empty_catalog(bench_url: str) -> None:
-    import psycopg
-
-    with psycopg.connect(bench_url, autocommit=True) as conn:
-        conn.execute("TRUNCATE annotation_product, annotation_producttag, annotation_tag CASCADE")
-
-
 def checkpoint(bench_url: str) -> None:
     """Flush dirty buffers so that each timed phase starts from the same state."""
-    import psycopg
-
-    with psycopg.connect(bench_url, autocommit=True) as conn:
-        conn.execute("CHECKPOINT")
+    database_execute(bench_url, "CHECKPOINT")
 
 
 # The constant columns an import sets on a new product, as defaults of the product-shaped copy table.
@@ -274,7 +231,7 @@ def raw_copy(bench_url: str, tsv_path: Path, *, product_shaped: bool, keep: bool
             conn.execute(f"CREATE TABLE bench_raw_copy ({RAW_TABLE_COLUMNS})")
         conn.commit()
         elapsed, backend_cpu = _timed_copy(
-            conn, f"COPY bench_raw_copy ({', '.join(DATA_COLUMNS)}) FROM STDIN", tsv_path
+            conn, f"COPY bench_raw_copy ({', '.join(PRODUCT_DATA_COLUMNS)}) FROM STDIN", tsv_path
         )
         rows = conn.execute("SELECT count(*) FROM bench_raw_copy").fetchone()[0]
         if not keep:
@@ -347,7 +304,7 @@ def run_import(bench_url: str, jsonl_path: Path, *, ignore_tags: bool = False) -
     )
     if completed.returncode != 0:
         raise BenchError(f"import worker failed ({completed.returncode}):\n{completed.stderr[-4000:]}")
-    return json.loads(completed.stdout.strip().splitlines()[-1])
+    return last_json_line(completed.stdout)
 
 
 def import_worker(jsonl_path: Path, *, ignore_tags: bool) -> None:
@@ -374,9 +331,9 @@ def import_worker(jsonl_path: Path, *, ignore_tags: bool) -> None:
         "created": stats.products_created,
         "updated": stats.products_updated,
         "tags_added": stats.tags_added,
-        # ru_maxrss is in KiB on Linux. RUSAGE_CHILDREN: the parser process, joined by the import.
-        "rss_importer_mb": own.ru_maxrss / 1024,
-        "rss_parser_mb": parser.ru_maxrss / 1024,
+        # Children: the parser process, joined by the import.
+        "rss_importer_mb": peak_rss_mb(),
+        "rss_parser_mb": children_peak_rss_mb(),
         "backend_cpu": _cpu_delta(pid, cpu_before),
         "importer_cpu": own.ru_utime + own.ru_stime,  # includes the interpreter's start-up and Django's
         "parser_cpu": parser.ru_utime + parser.ru_stime,
@@ -409,7 +366,7 @@ def database_counts(bench_url: str) -> dict:
 # Report
 
 
-def peak_rss_mb(result: dict) -> float:
+def imports_peak_rss_mb(result: dict) -> float:
     """The highest importing-process + parser-process peak RSS over the imports."""
     runs = [run for run in (result.get("products_only"), result["import"], result.get("reimport")) if run]
     return max(run["rss_importer_mb"] + run["rss_parser_mb"] for run in runs)
@@ -456,7 +413,7 @@ def render(result: dict, command: str) -> str:
     rows = files["rows"]
     ratio = first["seconds"] / floor["seconds"]
     plain_ratio = first["seconds"] / plain["seconds"]
-    rss = peak_rss_mb(result)
+    rss = imports_peak_rss_mb(result)
 
     def row(label: str, step: dict) -> str:
         return (
@@ -595,14 +552,11 @@ def main(argv: list[str] | None = None) -> int:
     if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", args.bench_db):
         parser.error("--bench-db must be a plain lower-case identifier")
 
-    os.environ.update(_django_env(_server_url(args.database_url, args.bench_db)))
-    import django
-
-    django.setup()
+    admin_url = args.database_url
+    bench_url = database_url(admin_url, args.bench_db)
+    django_setup(bench_url, PYTHONPATH=str(REPO_ROOT))
     import psycopg
 
-    admin_url = args.database_url
-    bench_url = _server_url(admin_url, args.bench_db)
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="import-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
     jsonl_path, tsv_path = workdir / "catalog.jsonl", workdir / "catalog.copy.tsv"
@@ -624,7 +578,8 @@ def main(argv: list[str] | None = None) -> int:
             args.data_dir, args.rows, args.tag_share, args.seed, jsonl_path, tsv_path, tags_tsv_path
         )
         print(f"  built in {time.perf_counter() - started:.0f} s: {result['files']}", flush=True)
-        create_database(admin_url, bench_url, args.bench_db)
+        database_create(bench_url, admin_url=admin_url)
+        django_migrate(_django_env(bench_url))
         with psycopg.connect(bench_url) as conn:
             result["postgres"] = conn.execute("SHOW server_version").fetchone()[0].split()[0]
         print("raw COPY into a plain table ...", flush=True)
@@ -641,7 +596,9 @@ def main(argv: list[str] | None = None) -> int:
             print("import --ignore-tags (products alone) ...", flush=True)
             result["products_only"] = run_import(bench_url, jsonl_path, ignore_tags=True)
             print(f"  {result['products_only']}", flush=True)
-            empty_catalog(bench_url)
+            database_execute(
+                bench_url, "TRUNCATE annotation_product, annotation_producttag, annotation_tag CASCADE"
+            )
         print("import ...", flush=True)
         result["import"] = run_import(bench_url, jsonl_path)
         print(f"  {result['import']}", flush=True)
@@ -652,7 +609,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {result['reimport']}", flush=True)
         result["counts"] = database_counts(bench_url)
     finally:
-        drop_database(admin_url, args.bench_db)
+        database_drop(bench_url, admin_url=admin_url)
         if not args.keep_files:
             for path in (jsonl_path, tsv_path, tags_tsv_path):
                 path.unlink(missing_ok=True)
@@ -690,7 +647,7 @@ def report(result: dict, command: str, *, write: bool) -> int:
         write_readme(section)
         print(f"\nwritten to {README_PATH}")
     ratio = result["import"]["seconds"] / same_tables_floor(result)["seconds"]
-    return 0 if ratio <= TARGET_RATIO_TO_COPY and peak_rss_mb(result) < TARGET_PEAK_RSS_MB else 1
+    return 0 if ratio <= TARGET_RATIO_TO_COPY and imports_peak_rss_mb(result) < TARGET_PEAK_RSS_MB else 1
 
 
 if __name__ == "__main__":

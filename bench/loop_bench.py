@@ -37,7 +37,6 @@ import hashlib
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import time
@@ -45,14 +44,23 @@ from pathlib import Path
 from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # readme_section, also when loaded by path
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # _common, readme_section, also when loaded by path
+from _common import (  # noqa: E402
+    bench_database_name,
+    database_create,
+    database_url,
+    django_env,
+    django_setup,
+    last_json_line,
+    peak_rss_mb,
+)
 from readme_section import read_section, replace_section  # noqa: E402
 
 README_PATH = Path(__file__).resolve().parent / "README.md"
 DATA_MARKER = "<!-- loop-data:"
 DEFAULT_DATA_DIR = REPO_ROOT.parent / "shared" / "data"
 CACHE_DIR = REPO_ROOT / ".bench-cache" / "loop"
-BENCH_DB = "tagstudio_bench_loop"
+BENCH_DB = bench_database_name("loop")
 
 TARGET_RETRAIN_S = 120.0
 TARGET_REFRESH_PER_S = 300.0
@@ -65,14 +73,7 @@ RETRAIN_SHARE = 0.10  # of the approved products, approved between the bootstrap
 
 
 def _django() -> None:
-    sys.path.insert(0, str(REPO_ROOT))
-    import django
-
-    django.setup()
-
-
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    django_setup(os.environ["DATABASE_URL"])  # the bench database, from the orchestrating process
 
 
 def _read_records(path: Path):
@@ -82,12 +83,7 @@ def _read_records(path: Path):
 
 
 def phase_setup(args: argparse.Namespace) -> dict[str, Any]:
-    import psycopg
-
-    admin = os.environ["BENCH_ADMIN_URL"]
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {BENCH_DB}")
+    database_create(os.environ["DATABASE_URL"])
     _django()
     from django.core.management import call_command
     from django.utils import timezone
@@ -203,7 +199,7 @@ def _train_once(trigger: str) -> dict[str, Any]:
         "train_size": version.train_size,
         "valid_size": version.valid_size,
         "device": version.device,
-        "peak_rss_mb": round(_peak_rss_mb()),
+        "peak_rss_mb": round(peak_rss_mb()),
     }
 
 
@@ -257,7 +253,7 @@ def phase_refresh(args: argparse.Namespace) -> dict[str, Any]:
     while Product.objects.filter(needs_suggestion=True).exists():
         done += suggestions_refresh_batch(model_version_id=active.id, size=args.batch_size)
     seconds = time.perf_counter() - started
-    rss = _peak_rss_mb()
+    rss = peak_rss_mb()
     rank_started = time.perf_counter()
     summary = queue_priorities_recompute()
     return {
@@ -286,28 +282,21 @@ PHASES = {
 
 
 def _child_env(args: argparse.Namespace) -> dict[str, str]:
-    env = dict(os.environ)
-    base = f"postgres://{args.pg_user}@{args.pg_host}:{args.pg_port}"
+    server = f"postgres://{args.pg_user}@{args.pg_host}:{args.pg_port}"
     models = CACHE_DIR / f"models-{args.device}-{args.tagger or 'default'}"
-    env.update(
-        {
-            "DJANGO_SETTINGS_MODULE": "tagstudio.settings",
-            "DATABASE_URL": f"{base}/{BENCH_DB}",
-            "BENCH_ADMIN_URL": f"{base}/postgres",
-            "SECRET_KEY": "loop-bench-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
-            "CELERY_BROKER_URL": "memory://",  # the bench runs the batches itself; enqueued tasks are dropped
-            "TAGSTUDIO_VAR_DIR": str(CACHE_DIR / "var"),
-            "MODEL_DIR": str(models),
-            "EMBEDDING_CACHE_DIR": str(CACHE_DIR / "embeddings"),
-            "MODEL_PROMOTION": "auto",
-            "TAGSTUDIO_DEVICE": args.device,
-            "TAGSTUDIO_TAGGER": args.tagger or "default",
-            "HF_HUB_OFFLINE": "1",
-            "TRANSFORMERS_OFFLINE": "1",
-            "LOG_LEVEL": "WARNING",
-        }
+    return django_env(
+        database_url(server, BENCH_DB),
+        CELERY_BROKER_URL="memory://",  # the bench runs the batches itself; enqueued tasks are dropped
+        TAGSTUDIO_VAR_DIR=str(CACHE_DIR / "var"),
+        MODEL_DIR=str(models),
+        EMBEDDING_CACHE_DIR=str(CACHE_DIR / "embeddings"),
+        MODEL_PROMOTION="auto",
+        TAGSTUDIO_DEVICE=args.device,
+        TAGSTUDIO_TAGGER=args.tagger or "default",
+        HF_HUB_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+        LOG_LEVEL="WARNING",
     )
-    return env
 
 
 def run_phase(name: str, args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
@@ -330,8 +319,7 @@ def run_phase(name: str, args: argparse.Namespace, argv: list[str]) -> dict[str,
     if result.returncode != 0:
         print(result.stdout[-4000:])
         raise SystemExit(f"[loop_bench] phase {name} failed with exit status {result.returncode}")
-    lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
-    figures = json.loads(lines[-1])
+    figures = last_json_line(result.stdout)
     figures["wall_s"] = round(time.perf_counter() - started, 1)
     # The development machine is shared: the load beside the run says how far the figures can be trusted.
     figures["load_1m_after"] = round(os.getloadavg()[0], 1)

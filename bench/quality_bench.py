@@ -54,7 +54,8 @@ from mlcore.text import lexical_tokens, product_text
 from mlcore.types import ProductRecord
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # readme_section, also when loaded by path
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # _common, readme_section, also when loaded by path
+from _common import BenchError, process_wait  # noqa: E402
 from readme_section import markers, replace_section  # noqa: E402
 
 PEERS_DIR = Path(__file__).resolve().parent / "peers"
@@ -109,10 +110,6 @@ TAGSTUDIO_HARNESS_THRESHOLD = "tagstudio@harness-threshold"
 ALL_SYSTEMS = (TAGSTUDIO, *PEERS)
 
 
-class BenchError(RuntimeError):
-    """A system (or its installation) failed; the message says what and where the log is."""
-
-
 def log(message: str) -> None:
     stamp = dt.datetime.now().strftime("%H:%M:%S")
     print(f"[{stamp}] {message}", file=sys.stderr, flush=True)
@@ -140,20 +137,9 @@ def run_child(
         out.flush()
         start = time.perf_counter()
         proc = subprocess.Popen(list(cmd), stdout=out, stderr=subprocess.STDOUT, cwd=cwd, env=env)
-        while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.perf_counter() - start > timeout_s:
-                proc.kill()
-                pid, status, usage = os.wait4(proc.pid, 0)
-                break
-            time.sleep(0.05)
+        finished = process_wait(proc, timeout_s=timeout_s)
         wall = time.perf_counter() - start
-    returncode = os.waitstatus_to_exitcode(status)
-    proc.returncode = returncode  # reaped by wait4: tell Popen so it does not wait again
-    # ru_maxrss is in KiB on Linux.
-    return ChildRun(returncode=returncode, wall_s=wall, peak_rss_mb=usage.ru_maxrss / 1024.0)
+    return ChildRun(returncode=finished.returncode, wall_s=wall, peak_rss_mb=finished.peak_rss_mb)
 
 
 def log_tail(path: Path, lines: int = 15) -> str:

@@ -24,7 +24,6 @@ import json
 import multiprocessing
 import os
 import platform
-import resource
 import subprocess
 import sys
 import time
@@ -34,7 +33,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # readme_section, also when loaded by path
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # _common, readme_section, also when loaded by path
+from _common import last_json_line, peak_rss_mb  # noqa: E402
 from readme_section import replace_section  # noqa: E402
 
 from mlcore.selection import DEFAULT_STRATEGY, STRATEGIES, rank, review_order  # noqa: E402
@@ -138,8 +138,7 @@ def rank_all_strategies(args: argparse.Namespace) -> int:
             str(args.batch_size),
         ]
         completed = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=False)
-        lines = completed.stdout.strip().splitlines()
-        figures = json.loads(lines[-1]) if lines else {"strategy": name, "pass": False}
+        figures = last_json_line(completed.stdout) or {"strategy": name, "pass": False}
         figures.setdefault("exit_status", completed.returncode)
         print(json.dumps(figures), flush=True)
         results.append(figures)
@@ -211,14 +210,14 @@ def main() -> int:
     thresholds = np.random.default_rng(1).uniform(0.2, 0.5, size=args.tags).astype(np.float32)
 
     rank(probs[np.arange(2_000)], strategy=args.strategy, thresholds=thresholds)  # imports modAL, sklearn
-    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    rss_before = peak_rss_mb() * 2**20  # bytes
     load_before = os.getloadavg()[0]
     wall = time.perf_counter()
     cpu = time.process_time()
     priority = rank(probs, strategy=args.strategy, thresholds=thresholds, batch_size=args.batch_size, seed=0)
     wall = time.perf_counter() - wall
     cpu = time.process_time() - cpu
-    peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    peak_rss = peak_rss_mb() * 2**20
     order = review_order(priority)
     if len(np.unique(order)) != args.rows:
         raise SystemExit("rank() did not place every row once")

@@ -36,14 +36,11 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import io
 import json
 import os
 import platform
 import random
 import re
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -52,15 +49,30 @@ import threading
 import time
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlencode
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # readme_section, also when loaded by path
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # _common, readme_section, also when loaded by path
+from _common import (  # noqa: E402
+    PRODUCT_DATA_COLUMNS,
+    SERVER_SETTINGS,
+    BenchError,
+    GunicornServer,
+    bench_database_name,
+    copy_lines,
+    database_create,
+    database_drop,
+    database_execute,
+    database_url,
+    django_env,
+    django_migrate,
+    django_setup,
+    gunicorn_start,
+)
 from readme_section import replace_section  # noqa: E402
 
 README_PATH = Path(__file__).resolve().parent / "README.md"
-BENCH_DB = "tagstudio_bench_review"
+BENCH_DB = bench_database_name("review")
 TARGET_P95_MS = 50.0
 TARGETED = ("claim-next", "render-card", "submit")
 PASSWORD = "bench-reviewer-passphrase-1"
@@ -71,62 +83,20 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 
-class BenchError(RuntimeError):
-    pass
-
-
 # --- Database ---------------------------------------------------------------------------------------------
 
 
-def _server_url(db_url: str, database: str) -> str:
-    base, _, _ = db_url.rpartition("/")
-    return f"{base}/{database}"
-
-
-def _admin_connect(db_url: str):
-    import psycopg
-
-    return psycopg.connect(_server_url(db_url, "postgres"), autocommit=True)
-
-
-def database_create(db_url: str) -> str:
-    with _admin_connect(db_url) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {BENCH_DB}")
-    return _server_url(db_url, BENCH_DB)
-
-
-def database_drop(db_url: str) -> None:
-    with _admin_connect(db_url) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-
-
 def server_env(bench_url: str, var_dir: Path) -> dict[str, str]:
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tagstudio.settings",
-        "DATABASE_URL": bench_url,
-        "SECRET_KEY": os.environ.get("SECRET_KEY") or "bench-only-secret-key-" + "x" * 40,
-        "DEBUG": "0",
-        "ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "SESSION_COOKIE_SECURE": "0",
-        "CSRF_COOKIE_SECURE": "0",
-        "TAGSTUDIO_VAR_DIR": str(var_dir),
-        "MODEL_DIR": str(var_dir / "models"),
-        "STATIC_ROOT": str(var_dir / "static"),
-        "RETRAIN_AFTER_REVIEWS": "0",
-        "LOG_LEVEL": "WARNING",
-        # Above what 20 reviewers at full speed send: the bench measures latency, not the rate limit.
-        "API_RATE_LIMIT_USER": "100000/min",
-    }
+    env = django_env(
+        bench_url,
+        **SERVER_SETTINGS,
+        TAGSTUDIO_VAR_DIR=str(var_dir),
+        MODEL_DIR=str(var_dir / "models"),
+        STATIC_ROOT=str(var_dir / "static"),
+        RETRAIN_AFTER_REVIEWS="0",
+    )
     env.pop("CELERY_BROKER_URL", None)
     return env
-
-
-def migrate(env: dict[str, str]) -> None:
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=REPO_ROOT, env=env, check=True
-    )
 
 
 # --- Data -------------------------------------------------------------------------------------------------
@@ -154,22 +124,6 @@ ZH_NOUNS = [
 ]
 # fmt: on
 BRANDS = [f"Brand{i:03d}" for i in range(400)]
-
-
-def _copy_rows(conn, table: str, columns: list[str], rows) -> int:
-    """COPY text rows (already tab-separated, no tabs/newlines/backslashes inside fields) in big chunks."""
-    count = 0
-    with conn.cursor() as cursor, cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
-        buffer = io.StringIO()
-        for row in rows:
-            buffer.write(row)
-            buffer.write("\n")
-            count += 1
-            if count % 20_000 == 0:
-                copy.write(buffer.getvalue())
-                buffer = io.StringIO()
-        copy.write(buffer.getvalue())
-    return count
 
 
 def load_catalog(bench_url: str, *, products: int, suggested: int, reviewed_share: float, seed: int) -> dict:
@@ -207,7 +161,7 @@ def load_catalog(bench_url: str, *, products: int, suggested: int, reviewed_shar
     leaves = [tag.name for tag in leaf_tags]
     leaf_ids = [tag.id for tag in leaf_tags]
     names = roots + groups + leaf_tags
-    with psycopg.connect(bench_url) as conn:
+    with psycopg.connect(bench_url) as conn, conn.cursor() as cursor:
         # Products: priority > 0 for the `suggested` products that have suggestions (the learning loop
         # ranks those first), 0 for the rest; `reviewed_share` of the others already reviewed.
         reviewed_ids: list[int] = []
@@ -236,12 +190,11 @@ def load_catalog(bench_url: str, *, products: int, suggested: int, reviewed_shar
                     f"{stamp if reviewed else chr(92) + 'N'}"
                 )
 
-        _copy_rows(
-            conn,
+        copy_lines(
+            cursor,
             "annotation_product",
             [
-                "id", "external_id", "title", "description", "brand", "category_path", "attributes", "lang",
-                "image_url", "content_hash", "review_status", "priority", "needs_suggestion", "suggested_by_id",
+                "id", *PRODUCT_DATA_COLUMNS, "review_status", "priority", "needs_suggestion", "suggested_by_id",
                 "created_at", "updated_at", "tags_updated_at",
             ],
             product_rows(),
@@ -254,8 +207,8 @@ def load_catalog(bench_url: str, *, products: int, suggested: int, reviewed_shar
                     score = round(rng.random(), 4)
                     yield f"{pid}\t{tag_id}\t{version_id}\t{score}\t{'true' if score >= 0.5 else 'false'}\t{stamp}"
 
-        n_suggestions = _copy_rows(
-            conn,
+        n_suggestions = copy_lines(
+            cursor,
             "annotation_suggestion",
             ["product_id", "tag_id", "model_version_id", "score", "selected", "created_at"],
             suggestion_rows(),
@@ -266,13 +219,15 @@ def load_catalog(bench_url: str, *, products: int, suggested: int, reviewed_shar
                 for tag_id in rng.sample(leaf_ids, 2):
                     yield f"{pid}\t{tag_id}\timport\t{stamp}"
 
-        n_approved = _copy_rows(
-            conn, "annotation_producttag", ["product_id", "tag_id", "source", "approved_at"], approved_rows()
+        n_approved = copy_lines(
+            cursor,
+            "annotation_producttag",
+            ["product_id", "tag_id", "source", "approved_at"],
+            approved_rows(),
         )
         conn.commit()
     load_s = time.perf_counter() - started
-    with psycopg.connect(bench_url, autocommit=True) as conn:
-        conn.execute("VACUUM ANALYZE")
+    database_execute(bench_url, "VACUUM ANALYZE")
     return {
         "products": products,
         "suggested": suggested,
@@ -338,52 +293,21 @@ def timed_application(environ, start_response):
     return _django_application(environ, timed_start_response)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def gunicorn_start(
+def gunicorn_review_start(
     env: dict[str, str], *, workers: int, threads: int, access_log: Path, niceness: int
-) -> tuple[Any, str]:
-    port = _free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable, "-m", "gunicorn", "review_bench:timed_application", "--pythonpath", str(Path(__file__).parent),
-            "--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--threads", str(threads),
+) -> GunicornServer:
+    return gunicorn_start(
+        "review_bench:timed_application",
+        env=env,
+        niceness=niceness,
+        options=[
+            "--pythonpath", str(Path(__file__).parent),
+            "--workers", str(workers), "--threads", str(threads),
             "--worker-class", "gthread" if threads > 1 else "sync",
             "--access-logfile", str(access_log), "--access-logformat", ACCESS_LOG_FORMAT,
             "--log-level", "warning", "--timeout", "60", "--keep-alive", "30",
         ],
-        cwd=REPO_ROOT,
-        env=env,
-        preexec_fn=lambda: os.setpriority(os.PRIO_PROCESS, 0, niceness),
     )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    import requests
-
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise BenchError(f"gunicorn exited with status {process.returncode}")
-        try:
-            if requests.get(f"{base}/healthz", timeout=10).status_code == 200:
-                return process, base
-        except requests.RequestException:
-            pass  # not listening yet, or still importing Django on a busy machine
-        time.sleep(0.3)
-    gunicorn_stop(process)
-    raise BenchError("gunicorn did not answer /healthz within 120 s")
-
-
-def gunicorn_stop(process) -> None:
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 # --- Reviewers --------------------------------------------------------------------------------------------
@@ -602,25 +526,20 @@ def main() -> int:
 
     var_dir = Path(tempfile.mkdtemp(prefix="tagstudio-review-bench-"))
     access_log = var_dir / "access.log"
-    bench_url = database_create(args.database_url)
-    process = None
+    bench_url = database_create(database_url(args.database_url, BENCH_DB))
+    server = None
     try:
         env = server_env(bench_url, var_dir)
-        os.environ.update(
-            {k: env[k] for k in ("SECRET_KEY", "TAGSTUDIO_VAR_DIR", "MODEL_DIR", "DATABASE_URL")}
-        )
-        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tagstudio.settings")
         print(f"database {BENCH_DB}: migrating", flush=True)
-        migrate(env)
+        django_migrate(env)
         subprocess.run(
             [sys.executable, "manage.py", "collectstatic", "--noinput", "-v", "0"],
             cwd=REPO_ROOT,
             env=env,
             check=True,
         )
-        import django
-
-        django.setup()  # this process uses the ORM for the small tables, the users and the checks
+        # This process uses the ORM for the small tables, the users and the checks.
+        django_setup(bench_url, TAGSTUDIO_VAR_DIR=env["TAGSTUDIO_VAR_DIR"], MODEL_DIR=env["MODEL_DIR"])
         print(f"loading {args.products:,} products with COPY", flush=True)
         catalog = load_catalog(
             bench_url,
@@ -637,9 +556,10 @@ def main() -> int:
         )
         deep = deep_cursor(min(500_000, args.products - args.products // 3))
         accounts = users_create(args.reviewers)
-        process, base = gunicorn_start(
+        server = gunicorn_review_start(
             env, workers=args.workers, threads=args.threads, access_log=access_log, niceness=args.server_nice
         )
+        base = server.base_url
         print(f"gunicorn on {base}: {args.workers} workers x {args.threads} threads", flush=True)
         # Warm-up outside the measurement: each worker process imports and connects on first use.
         warm = __import__("requests").Session()
@@ -660,12 +580,12 @@ def main() -> int:
         )
         load_after = os.getloadavg()[0]
         time.sleep(1.0)  # let the access log flush
-        gunicorn_stop(process)
-        process = None
+        server.stop()
+        server = None
         times, cpu_times, statuses = server_times(access_log, offset)
     finally:
-        if process is not None:
-            gunicorn_stop(process)
+        if server is not None:
+            server.stop()
 
     # Outcome checks.
     errors = [f"{r.username}: {e}" for r in reviewers for e in r.errors]
@@ -674,11 +594,8 @@ def main() -> int:
     from annotation.models import ReviewEvent
 
     events = ReviewEvent.objects.filter(action="submit").count()
-    from django.db import connections
-
-    connections.close_all()
     if not args.keep_db:
-        database_drop(args.database_url)
+        database_drop(bench_url)
 
     client: dict[str, list[float]] = defaultdict(list)
     for reviewer in reviewers:

@@ -57,22 +57,30 @@ def tag_vocabulary(rows: Iterable[dict[str, Any]]) -> list[str]:
     return sorted({tag for row in rows for tag in row["tags"]})
 
 
-def write_scores(out_dir: str, ids: Sequence[str], scores: Sequence[Sequence[tuple[str, float]]]) -> None:
+def write_outputs(
+    out_dir: str,
+    scored: Sequence[dict[str, Any]],
+    scores: Sequence[Sequence[tuple[str, float]]],
+    fit_time: Stopwatch,
+    predict_time: Stopwatch,
+    config: dict[str, Any],
+) -> None:
+    """``scores.jsonl`` (the ranked tags of each of the ``scored`` rows, in their order) and ``info.json``
+    (the fit and predict times, the number of scored rows and the ``config`` the peer ran with)."""
     os.makedirs(out_dir, exist_ok=True)
     tmp = os.path.join(out_dir, ".scores.jsonl.tmp")
     with open(tmp, "w", encoding="utf-8") as fh:
-        for product_id, ranked in zip(ids, scores):
+        for row, ranked in zip(scored, scores):
             best = sorted(ranked, key=lambda pair: -pair[1])[:TOP_K]
-            line = {"id": product_id, "scores": [[tag, float(score)] for tag, score in best]}
+            line = {"id": row["id"], "scores": [[tag, float(score)] for tag, score in best]}
             fh.write(json.dumps(line, ensure_ascii=False) + "\n")
     os.replace(tmp, os.path.join(out_dir, "scores.jsonl"))
-
-
-def write_info(
-    out_dir: str, *, train_s: float, predict_s: float, n_predict: int, config: dict[str, Any]
-) -> None:
-    os.makedirs(out_dir, exist_ok=True)
-    info = {"train_s": train_s, "predict_s": predict_s, "n_predict": n_predict, "config": config}
+    info = {
+        "train_s": fit_time.seconds,
+        "predict_s": predict_time.seconds,
+        "n_predict": len(scored),
+        "config": config,
+    }
     with open(os.path.join(out_dir, "info.json"), "w", encoding="utf-8") as fh:
         json.dump(info, fh, indent=2, ensure_ascii=False)
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import re
 
-from _protocol import Stopwatch, read_part, runner_args, tag_vocabulary, write_info, write_scores
+from _protocol import Stopwatch, read_part, runner_args, tag_vocabulary, write_outputs
 
 BACKEND_SETTINGS = {
     "tfidf": {},
@@ -114,14 +114,8 @@ def main() -> None:
                 for i in range(array.shape[0]):
                     row = array[[i]]
                     scores.append([(tag_of[int(j)], float(s)) for j, s in zip(row.indices, row.data)])
-    write_scores(args.out, [row["id"] for row in scored], scores)
-    write_info(
-        args.out,
-        train_s=fit_time.seconds,
-        predict_s=predict_time.seconds,
-        n_predict=len(scored),
-        config={"backend": args.backend, "analyzer": analyzer, "language": language, **settings},
-    )
+    run_config = {"backend": args.backend, "analyzer": analyzer, "language": language, **settings}
+    write_outputs(args.out, scored, scores, fit_time, predict_time, run_config)
 
 
 if __name__ == "__main__":

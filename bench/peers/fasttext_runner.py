@@ -21,8 +21,7 @@ from _protocol import (
     read_part,
     runner_args,
     tag_vocabulary,
-    write_info,
-    write_scores,
+    write_outputs,
 )
 
 CONFIG = {
@@ -92,14 +91,8 @@ def main() -> None:
             raise RuntimeError("every fastText setting of the grid diverged")
     with Stopwatch() as predict_time:
         scores = scores_of(model, scored)
-    write_scores(args.out, [row["id"] for row in scored], scores)
-    write_info(
-        args.out,
-        train_s=fit_time.seconds,
-        predict_s=predict_time.seconds,
-        n_predict=len(scored),
-        config={**CONFIG, **chosen, "validation_micro_f1": best_f1},
-    )
+    run_config = {**CONFIG, **chosen, "validation_micro_f1": best_f1}
+    write_outputs(args.out, scored, scores, fit_time, predict_time, run_config)
 
 
 if __name__ == "__main__":

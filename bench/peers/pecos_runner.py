@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as smat
-from _protocol import Stopwatch, read_part, runner_args, tag_vocabulary, write_info, write_scores
+from _protocol import Stopwatch, read_part, runner_args, tag_vocabulary, write_outputs
 from pecos.utils.featurization.text.vectorizers import Vectorizer
 from pecos.xmc import Indexer, LabelEmbeddingFactory
 from pecos.xmc.xlinear.model import XLinearModel
@@ -54,14 +54,8 @@ def main() -> None:
                     for j, s in zip(predicted.indices[start:end], predicted.data[start:end])
                 ]
             )
-    write_scores(args.out, [row["id"] for row in scored], scores)
-    write_info(
-        args.out,
-        train_s=fit_time.seconds,
-        predict_s=predict_time.seconds,
-        n_predict=len(scored),
-        config={"vectorizer": VECTORIZER, "indexer": "hierarchicalkmeans (PIFA)", **PREDICT},
-    )
+    run_config = {"vectorizer": VECTORIZER, "indexer": "hierarchicalkmeans (PIFA)", **PREDICT}
+    write_outputs(args.out, scored, scores, fit_time, predict_time, run_config)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ Runs with the app's own interpreter (scikit-learn is an app dependency); see ``_
 from __future__ import annotations
 
 import numpy as np
-from _protocol import Stopwatch, read_part, runner_args, write_info, write_scores
+from _protocol import Stopwatch, read_part, runner_args, write_outputs
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.multiclass import OneVsRestClassifier
@@ -47,17 +47,11 @@ def main() -> None:
         top = np.argsort(-proba, axis=1)[:, :20]
         tags = binarizer.classes_
         scores = [[(str(tags[j]), float(proba[i, j])) for j in top[i]] for i in range(len(scored))]
-    write_scores(args.out, [row["id"] for row in scored], scores)
-    write_info(
-        args.out,
-        train_s=fit_time.seconds,
-        predict_s=predict_time.seconds,
-        n_predict=len(scored),
-        config={
-            key: {k: list(v) if isinstance(v, tuple) else v for k, v in value.items()}
-            for key, value in CONFIG.items()
-        },
-    )
+    run_config = {
+        key: {k: list(v) if isinstance(v, tuple) else v for k, v in value.items()}
+        for key, value in CONFIG.items()
+    }
+    write_outputs(args.out, scored, scores, fit_time, predict_time, run_config)
 
 
 if __name__ == "__main__":
