@@ -40,7 +40,7 @@ from annotation.services.tags import (
     tag_paths,
     tag_update,
 )
-from annotation.taxonomy import TagNameError, normalize_tag_name
+from annotation.taxonomy.names import TagNameError, normalize_tag_name
 
 CONFLICT = OpenApiResponse(ErrorSerializer, description="The name is taken, or the tag was merged away.")
 

@@ -1,6 +1,6 @@
 """Export of approved tags: a full or incremental stream of every tagged product, in constant memory.
 
-Two engines produce the same records (format: annotation.writers):
+Two engines produce the same records (format: annotation.io.writers):
 - ``copy`` (PostgreSQL): one ``COPY (SELECT …) TO STDOUT`` renders every product record in SQL — tag paths
   from a recursive CTE, tags aggregated per product — and the rows are passed through in 64 KiB chunks.
   Python never builds a per-product object, which keeps the export within a small factor of a raw COPY.
@@ -31,9 +31,7 @@ from django.db import DatabaseError, connection, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
-from annotation.models import ExportJob, JobStatus, ModelVersion, Product, ProductTag, Tag
-from annotation.services.tags import MAX_DEPTH, tag_paths
-from annotation.writers import (
+from annotation.io.writers import (
     EXPORT_FORMATS,
     PATH_SEPARATOR,
     WRITERS,
@@ -45,6 +43,8 @@ from annotation.writers import (
     frame,
     tag_head,
 )
+from annotation.models import ExportJob, JobStatus, ModelVersion, Product, ProductTag, Tag
+from annotation.services.tags import MAX_DEPTH, tag_paths
 
 logger = logging.getLogger(__name__)
 

@@ -37,8 +37,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from annotation.models import ImportJob, JobStatus, Product, ProductTag, ReviewStatus, TagSource
-from annotation.readers import (
+from annotation.io.readers import (
     FileFormatError,
     ProductRow,
     RowError,
@@ -47,7 +46,8 @@ from annotation.readers import (
     encoded_content,
     open_reader,
 )
-from annotation.taxonomy import TagResolver
+from annotation.models import ImportJob, JobStatus, Product, ProductTag, ReviewStatus, TagSource
+from annotation.taxonomy.resolver import TagResolver
 
 logger = logging.getLogger(__name__)
 

@@ -48,8 +48,8 @@ from annotation.models import (
     TagSource,
 )
 from annotation.roles import is_admin
-from annotation.selectors_review import claim_is_live, claim_ttl, recently_skipped_ids, review_queue
-from annotation.taxonomy import TagNameError, clean_tag_display_name, normalize_tag_name
+from annotation.selectors.review import claim_is_live, claim_ttl, recently_skipped_ids, review_queue
+from annotation.taxonomy.names import TagNameError, clean_tag_display_name, normalize_tag_name
 
 logger = logging.getLogger(__name__)
 
@@ -94,7 +94,7 @@ class NothingToUndo(ReviewError):
 
 def hierarchy_closure_enabled() -> bool:
     """The admin's choice on the taxonomy page, else the deployment default (one rule for all callers)."""
-    from annotation.selectors_taxonomy import hierarchy_closure_enabled as closure_setting
+    from annotation.selectors.taxonomy import hierarchy_closure_enabled as closure_setting
 
     return closure_setting()
 

@@ -23,7 +23,7 @@ from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from annotation.models import Product, ProductTag, ReviewEvent, Suggestion, Tag, TagAlias, TagSource
-from annotation.taxonomy import TagNameError, clean_tag_display_name, normalize_tag_name
+from annotation.taxonomy.names import TagNameError, clean_tag_display_name, normalize_tag_name
 
 MAX_DEPTH = 64  # guard for the ancestor walks; real taxonomies are a handful of levels deep
 # pg_advisory_xact_lock key: structural changes (parent moves, merges) run one at a time, so two concurrent

@@ -6,7 +6,7 @@ File shapes (one tag per record):
 - JSONL: ``{"name": ..., "parent": ... | null, "aliases": [...] | "a|b", "description": ...}``.
 
 Rules:
-- Names fold with ``annotation.taxonomy.normalize_tag_name``: a listed name that folds onto an existing tag
+- Names fold with ``annotation.taxonomy.names.normalize_tag_name``: a listed name that folds onto an existing tag
   updates that tag (its display name, parent, description) rather than creating another.
 - A parent may be listed after its children, or be an existing tag (or an alias of one). The listed tags
   are authoritative for their own parent: an empty parent makes a root. The hierarchy must stay a forest:
@@ -33,9 +33,10 @@ from django.db import transaction
 from django.db.models import Subquery
 from django.utils import timezone
 
+from annotation.io.readers import FileFormatError, RowError, json_type_name, looks_binary
 from annotation.models import Product, ProductTag, Tag, TagAlias
-from annotation.readers import FileFormatError, RowError, json_type_name, looks_binary
-from annotation.taxonomy import TagNameError, clean_tag_display_name, lock_taxonomy, normalize_tag_name
+from annotation.taxonomy.locks import lock_taxonomy
+from annotation.taxonomy.names import TagNameError, clean_tag_display_name, normalize_tag_name
 
 ALIAS_SEPARATOR = "|"
 MAX_DESCRIPTION_LENGTH = 5000

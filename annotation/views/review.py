@@ -17,19 +17,15 @@ from django.views import View
 from annotation.forms import ProductFilterForm, ReviewSubmitForm
 from annotation.models import Product, ProductTag
 from annotation.roles import is_admin
-from annotation.selectors_review import (
-    CursorError,
-    ProductListFilter,
+from annotation.selectors.catalog import CursorError, ProductListFilter, product_list, tag_lookup, tag_options
+from annotation.selectors.review import (
     claim_held_by,
     claim_is_live,
     last_undoable_submit,
     product_history,
     product_last_submit,
-    product_list,
     review_card,
     review_stats,
-    tag_lookup,
-    tag_options,
 )
 from annotation.services.reviews import (
     ClaimConflict,
@@ -42,7 +38,7 @@ from annotation.services.reviews import (
     review_submit,
     review_undo,
 )
-from annotation.taxonomy import TagNameError, clean_tag_display_name
+from annotation.taxonomy.names import TagNameError, clean_tag_display_name
 from annotation.views.access import OperatorRequiredMixin
 
 CARD_TEMPLATE = "annotation/_review_card.html"

@@ -19,7 +19,7 @@ from django.urls import reverse
 from django.views import View
 
 from annotation.models import Tag, TagAlias
-from annotation.selectors_taxonomy import (
+from annotation.selectors.taxonomy import (
     hierarchy_closure_enabled,
     tag_children,
     tag_detail,
@@ -39,7 +39,7 @@ from annotation.services.tags import (
     tag_set_parent,
 )
 from annotation.services.taxonomy_settings import hierarchy_closure_set
-from annotation.taxonomy import TAG_NAME_MAX_LENGTH
+from annotation.taxonomy.names import TAG_NAME_MAX_LENGTH
 from annotation.views.access import AdminRequiredMixin
 
 PICKER_LIMIT = 20

@@ -33,7 +33,7 @@ from annotation.services.tags import (
     tag_set_parent,
     tag_update,
 )
-from annotation.taxonomy import TagResolver
+from annotation.taxonomy.resolver import TagResolver
 
 pytestmark = pytest.mark.django_db
 

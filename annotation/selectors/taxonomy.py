@@ -13,7 +13,7 @@ from django.db import connection
 from django.db.models import Count, Exists, OuterRef, Q
 
 from annotation.models import ProductTag, ReviewEvent, Setting, Suggestion, Tag, TagAlias
-from annotation.taxonomy import TagNameError, normalize_tag_name
+from annotation.taxonomy.names import TagNameError, normalize_tag_name
 
 HIERARCHY_CLOSURE_SETTING = "hierarchy_closure"
 TREE_PAGE_SIZE = 200
