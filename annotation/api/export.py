@@ -28,7 +28,8 @@ from annotation.api.serializers_catalog import (
 )
 from annotation.io.writers import WRITERS, format_timestamp
 from annotation.models import ExportJob, JobStatus
-from annotation.services.exports import approved_tags_export, export_job_create, export_job_file
+from annotation.selectors.exports import approved_tags_export
+from annotation.services.exports import export_job_create, export_job_file
 
 HIGH_WATER_HEADER = OpenApiParameter(
     "X-High-Water-Mark",

@@ -23,10 +23,10 @@ from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from annotation.models import Product, ProductTag, ReviewEvent, Suggestion, Tag, TagAlias, TagSource
+from annotation.selectors.taxonomy import MAX_DEPTH
 from annotation.taxonomy.locks import lock_taxonomy
 from annotation.taxonomy.names import TagNameError, clean_tag_display_name, normalize_tag_name
 
-MAX_DEPTH = 64  # guard for the ancestor walks; real taxonomies are a handful of levels deep
 _AUDIT_LIST_FIELDS = ("previous_tags", "final_tags", "accepted", "rejected", "added", "removed")
 _AUDIT_FIELDS = ("shown", *_AUDIT_LIST_FIELDS)
 
@@ -44,31 +44,6 @@ class TagConflictError(TagRuleError):
 
 
 # --- reads -------------------------------------------------------------------------------------------
-
-
-def tag_paths(tag_ids: Iterable[int]) -> dict[int, list[str]]:
-    """Each tag's hierarchy path, root first, the tag itself last: one recursive query for all of them."""
-    ids = sorted({int(tag_id) for tag_id in tag_ids})
-    if not ids:
-        return {}
-    table = Tag._meta.db_table
-    placeholders = ", ".join(["%s"] * len(ids))
-    sql = f"""
-        WITH RECURSIVE up(start_id, parent_id, name, depth) AS (
-            SELECT id, parent_id, name, 0 FROM {table} WHERE id IN ({placeholders})
-            UNION ALL
-            SELECT up.start_id, t.parent_id, t.name, up.depth + 1
-            FROM {table} t JOIN up ON t.id = up.parent_id
-            WHERE up.depth < %s
-        )
-        SELECT start_id, name FROM up ORDER BY start_id, depth DESC
-    """
-    paths: dict[int, list[str]] = {}
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [*ids, MAX_DEPTH])
-        for start_id, name in cursor.fetchall():
-            paths.setdefault(start_id, []).append(name)
-    return paths
 
 
 def tag_lookup(name: str) -> Tag | None:

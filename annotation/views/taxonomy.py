@@ -24,6 +24,7 @@ from annotation.selectors.taxonomy import (
     tag_children,
     tag_detail,
     tag_merge_preview,
+    tag_paths,
     tag_search,
 )
 from annotation.services.tags import (
@@ -34,7 +35,6 @@ from annotation.services.tags import (
     tag_deactivate,
     tag_lookup,
     tag_merge,
-    tag_paths,
     tag_rename,
     tag_set_parent,
 )

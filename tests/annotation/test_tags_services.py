@@ -19,6 +19,7 @@ from annotation.models import (
     TagAlias,
     TagSource,
 )
+from annotation.selectors.taxonomy import tag_paths
 from annotation.services.tags import (
     TagConflictError,
     TagRuleError,
@@ -28,7 +29,6 @@ from annotation.services.tags import (
     tag_deactivate,
     tag_lookup,
     tag_merge,
-    tag_paths,
     tag_rename,
     tag_set_parent,
     tag_update,

@@ -6,7 +6,8 @@ from django.utils.dateparse import parse_datetime
 from tqdm import tqdm
 
 from annotation.io.writers import EXPORT_FORMATS, format_timestamp
-from annotation.services.exports import ENGINES, ExportError, approved_tags_export, export_count, export_write
+from annotation.selectors.exports import ENGINES, ExportError, approved_tags_export, export_count
+from annotation.services.exports import export_write
 
 
 def _parse_since(value: str | None) -> dt.datetime | None:
