@@ -17,7 +17,8 @@ from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from annotation.models import Product, ProductTag, ReviewStatus, Tag, TagAlias
-from annotation.taxonomy.names import TagNameError, normalize_tag_name
+from annotation.taxonomy.names import TagNameError, clean_tag_display_name, normalize_tag_name
+from annotation.taxonomy.resolver import tag_resolve
 
 PRODUCT_PAGE_SIZE = 50
 # A text search examines at most this many products per request (no text index: see product_list).
@@ -61,18 +62,38 @@ def tag_options(*, query: str, limit: int = TAG_OPTIONS_LIMIT) -> list[TagOption
 
 
 def tag_lookup(name: str) -> Tag | None:
-    """The active canonical tag a name or alias stands for (merged tags resolve to their target)."""
+    """The canonical tag a name means, deactivated or not (annotation.taxonomy.resolver's rules)."""
+    resolved = tag_resolve(name)
+    return None if resolved is None else Tag.objects.filter(pk=resolved.id).first()
+
+
+@dataclass(frozen=True, slots=True)
+class TagCheck:
+    """Whether a name typed on the review card can be added to the product (the add-tag box's answer)."""
+
+    ok: bool
+    name: str  # the canonical name when the tag exists, else the name as it would be created
+    new: bool  # a new tag would be created
+    message: str
+
+
+def tag_check(name: str, *, can_create: bool) -> TagCheck:
+    """An existing active tag (by name, alias or merged name) can be added; a deactivated one cannot; an
+    unknown name becomes a new tag for those who may create tags (``can_create``: admins)."""
+    resolved = tag_resolve(name)
+    if resolved is not None and resolved.is_active:
+        return TagCheck(ok=True, name=resolved.name, new=False, message="")
+    if resolved is not None:
+        message = f"Tag {resolved.name!r} is deactivated: it cannot be added. Pick another tag."
+        return TagCheck(ok=False, name=resolved.name, new=False, message=message)
     try:
-        key = normalize_tag_name(name)
-    except TagNameError:
-        return None
-    tag = Tag.objects.filter(normalized_name=key).select_related("merged_into").first()
-    if tag is None:
-        alias = TagAlias.objects.filter(normalized_name=key).select_related("tag__merged_into").first()
-        tag = alias.tag if alias else None
-    if tag is not None and tag.merged_into is not None:
-        tag = tag.merged_into
-    return tag if tag is not None and tag.is_active else None
+        display = clean_tag_display_name(name)
+    except TagNameError as exc:
+        return TagCheck(ok=False, name=name, new=False, message=str(exc))
+    if can_create:
+        return TagCheck(ok=True, name=display, new=True, message=f"New tag {display!r} will be created.")
+    message = f"Unknown tag {display!r}: only admins can create new tags. Pick one from the list."
+    return TagCheck(ok=False, name=display, new=False, message=message)
 
 
 # --- The product list ------------------------------------------------------------------------------------
@@ -144,12 +165,12 @@ def _filtered(filters: ProductListFilter, now: dt.datetime) -> tuple[QuerySet[Pr
         qs = qs.filter(claimed_by__isnull=False, claim_expires_at__gt=now)
     unknown_tag = False
     if filters.tag:
-        tag = tag_lookup(filters.tag)
+        tag = tag_resolve(filters.tag)  # a deactivated tag filters too: products still carry it
         if tag is None:
             unknown_tag = True
             qs = qs.none()
         else:
-            qs = qs.filter(Exists(ProductTag.objects.filter(product=OuterRef("pk"), tag=tag)))
+            qs = qs.filter(Exists(ProductTag.objects.filter(product=OuterRef("pk"), tag_id=tag.id)))
     return qs, unknown_tag
 
 

@@ -44,6 +44,7 @@ from annotation.io.writers import (
 )
 from annotation.models import ModelVersion, Product, ProductTag, Tag
 from annotation.selectors.taxonomy import MAX_DEPTH, tag_paths
+from annotation.taxonomy.resolver import TagResolver
 
 logger = logging.getLogger(__name__)
 
@@ -113,18 +114,24 @@ def _high_water_mark() -> dt.datetime:
 
 
 def _deleted_tags(updated_since: dt.datetime | None) -> tuple[dict, ...]:
-    """Tags consumers must remove: deactivated or merged (changed since ``updated_since``)."""
+    """Tags consumers must remove: deactivated or merged (changed since ``updated_since``).
+
+    A merged tag is replaced by the tag its name resolves to (annotation.taxonomy.resolver, rule 3)."""
     tags = Tag.objects.filter(is_active=False)
     if updated_since is not None:
         tags = tags.filter(updated_at__gte=updated_since)
-    rows = list(tags.order_by("normalized_name").values("id", "name", "merged_into__name", "updated_at"))
+    rows = list(tags.order_by("normalized_name").values("id", "name", "merged_into_id", "updated_at"))
     paths = tag_paths(row["id"] for row in rows)
+    merged = TagResolver(preload=False).canonical(
+        row["id"] for row in rows if row["merged_into_id"] is not None
+    )
+    replaced_by = {tag_id: tag.name for tag_id, tag in merged.items()}
     return tuple(
         {
             "name": row["name"],
             "path": paths.get(row["id"], [row["name"]]),
-            "reason": "merged" if row["merged_into__name"] else "deactivated",
-            "replaced_by": row["merged_into__name"],
+            "reason": "merged" if row["merged_into_id"] is not None else "deactivated",
+            "replaced_by": replaced_by.get(row["id"]),
             "changed_at": format_timestamp(row["updated_at"]),
         }
         for row in rows

@@ -43,24 +43,6 @@ class TagConflictError(TagRuleError):
     """The taxonomy's current state forbids the change (a name in use, a merged tag)."""
 
 
-# --- reads -------------------------------------------------------------------------------------------
-
-
-def tag_lookup(name: str) -> Tag | None:
-    """The canonical tag a name means: its own name, an alias, or a tag merged into another one."""
-    try:
-        key = normalize_tag_name(name)
-    except TagNameError:
-        return None
-    tag = Tag.objects.filter(normalized_name=key).first()
-    if tag is None:
-        alias = TagAlias.objects.select_related("tag").filter(normalized_name=key).first()
-        tag = alias.tag if alias else None
-    if tag is not None and tag.merged_into_id is not None:
-        tag = Tag.objects.get(pk=tag.merged_into_id)  # merge targets are canonical (one hop)
-    return tag
-
-
 # --- helpers (no transactions of their own) ---------------------------------------------------------------
 
 

@@ -19,6 +19,7 @@ from django.urls import reverse
 from django.views import View
 
 from annotation.models import Tag, TagAlias
+from annotation.selectors.catalog import tag_lookup
 from annotation.selectors.taxonomy import (
     hierarchy_closure_enabled,
     tag_children,
@@ -33,7 +34,6 @@ from annotation.services.tags import (
     tag_alias_add,
     tag_create,
     tag_deactivate,
-    tag_lookup,
     tag_merge,
     tag_rename,
     tag_set_parent,

@@ -19,6 +19,7 @@ from annotation.models import (
     TagAlias,
     TagSource,
 )
+from annotation.selectors.catalog import tag_lookup
 from annotation.selectors.taxonomy import tag_paths
 from annotation.services.tags import (
     TagConflictError,
@@ -27,7 +28,6 @@ from annotation.services.tags import (
     tag_alias_add,
     tag_create,
     tag_deactivate,
-    tag_lookup,
     tag_merge,
     tag_rename,
     tag_set_parent,
