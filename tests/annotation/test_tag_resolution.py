@@ -22,6 +22,7 @@ from annotation.services import exports
 from annotation.services.imports import import_products, write_products_generic, write_tags_generic
 from annotation.services.reviews import UnknownTags, review_submit
 from annotation.services.tags import tag_alias_add, tag_create, tag_deactivate, tag_merge
+from annotation.services.taxonomy_import import import_taxonomy
 from annotation.taxonomy.resolver import TagResolver, tag_resolve
 
 pytestmark = pytest.mark.django_db
@@ -181,6 +182,21 @@ def test_import_orm_writer_skips_deactivated_tags(vocabulary):
     _, _, ids = write_products_generic(rows)
     write_tags_generic(rows, ids, TagResolver())
     assert tags_of("g1") == {"Shirts"}
+
+
+def test_vocabulary_import_parents_resolve_like_everywhere_else(vocabulary, tmp_path):
+    path = tmp_path / "tags.csv"
+    path.write_text(
+        "name,parent\nPolo,Tee-Shirt\nHenley,TSHIRT\nRetro,vintage\nLinen,nope\n", encoding="utf-8"
+    )
+    result = import_taxonomy(path)
+    assert [(error.line, error.field) for error in result.errors] == [(5, "parent")]  # unknown: refused
+    path.write_text("name,parent\nPolo,Tee-Shirt\nHenley,TSHIRT\nRetro,vintage\n", encoding="utf-8")
+    assert import_taxonomy(path).errors == []
+    parents = dict(
+        Tag.objects.filter(name__in=["Polo", "Henley", "Retro"]).values_list("name", "parent__name")
+    )
+    assert parents == {"Polo": "Shirts", "Henley": "Shirts", "Retro": "Vintage"}  # alias, merged, deactivated
 
 
 # --- export ------------------------------------------------------------------------------------------------
