@@ -5,7 +5,7 @@ from __future__ import annotations
 from django import forms
 from django.core.exceptions import ValidationError
 
-from annotation.selectors_review import LIST_SORTS, LIST_STATUSES, ProductListFilter
+from annotation.selectors.catalog import LIST_SORTS, LIST_STATUSES, ProductListFilter
 
 MAX_TAGS_PER_REVIEW = 200
 TAG_NAME_MAX_CHARS = 200

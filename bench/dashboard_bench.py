@@ -368,7 +368,7 @@ def measure(runs: int) -> dict[str, list[float]]:
     from django.test import Client
     from django.test.utils import override_settings
 
-    from annotation import selectors_dashboard as sel
+    from annotation.selectors import dashboard as sel
 
     client = Client(SERVER_NAME="localhost")
     client.force_login(get_user_model().objects.get(username="operator0"))
@@ -465,7 +465,7 @@ def main(argv: list[str] | None = None) -> int:
             database_drop(DATABASE_URL)
             log(f"dropped {DB_NAME}")
 
-    from annotation import selectors_dashboard as sel
+    from annotation.selectors import dashboard as sel
 
     rows = []
     missed = []

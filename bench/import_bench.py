@@ -117,9 +117,9 @@ def build_files(
     will write: product row number, tag number); returns a summary of what was written."""
     import orjson
 
-    from annotation.readers import validate_row
+    from annotation.io.readers import validate_row
     from annotation.services.imports import encode_copy_line
-    from annotation.taxonomy import normalize_tag_name
+    from annotation.taxonomy.names import normalize_tag_name
 
     sources = sorted(data_dir.glob("*/dev.jsonl"))
     if not sources:

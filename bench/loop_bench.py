@@ -89,7 +89,7 @@ def phase_setup(args: argparse.Namespace) -> dict[str, Any]:
     from django.utils import timezone
 
     from annotation.models import Product, ProductTag, ReviewStatus, TagSource
-    from annotation.taxonomy import TagResolver
+    from annotation.taxonomy.resolver import TagResolver
 
     call_command("migrate", interactive=False, verbosity=0)
     train_file = args.data_dir / args.train_set / "dev.jsonl"
@@ -213,7 +213,7 @@ def phase_retrain(args: argparse.Namespace) -> dict[str, Any]:
     from django.utils import timezone
 
     from annotation.models import Product, ProductTag, ReviewStatus, TagSource
-    from annotation.taxonomy import TagResolver
+    from annotation.taxonomy.resolver import TagResolver
 
     # The products approved since the bootstrap (as reviews would add them): their file tags.
     train_file = args.data_dir / args.train_set / "dev.jsonl"

@@ -245,7 +245,7 @@ def load_catalog(bench_url: str, *, products: int, suggested: int, reviewed_shar
 def deep_cursor(depth: int) -> str:
     """A product-list cursor ``depth`` rows into the unreviewed-by-priority list (as a user paging that far)."""
     from annotation.models import Product
-    from annotation.selectors_review import encode_cursor
+    from annotation.selectors.catalog import encode_cursor
 
     product = Product.objects.filter(review_status="unreviewed").order_by("-priority", "id")[depth]
     return encode_cursor("priority", product)

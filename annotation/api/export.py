@@ -1,7 +1,7 @@
 """Export of approved tags over REST (admin): a streamed file, and background export jobs.
 
 ``GET /api/v1/export/approved-tags/?format=jsonl|csv|json&updated_since=…`` streams the export (format in
-annotation.writers) with the high-water mark in ``X-High-Water-Mark``; memory stays constant however large
+annotation.io.writers) with the high-water mark in ``X-High-Water-Mark``; memory stays constant however large
 the catalog. The same export as a background job: ``POST /api/v1/exports/``, then poll and download.
 """
 
@@ -26,9 +26,10 @@ from annotation.api.serializers_catalog import (
     ExportJobSerializer,
     ExportQuerySerializer,
 )
+from annotation.io.writers import WRITERS, format_timestamp
 from annotation.models import ExportJob, JobStatus
-from annotation.services.exports import approved_tags_export, export_job_create, export_job_file
-from annotation.writers import WRITERS, format_timestamp
+from annotation.selectors.exports import approved_tags_export
+from annotation.services.exports import export_job_create, export_job_file
 
 HIGH_WATER_HEADER = OpenApiParameter(
     "X-High-Water-Mark",

@@ -17,8 +17,8 @@ from rest_framework.views import APIView
 from annotation.api.limits import LimitedFormParser, LimitedMultiPartParser
 from annotation.api.permissions import IsAdmin
 from annotation.api.serializers_catalog import ImportCreateSerializer, ImportJobSerializer
+from annotation.io.readers import FileFormatError
 from annotation.models import ImportJob
-from annotation.readers import FileFormatError
 from annotation.services.imports import import_job_create
 
 

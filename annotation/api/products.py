@@ -15,7 +15,8 @@ from annotation.api.filters import StrictFilterSet
 from annotation.api.permissions import IsOperator
 from annotation.api.serializers_catalog import ProductDetailSerializer, ProductListSerializer
 from annotation.models import Product, ProductTag, ReviewEvent, ReviewStatus, Suggestion
-from annotation.services.tags import tag_lookup, tag_paths
+from annotation.selectors.catalog import tag_lookup
+from annotation.selectors.taxonomy import tag_paths
 
 REVIEW_HISTORY_LIMIT = 100
 

@@ -23,7 +23,7 @@ from annotation.api.serializers_review import (
     UndoResultSerializer,
 )
 from annotation.models import Product
-from annotation.selectors_review import review_card
+from annotation.selectors.review import review_card
 from annotation.services.reviews import (
     ClaimConflict,
     ReviewError,

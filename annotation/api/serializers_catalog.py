@@ -8,6 +8,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from annotation.api.filters import PresentChoiceField, PresentDateTimeField
+from annotation.io.writers import EXPORT_FORMATS
 from annotation.models import (
     ExportJob,
     ImportJob,
@@ -19,7 +20,6 @@ from annotation.models import (
     TagAlias,
 )
 from annotation.roles import ADMIN, OPERATOR, ROLES
-from annotation.writers import EXPORT_FORMATS
 
 # --- tags ----------------------------------------------------------------------------------------------
 

@@ -31,16 +31,16 @@ from annotation.api.serializers_catalog import (
     TagUpdateSerializer,
 )
 from annotation.models import Tag, TagAlias
+from annotation.selectors.taxonomy import tag_paths
 from annotation.services.tags import (
     TagConflictError,
     TagRuleError,
     tag_alias_add,
     tag_create,
     tag_merge,
-    tag_paths,
     tag_update,
 )
-from annotation.taxonomy import TagNameError, normalize_tag_name
+from annotation.taxonomy.names import TagNameError, normalize_tag_name
 
 CONFLICT = OpenApiResponse(ErrorSerializer, description="The name is taken, or the tag was merged away.")
 

@@ -37,8 +37,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from annotation.models import ImportJob, JobStatus, Product, ProductTag, ReviewStatus, TagSource
-from annotation.readers import (
+from annotation.io.readers import (
     FileFormatError,
     ProductRow,
     RowError,
@@ -47,7 +46,8 @@ from annotation.readers import (
     encoded_content,
     open_reader,
 )
-from annotation.taxonomy import TagResolver
+from annotation.models import ImportJob, JobStatus, Product, ProductTag, ReviewStatus, TagSource
+from annotation.taxonomy.resolver import TagResolver
 
 logger = logging.getLogger(__name__)
 
@@ -406,12 +406,15 @@ def _lookup(cursor, external_ids: list[str]) -> dict[str, tuple[int, str, str]]:
 
 
 def _batch_tag_ids(batch: ParsedBatch, resolver: TagResolver | None) -> dict[int, set[int]]:
-    """{row index in the batch: tag ids} for rows with tags; unknown names become tags."""
+    """{row index in the batch: tag ids} for rows with tags; unknown names become tags, deactivated ones
+    are skipped (annotation.taxonomy.resolver: an import does not apply a deactivated tag)."""
     if resolver is None or not batch.tag_rows:
         return {}
     names = {name for _, row_names in batch.tag_rows for name in row_names}
-    tag_ids, _ = resolver.resolve(names, create=True)
-    return {index: {tag_ids[name] for name in row_names} for index, row_names in batch.tag_rows}
+    tag_ids = resolver.resolve_to_apply(names, create=True).tags
+    return {
+        index: {tag_ids[name] for name in row_names if name in tag_ids} for index, row_names in batch.tag_rows
+    }
 
 
 def _existing_pairs(cursor, product_ids: list[int]) -> set[tuple[int, int]]:
@@ -677,7 +680,7 @@ def write_tags_generic(rows: list[ProductRow], ids: dict[str, int], resolver: Ta
     names = {tag for row in rows if row.tags for tag in row.tags}
     if not names:
         return 0
-    tag_ids, _ = resolver.resolve(names, create=True)
+    tag_ids = resolver.resolve_to_apply(names, create=True).tags  # deactivated tags: skipped
     unreviewed = set(
         Product.objects.filter(id__in=ids.values(), review_status=ReviewStatus.UNREVIEWED).values_list(
             "id", flat=True
@@ -688,6 +691,7 @@ def write_tags_generic(rows: list[ProductRow], ids: dict[str, int], resolver: Ta
         for row in rows
         if row.tags and ids[row.external_id] in unreviewed
         for tag in row.tags
+        if tag in tag_ids
     }
     existing = set(
         ProductTag.objects.filter(product_id__in={p for p, _ in pairs}).values_list("product_id", "tag_id")

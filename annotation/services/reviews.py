@@ -10,8 +10,9 @@ functions, so both paths obey the same rules:
   (``claims_release_expired``) only tidies the columns. A user holds one claim at a time.
 - **Submit** writes the final tag set, one ``ReviewEvent`` (what was shown with its model version and
   scores, accepted, rejected, added, removed, the previous tags) and the product's new state in one
-  transaction. 409 (``ClaimConflict``) when another user holds a live claim; unknown tag names are
-  refused (``UnknownTags``) unless the user is an admin, who creates them.
+  transaction. 409 (``ClaimConflict``) when another user holds a live claim. Names resolve under
+  annotation.taxonomy.resolver's rules: unknown names are refused (``UnknownTags``) unless the user is an
+  admin, who creates them; a deactivated tag is refused unless the product already carries it.
 - **Hierarchy closure** (setting ``TAGSTUDIO_HIERARCHY_CLOSURE``, default on): approving a tag also
   approves its ancestors (source ``hierarchy``), so "sneakers" implies "shoes" wherever the taxonomy
   says so.
@@ -44,12 +45,11 @@ from annotation.models import (
     ReviewStatus,
     Suggestion,
     Tag,
-    TagAlias,
     TagSource,
 )
 from annotation.roles import is_admin
-from annotation.selectors_review import claim_is_live, claim_ttl, recently_skipped_ids, review_queue
-from annotation.taxonomy import TagNameError, clean_tag_display_name, normalize_tag_name
+from annotation.selectors.review import claim_is_live, claim_ttl, recently_skipped_ids, review_queue
+from annotation.taxonomy.resolver import TagResolver
 
 logger = logging.getLogger(__name__)
 
@@ -94,7 +94,7 @@ class NothingToUndo(ReviewError):
 
 def hierarchy_closure_enabled() -> bool:
     """The admin's choice on the taxonomy page, else the deployment default (one rule for all callers)."""
-    from annotation.selectors_taxonomy import hierarchy_closure_enabled as closure_setting
+    from annotation.selectors.taxonomy import hierarchy_closure_enabled as closure_setting
 
     return closure_setting()
 
@@ -235,53 +235,20 @@ class ResolvedTags:
     created: list[str]
 
 
-def _resolve_tag_names(names: Iterable[str], *, create: bool) -> ResolvedTags:
-    """Map submitted names (tag names or aliases, any spelling that folds the same) to canonical tags."""
-    keys: dict[str, str] = {}  # folded key -> first submitted spelling
-    invalid: list[str] = []
-    for name in names:
-        try:
-            keys.setdefault(normalize_tag_name(name), name)
-        except TagNameError:
-            invalid.append(name)
-    by_key = {tag.normalized_name: tag for tag in Tag.objects.filter(normalized_name__in=list(keys))}
-    for alias in TagAlias.objects.filter(
-        normalized_name__in=[k for k in keys if k not in by_key]
-    ).select_related("tag"):
-        by_key[alias.normalized_name] = alias.tag
-    merged_targets = {tag.merged_into_id for tag in by_key.values() if tag.merged_into_id}
-    if merged_targets:
-        targets = Tag.objects.in_bulk(merged_targets)
-        by_key = {
-            key: targets[tag.merged_into_id] if tag.merged_into_id else tag for key, tag in by_key.items()
-        }
-    unknown = [name for key, name in keys.items() if key not in by_key]
-    inactive = [name for key, name in keys.items() if key in by_key and not by_key[key].is_active]
-    created: list[str] = []
-    if unknown and create and not invalid:
-        now = timezone.now()
-        Tag.objects.bulk_create(
-            [
-                Tag(
-                    name=clean_tag_display_name(keys[key]),
-                    normalized_name=key,
-                    created_at=now,
-                    updated_at=now,
-                )
-                for key in keys
-                if key not in by_key
-            ],
-            ignore_conflicts=True,  # someone created the same tag a moment ago: use theirs
-        )
-        for tag in Tag.objects.filter(normalized_name__in=[k for k in keys if k not in by_key]):
-            by_key[tag.normalized_name] = tag
-        created, unknown = unknown, []
-    if unknown or inactive or invalid:
-        raise UnknownTags(unknown, inactive=inactive, invalid=invalid)
-    ordered: dict[int, Tag] = {}
-    for key in keys:
-        ordered.setdefault(by_key[key].id, by_key[key])
-    return ResolvedTags(tags=ordered, created=created)
+def _resolve_submitted(names: Sequence[str], *, user, keep: set[int]) -> ResolvedTags:
+    """The submitted names (names, aliases, merged names) as canonical tags, under the resolver's rules:
+    unknown names become tags only for admins, a deactivated tag only stays where the product has it."""
+    resolver = TagResolver(preload=False)
+    resolution = resolver.resolve_to_apply(names, create=False, keep=keep)
+    # Admins create unknown tags, but only when nothing else is wrong (asked only then: most submits
+    # name known tags).
+    if resolution.unknown and not resolution.inactive and not resolution.invalid and is_admin(user):
+        resolution = resolver.resolve_to_apply(names, create=True, keep=keep)
+    if resolution.refused:
+        raise UnknownTags(resolution.unknown, inactive=resolution.inactive, invalid=resolution.invalid)
+    ids = list(dict.fromkeys(resolution.tags[name] for name in names if name in resolution.tags))
+    by_id = Tag.objects.in_bulk(ids)
+    return ResolvedTags(tags={tag_id: by_id[tag_id] for tag_id in ids}, created=resolution.created)
 
 
 def _ancestors(tag_ids: Iterable[int]) -> dict[int, Tag]:
@@ -368,15 +335,10 @@ def review_submit(
         locked = _lock_product(product)
         if claim_is_live(locked, now=now) and locked.claimed_by_id != user.pk:
             raise ClaimConflict(locked, _holder_name(locked))
-        try:
-            resolved = _resolve_tag_names(tags, create=False)
-        except UnknownTags:
-            if not is_admin(user):  # asked only when needed: most submits name known tags
-                raise
-            resolved = _resolve_tag_names(tags, create=True)
+        previous = list(ProductTag.objects.filter(product=locked).select_related("tag"))
+        resolved = _resolve_submitted(tags, user=user, keep={row.tag_id for row in previous})
         version_id = locked.suggested_by_id if shown_version_id is None else shown_version_id
         shown = _shown_rows(locked, version_id=version_id)
-        previous = list(ProductTag.objects.filter(product=locked).select_related("tag"))
 
         chosen = dict(resolved.tags)
         implied = _ancestors(chosen) if hierarchy_closure_enabled() else {}

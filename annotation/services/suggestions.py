@@ -211,7 +211,7 @@ def _taxonomy_postprocess(model):
     """The model's own post-processing, with the taxonomy as it is now: parents for hierarchy closure
     (when the closure option is on) and deactivated tags blocked. Aliases need no mapping here: the
     version's label map already resolves merged tags to where they went (``_tag_id_map``)."""
-    from annotation.selectors_taxonomy import (
+    from annotation.selectors.taxonomy import (
         hierarchy_closure_enabled,
         taxonomy_inactive_tags,
         taxonomy_parents_map,

@@ -23,12 +23,10 @@ from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from annotation.models import Product, ProductTag, ReviewEvent, Suggestion, Tag, TagAlias, TagSource
-from annotation.taxonomy import TagNameError, clean_tag_display_name, normalize_tag_name
+from annotation.selectors.taxonomy import MAX_DEPTH
+from annotation.taxonomy.locks import lock_taxonomy
+from annotation.taxonomy.names import TagNameError, clean_tag_display_name, normalize_tag_name
 
-MAX_DEPTH = 64  # guard for the ancestor walks; real taxonomies are a handful of levels deep
-# pg_advisory_xact_lock key: structural changes (parent moves, merges) run one at a time, so two concurrent
-# moves cannot build a cycle that each check alone would have refused.
-_TAXONOMY_LOCK_KEY = 7_310_001
 _AUDIT_LIST_FIELDS = ("previous_tags", "final_tags", "accepted", "rejected", "added", "removed")
 _AUDIT_FIELDS = ("shown", *_AUDIT_LIST_FIELDS)
 
@@ -43,49 +41,6 @@ class TagRuleError(ValueError):
 
 class TagConflictError(TagRuleError):
     """The taxonomy's current state forbids the change (a name in use, a merged tag)."""
-
-
-# --- reads -------------------------------------------------------------------------------------------
-
-
-def tag_paths(tag_ids: Iterable[int]) -> dict[int, list[str]]:
-    """Each tag's hierarchy path, root first, the tag itself last: one recursive query for all of them."""
-    ids = sorted({int(tag_id) for tag_id in tag_ids})
-    if not ids:
-        return {}
-    table = Tag._meta.db_table
-    placeholders = ", ".join(["%s"] * len(ids))
-    sql = f"""
-        WITH RECURSIVE up(start_id, parent_id, name, depth) AS (
-            SELECT id, parent_id, name, 0 FROM {table} WHERE id IN ({placeholders})
-            UNION ALL
-            SELECT up.start_id, t.parent_id, t.name, up.depth + 1
-            FROM {table} t JOIN up ON t.id = up.parent_id
-            WHERE up.depth < %s
-        )
-        SELECT start_id, name FROM up ORDER BY start_id, depth DESC
-    """
-    paths: dict[int, list[str]] = {}
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [*ids, MAX_DEPTH])
-        for start_id, name in cursor.fetchall():
-            paths.setdefault(start_id, []).append(name)
-    return paths
-
-
-def tag_lookup(name: str) -> Tag | None:
-    """The canonical tag a name means: its own name, an alias, or a tag merged into another one."""
-    try:
-        key = normalize_tag_name(name)
-    except TagNameError:
-        return None
-    tag = Tag.objects.filter(normalized_name=key).first()
-    if tag is None:
-        alias = TagAlias.objects.select_related("tag").filter(normalized_name=key).first()
-        tag = alias.tag if alias else None
-    if tag is not None and tag.merged_into_id is not None:
-        tag = Tag.objects.get(pk=tag.merged_into_id)  # merge targets are canonical (one hop)
-    return tag
 
 
 # --- helpers (no transactions of their own) ---------------------------------------------------------------
@@ -107,12 +62,6 @@ def _holder_of(key: str) -> str | None:
     if alias is not None:
         return f"an alias of tag {alias.tag.name!r} (id {alias.tag_id})"
     return None
-
-
-def _lock_taxonomy() -> None:
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_TAXONOMY_LOCK_KEY])
 
 
 def _lock_tags(*tags: Tag) -> list[Tag]:
@@ -238,7 +187,7 @@ def tag_rename(*, tag: Tag, name: str) -> Tag:
 def tag_set_parent(*, tag: Tag, parent: Tag | None) -> Tag:
     """Move a tag (and its subtree) under ``parent`` (None: make it a root). Refuses cycles."""
     with transaction.atomic():
-        _lock_taxonomy()
+        lock_taxonomy()
         (tag,) = _lock_tags(tag)
         _set_parent(tag, parent, timezone.now())
     return tag
@@ -290,7 +239,7 @@ def tag_update(
     """Several changes to one tag in one transaction (the API's PATCH); each follows its use-case's rules."""
     with transaction.atomic():
         if parent is not _UNSET:
-            _lock_taxonomy()
+            lock_taxonomy()
         (tag,) = _lock_tags(tag)
         now = timezone.now()
         if name is not _UNSET:
@@ -401,7 +350,7 @@ def tag_merge(*, source: Tag, target: Tag) -> Tag:
     if source.pk == target.pk:
         raise TagRuleError("a tag cannot be merged into itself", field="into")
     with transaction.atomic():
-        _lock_taxonomy()
+        lock_taxonomy()
         source, target = _lock_tags(source, target)
         if source.merged_into_id is not None:
             raise TagConflictError(

@@ -6,9 +6,10 @@ File shapes (one tag per record):
 - JSONL: ``{"name": ..., "parent": ... | null, "aliases": [...] | "a|b", "description": ...}``.
 
 Rules:
-- Names fold with ``annotation.taxonomy.normalize_tag_name``: a listed name that folds onto an existing tag
-  updates that tag (its display name, parent, description) rather than creating another.
-- A parent may be listed after its children, or be an existing tag (or an alias of one). The listed tags
+- Names fold with ``annotation.taxonomy.names.normalize_tag_name``: a listed name that folds onto an
+  existing tag updates that tag (its display name, parent, description) rather than creating another.
+- A parent may be listed after its children, or be an existing tag named as annotation.taxonomy.resolver
+  reads names (an alias, a merged tag's name: the tag it stands for). The listed tags
   are authoritative for their own parent: an empty parent makes a root. The hierarchy must stay a forest:
   a cycle is an error.
 - A name is taken once: no two tags, no tag and alias, no two aliases fold to the same key. Aliases are
@@ -33,9 +34,11 @@ from django.db import transaction
 from django.db.models import Subquery
 from django.utils import timezone
 
+from annotation.io.readers import FileFormatError, RowError, json_type_name, looks_binary
 from annotation.models import Product, ProductTag, Tag, TagAlias
-from annotation.readers import FileFormatError, RowError, json_type_name, looks_binary
-from annotation.taxonomy import TagNameError, clean_tag_display_name, lock_taxonomy, normalize_tag_name
+from annotation.taxonomy.locks import lock_taxonomy
+from annotation.taxonomy.names import TagNameError, clean_tag_display_name, normalize_tag_name
+from annotation.taxonomy.resolver import TagResolver
 
 ALIAS_SEPARATOR = "|"
 MAX_DESCRIPTION_LENGTH = 5000
@@ -286,26 +289,28 @@ def _check(entries: list[TaxonomyEntry], errors: list[RowError]) -> dict[str, Ta
             else:
                 alias_owner[key] = entry
 
-    # Parents: listed in the file, an existing tag, or an alias of an existing tag.
+    # Parents: listed in the file, or an existing tag as the resolver reads names (an alias is its tag, a
+    # merged tag's name the tag it was merged into, a deactivated tag itself).
     parent_of: dict[str, str | None] = {}
+    resolver = TagResolver()
+    keys_by_id = {tag.pk: key for key, tag in tags.items()}
     for entry in by_key.values():
         if entry.parent_key is None:
             parent_of[entry.key] = None
             continue
         parent_key = entry.parent_key
-        if parent_key not in by_key and parent_key not in tags and parent_key in aliases:
-            parent_key = aliases[parent_key].tag.normalized_name
-            entry.parent_key = parent_key
-        if parent_key not in by_key and parent_key not in tags:
-            errors.append(
-                RowError(
-                    entry.line,
-                    "parent",
-                    f"{entry.parent!r} is neither a tag in this file nor an existing tag",
+        if parent_key not in by_key:
+            existing = resolver.tag(entry.parent or parent_key)
+            if existing is None or existing.id not in keys_by_id:
+                errors.append(
+                    RowError(
+                        entry.line,
+                        "parent",
+                        f"{entry.parent!r} is neither a tag in this file nor an existing tag",
+                    )
                 )
-            )
-        elif parent_key in tags and parent_key not in by_key and tags[parent_key].merged_into_id is not None:
-            errors.append(RowError(entry.line, "parent", f"tag {entry.parent!r} was merged into another tag"))
+            else:
+                parent_key = entry.parent_key = keys_by_id[existing.id]
         parent_of[entry.key] = parent_key
 
     # The hierarchy after the import: the file's parents for its tags, the database's for the others.

@@ -1,4 +1,4 @@
-"""Per-taxonomy options an admin sets on the taxonomy page (read by annotation.selectors_taxonomy)."""
+"""Per-taxonomy options an admin sets on the taxonomy page (read by annotation.selectors.taxonomy)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from annotation.models import Setting
-from annotation.selectors_taxonomy import HIERARCHY_CLOSURE_SETTING
+from annotation.selectors.taxonomy import HIERARCHY_CLOSURE_SETTING
 
 
 def hierarchy_closure_set(*, enabled: bool, user=None) -> bool:

@@ -1,6 +1,6 @@
 """The dashboard: catalog progress, the team, the model, and labels worth a second look.
 
-Figures come from SQL aggregates (annotation.selectors_dashboard), cached for a short TTL; charts are
+Figures come from SQL aggregates (annotation.selectors.dashboard), cached for a short TTL; charts are
 drawn here as inline SVG (no JavaScript, no chart library), so the page is complete as served.
 """
 
@@ -19,7 +19,7 @@ from django.urls import NoReverseMatch, reverse
 from django.views import View
 
 from annotation.models import ModelVersion
-from annotation.selectors_dashboard import (
+from annotation.selectors.dashboard import (
     PER_TAG_SORT_KEYS,
     catalog_counts,
     dashboard_model_section,

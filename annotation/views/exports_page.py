@@ -9,10 +9,10 @@ from django.shortcuts import get_object_or_404, redirect
 from django.views import View
 from django.views.generic import TemplateView
 
+from annotation.io.writers import EXPORT_FORMATS, WRITERS
 from annotation.models import OPEN_JOB_STATUSES, ExportJob, JobStatus
 from annotation.services.exports import export_job_create, export_job_file
 from annotation.views.access import AdminRequiredMixin
-from annotation.writers import EXPORT_FORMATS, WRITERS
 
 JOBS_SHOWN = 20
 

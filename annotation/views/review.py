@@ -17,19 +17,15 @@ from django.views import View
 from annotation.forms import ProductFilterForm, ReviewSubmitForm
 from annotation.models import Product, ProductTag
 from annotation.roles import is_admin
-from annotation.selectors_review import (
-    CursorError,
-    ProductListFilter,
+from annotation.selectors.catalog import CursorError, ProductListFilter, product_list, tag_check, tag_options
+from annotation.selectors.review import (
     claim_held_by,
     claim_is_live,
     last_undoable_submit,
     product_history,
     product_last_submit,
-    product_list,
     review_card,
     review_stats,
-    tag_lookup,
-    tag_options,
 )
 from annotation.services.reviews import (
     ClaimConflict,
@@ -42,7 +38,6 @@ from annotation.services.reviews import (
     review_submit,
     review_undo,
 )
-from annotation.taxonomy import TagNameError, clean_tag_display_name
 from annotation.views.access import OperatorRequiredMixin
 
 CARD_TEMPLATE = "annotation/_review_card.html"
@@ -180,20 +175,8 @@ class TagCheckView(OperatorRequiredMixin, View):
     """Whether a typed name can be added: an existing tag (by name or alias), or new (admins only)."""
 
     def get(self, request: HttpRequest) -> JsonResponse:
-        name = request.GET.get("name", "")[:400]
-        tag = tag_lookup(name)
-        if tag is not None:
-            return JsonResponse({"ok": True, "name": tag.name, "new": False, "message": ""})
-        try:
-            display = clean_tag_display_name(name)
-        except TagNameError as exc:
-            return JsonResponse({"ok": False, "name": name, "new": False, "message": str(exc)})
-        if is_admin(request.user):
-            return JsonResponse(
-                {"ok": True, "name": display, "new": True, "message": f"New tag {display!r} will be created."}
-            )
-        message = f"Unknown tag {display!r}: only admins can create new tags. Pick one from the list."
-        return JsonResponse({"ok": False, "name": display, "new": False, "message": message})
+        check = tag_check(request.GET.get("name", "")[:400], can_create=is_admin(request.user))
+        return JsonResponse({"ok": check.ok, "name": check.name, "new": check.new, "message": check.message})
 
 
 # --- Product list and product page ------------------------------------------------------------------------

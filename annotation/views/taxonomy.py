@@ -19,11 +19,13 @@ from django.urls import reverse
 from django.views import View
 
 from annotation.models import Tag, TagAlias
-from annotation.selectors_taxonomy import (
+from annotation.selectors.catalog import tag_lookup
+from annotation.selectors.taxonomy import (
     hierarchy_closure_enabled,
     tag_children,
     tag_detail,
     tag_merge_preview,
+    tag_paths,
     tag_search,
 )
 from annotation.services.tags import (
@@ -32,14 +34,12 @@ from annotation.services.tags import (
     tag_alias_add,
     tag_create,
     tag_deactivate,
-    tag_lookup,
     tag_merge,
-    tag_paths,
     tag_rename,
     tag_set_parent,
 )
 from annotation.services.taxonomy_settings import hierarchy_closure_set
-from annotation.taxonomy import TAG_NAME_MAX_LENGTH
+from annotation.taxonomy.names import TAG_NAME_MAX_LENGTH
 from annotation.views.access import AdminRequiredMixin
 
 PICKER_LIMIT = 20

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.utils import timezone
 
 from annotation.models import ModelState, ModelVersion, Product, Suggestion, Tag, TagAlias
-from annotation.taxonomy import normalize_tag_name
+from annotation.taxonomy.names import normalize_tag_name
 
 
 def make_products(count: int, *, prefix: str = "SKU", priority: float = 0.0, **fields) -> list[Product]:

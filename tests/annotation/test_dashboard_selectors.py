@@ -20,7 +20,7 @@ from annotation.models import (
     Tag,
     TagSource,
 )
-from annotation.selectors_dashboard import (
+from annotation.selectors.dashboard import (
     catalog_counts,
     learning_curve,
     model_versions_timeline,

@@ -15,10 +15,10 @@ from django.core.management import call_command
 from django.db import connection
 from django.utils import timezone
 
+from annotation.io.writers import CSV_COLUMNS
 from annotation.models import ExportJob, JobStatus, ModelState, ModelVersion, Product, ProductTag, TagSource
 from annotation.services import exports
 from annotation.services.tags import tag_create, tag_deactivate, tag_merge, tag_rename
-from annotation.writers import CSV_COLUMNS
 
 pytestmark = pytest.mark.django_db
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from annotation import readers
+from annotation.io import readers
+from annotation.io.readers import FileFormatError, JsonlReader, ProductRow
 from annotation.models import Product, ProductTag, ReviewEvent, ReviewStatus, Tag, TagAlias, TagSource
-from annotation.readers import FileFormatError, JsonlReader, ProductRow
 from annotation.services import imports
 from annotation.services.imports import (
     import_products,
@@ -19,7 +19,7 @@ from annotation.services.imports import (
     write_products_generic,
     write_tags_generic,
 )
-from annotation.taxonomy import TagResolver
+from annotation.taxonomy.resolver import TagResolver
 
 pytestmark = pytest.mark.django_db
 

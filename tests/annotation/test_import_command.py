@@ -107,7 +107,7 @@ def test_import_job_records_counts_and_errors(tmp_path, admin_user):
 
 @pytest.mark.django_db
 def test_import_job_refuses_a_binary_upload_at_once(tmp_path):
-    from annotation.readers import FileFormatError
+    from annotation.io.readers import FileFormatError
 
     with pytest.raises(FileFormatError):
         import_job_create(source=io.BytesIO(b"PK\x03\x04\x00\x00" + bytes(100)), filename="catalog.zip")

@@ -9,8 +9,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from annotation import readers
-from annotation.readers import (
+from annotation.io import readers
+from annotation.io.readers import (
     CsvReader,
     FileFormatError,
     JsonlReader,

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from annotation.models import Product, ProductTag, ReviewAction, ReviewEvent, ReviewStatus, Tag, TagSource
 from annotation.roles import OPERATOR
-from annotation.selectors_review import review_card, review_stats
+from annotation.selectors.review import review_card, review_stats
 from annotation.services import reviews
 from annotation.services.reviews import (
     ClaimConflict,

@@ -11,7 +11,7 @@ from django.test import Client
 from django.urls import NoReverseMatch, reverse
 
 from annotation.models import Product, ProductTag, ReviewEvent, ReviewStatus, Tag
-from annotation.selectors_review import ProductListFilter, product_list
+from annotation.selectors.catalog import ProductListFilter, product_list
 from tests.annotation.review_helpers import make_products, make_tag, make_version, suggest
 
 pytestmark = pytest.mark.django_db

@@ -19,6 +19,8 @@ from annotation.models import (
     TagAlias,
     TagSource,
 )
+from annotation.selectors.catalog import tag_lookup
+from annotation.selectors.taxonomy import tag_paths
 from annotation.services.tags import (
     TagConflictError,
     TagRuleError,
@@ -26,14 +28,12 @@ from annotation.services.tags import (
     tag_alias_add,
     tag_create,
     tag_deactivate,
-    tag_lookup,
     tag_merge,
-    tag_paths,
     tag_rename,
     tag_set_parent,
     tag_update,
 )
-from annotation.taxonomy import TagResolver
+from annotation.taxonomy.resolver import TagResolver
 
 pytestmark = pytest.mark.django_db
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
+from annotation.io.readers import FileFormatError
 from annotation.models import Product, ProductTag, Tag, TagAlias, TagSource
-from annotation.readers import FileFormatError
 from annotation.services.taxonomy_import import import_taxonomy
-from annotation.taxonomy import TagResolver
+from annotation.taxonomy.resolver import TagResolver
 from tests.conftest import REPO_ROOT
 
 pytestmark = pytest.mark.django_db

@@ -17,7 +17,7 @@ from annotation.models import (
     TagAlias,
     TagSource,
 )
-from annotation.selectors_taxonomy import taxonomy_aliases_map, taxonomy_parents_map
+from annotation.selectors.taxonomy import taxonomy_aliases_map, taxonomy_parents_map
 from annotation.services.reviews import review_submit
 from annotation.services.tags import tag_create, tag_merge
 from annotation.services.training import _training_data
@@ -112,7 +112,7 @@ def test_merge_rewrites_the_audit_the_review_service_writes(admin_user):
 
 
 def test_merge_preview_counts_audit_events_by_name_and_id(admin_user):
-    from annotation.selectors_taxonomy import tag_merge_preview
+    from annotation.selectors.taxonomy import tag_merge_preview
 
     tee, shirt, _tops, products, _version = catalog()
     review_submit(product=products[0], user=admin_user, tags=["Tee"])

@@ -16,7 +16,8 @@ from annotation.services.imports import import_products
 from annotation.services.reviews import review_submit
 from annotation.services.tags import tag_alias_add, tag_create, tag_merge
 from annotation.services.taxonomy_import import import_taxonomy
-from annotation.taxonomy import TagNameError, TagResolver, clean_tag_display_name, normalize_tag_name
+from annotation.taxonomy.names import TagNameError, clean_tag_display_name, normalize_tag_name
+from annotation.taxonomy.resolver import TagResolver
 
 pytestmark = pytest.mark.django_db
 

@@ -6,7 +6,7 @@ import pytest
 from django.utils import timezone
 
 from annotation.models import Product, ProductTag, Setting, Tag, TagSource
-from annotation.selectors_taxonomy import (
+from annotation.selectors.taxonomy import (
     HIERARCHY_CLOSURE_SETTING,
     hierarchy_closure_enabled,
     tag_ancestors,

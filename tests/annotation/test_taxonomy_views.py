@@ -17,7 +17,7 @@ from annotation.models import (
     TagAlias,
     TagSource,
 )
-from annotation.selectors_taxonomy import HIERARCHY_CLOSURE_SETTING, TREE_PAGE_SIZE, hierarchy_closure_enabled
+from annotation.selectors.taxonomy import HIERARCHY_CLOSURE_SETTING, TREE_PAGE_SIZE, hierarchy_closure_enabled
 from annotation.services.tags import tag_alias_add, tag_create
 
 pytestmark = pytest.mark.django_db

@@ -25,7 +25,7 @@ from annotation.services.training import (
     training_job_request,
     training_jobs_fail_stale,
 )
-from annotation.taxonomy import TagResolver
+from annotation.taxonomy.resolver import TagResolver
 from tests.annotation.test_training_support import catalog_load, demo_rows, memory_broker
 
 

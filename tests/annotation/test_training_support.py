@@ -13,7 +13,7 @@ from django.utils import timezone
 from kombu import pools as kombu_pools
 
 from annotation.models import Product, ProductTag, ReviewStatus, TagSource
-from annotation.taxonomy import TagResolver
+from annotation.taxonomy.resolver import TagResolver
 
 # The quickest tagger configuration mlcore offers: the loop's tests are about the loop, not the tagger.
 FAST_TAGGER = os.environ.get("TAGSTUDIO_TEST_TAGGER", "lexical")

@@ -5,8 +5,9 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils.dateparse import parse_datetime
 from tqdm import tqdm
 
-from annotation.services.exports import ENGINES, ExportError, approved_tags_export, export_count, export_write
-from annotation.writers import EXPORT_FORMATS, format_timestamp
+from annotation.io.writers import EXPORT_FORMATS, format_timestamp
+from annotation.selectors.exports import ENGINES, ExportError, approved_tags_export, export_count
+from annotation.services.exports import export_write
 
 
 def _parse_since(value: str | None) -> dt.datetime | None:

@@ -3,7 +3,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from annotation.readers import FileFormatError
+from annotation.io.readers import FileFormatError
 from annotation.services.imports import ImportStats, import_products
 from annotation.services.suggestions import suggestions_refresh_request
 

@@ -2,7 +2,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from annotation.readers import FileFormatError
+from annotation.io.readers import FileFormatError
 from annotation.services.taxonomy_import import import_taxonomy
 
 

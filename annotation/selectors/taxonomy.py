@@ -6,6 +6,7 @@ and continued by keyset on the folding key, and counts are computed only for the
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, Literal
 
 from django.conf import settings
@@ -13,12 +14,13 @@ from django.db import connection
 from django.db.models import Count, Exists, OuterRef, Q
 
 from annotation.models import ProductTag, ReviewEvent, Setting, Suggestion, Tag, TagAlias
-from annotation.taxonomy import TagNameError, normalize_tag_name
+from annotation.taxonomy.names import TagNameError, normalize_tag_name
 
 HIERARCHY_CLOSURE_SETTING = "hierarchy_closure"
 TREE_PAGE_SIZE = 200
 SEARCH_LIMIT = 50
-MAX_DEPTH = 64  # a guard against a parent cycle written behind the services' back
+MAX_DEPTH = 64  # guard for the ancestor walks (real taxonomies are a handful of levels deep) and against
+# a parent cycle written behind the services' back
 
 TagKey = Literal["name", "normalized_name"]
 
@@ -172,6 +174,31 @@ def tag_search(query: str, *, limit: int = SEARCH_LIMIT, active_only: bool = Fal
         row["matched_aliases"] = sorted(aliases.get(row["id"], []))
         row["parent_name"] = parents.get(row["parent_id"])
     return _annotate_counts(rows)
+
+
+def tag_paths(tag_ids: Iterable[int]) -> dict[int, list[str]]:
+    """Each tag's hierarchy path, root first, the tag itself last: one recursive query for all of them."""
+    ids = sorted({int(tag_id) for tag_id in tag_ids})
+    if not ids:
+        return {}
+    table = Tag._meta.db_table
+    placeholders = ", ".join(["%s"] * len(ids))
+    sql = f"""
+        WITH RECURSIVE up(start_id, parent_id, name, depth) AS (
+            SELECT id, parent_id, name, 0 FROM {table} WHERE id IN ({placeholders})
+            UNION ALL
+            SELECT up.start_id, t.parent_id, t.name, up.depth + 1
+            FROM {table} t JOIN up ON t.id = up.parent_id
+            WHERE up.depth < %s
+        )
+        SELECT start_id, name FROM up ORDER BY start_id, depth DESC
+    """
+    paths: dict[int, list[str]] = {}
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*ids, MAX_DEPTH])
+        for start_id, name in cursor.fetchall():
+            paths.setdefault(start_id, []).append(name)
+    return paths
 
 
 def tag_ancestors(tag: Tag) -> list[Tag]:

@@ -19,7 +19,7 @@ from typing import Any, BinaryIO
 
 import orjson
 
-from annotation.taxonomy import TagNameError, clean_tag_display_name, normalize_tag_name
+from annotation.taxonomy.names import TagNameError, clean_tag_display_name, normalize_tag_name
 
 # Column sizes of annotation.models.Product (characters).
 MAX_ID_LENGTH = 255

@@ -27,7 +27,7 @@ Timestamps are ISO-8601 in UTC: ``2026-01-31T12:00:00.123456+00:00`` (fraction w
 A product's tags come in no particular order.
 
 Records come in already rendered, one per product (for CSV: that product's lines): from PostgreSQL's COPY
-on the fast path (annotation.services.exports renders the same bytes in SQL) or from ``render`` below.
+on the fast path (annotation.selectors.exports renders the same bytes in SQL) or from ``render`` below.
 """
 
 from __future__ import annotations

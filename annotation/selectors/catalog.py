@@ -1,0 +1,273 @@
+"""Catalog reads: the product list (filters, keyset pages) and tag lookups (autocomplete, names).
+
+The product list pages by keyset (never OFFSET), so page 20,000 costs what page 1 costs.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from django.db.models import BooleanField, Exists, OuterRef, QuerySet
+from django.db.models.expressions import RawSQL
+from django.utils import timezone
+
+from annotation.models import Product, ProductTag, ReviewStatus, Tag, TagAlias
+from annotation.taxonomy.names import TagNameError, clean_tag_display_name, normalize_tag_name
+from annotation.taxonomy.resolver import tag_resolve
+
+PRODUCT_PAGE_SIZE = 50
+# A text search examines at most this many products per request (no text index: see product_list).
+TEXT_SEARCH_WINDOW = 10_000
+TEXT_SEARCH_FIRST_CHUNK = 250
+TAG_OPTIONS_LIMIT = 12
+
+
+# --- Tag autocomplete ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TagOption:
+    name: str  # the canonical tag name (what gets submitted)
+    matched: str  # the name or alias that matched what was typed
+
+
+def tag_options(*, query: str, limit: int = TAG_OPTIONS_LIMIT) -> list[TagOption]:
+    """Active tags whose name or alias starts with (then contains) what was typed, folded like tag names."""
+    try:
+        key = normalize_tag_name(query)
+    except TagNameError:
+        return []
+    options: dict[int, TagOption] = {}
+    tags = Tag.objects.filter(is_active=True, merged_into__isnull=True)
+    for lookup in ("startswith", "contains"):
+        for tag_id, name in tags.filter(**{f"normalized_name__{lookup}": key}).values_list("id", "name")[
+            :limit
+        ]:
+            options.setdefault(tag_id, TagOption(name=name, matched=name))
+        aliases = TagAlias.objects.filter(
+            **{f"normalized_name__{lookup}": key}, tag__is_active=True, tag__merged_into__isnull=True
+        )
+        for tag_id, tag_name, alias in aliases.values_list("tag_id", "tag__name", "name")[:limit]:
+            options.setdefault(tag_id, TagOption(name=tag_name, matched=alias))
+        if len(options) >= limit:
+            break
+    return sorted(
+        options.values(), key=lambda o: (not o.name.casefold().startswith(query.casefold()), o.name)
+    )[:limit]
+
+
+def tag_lookup(name: str) -> Tag | None:
+    """The canonical tag a name means, deactivated or not (annotation.taxonomy.resolver's rules)."""
+    resolved = tag_resolve(name)
+    return None if resolved is None else Tag.objects.filter(pk=resolved.id).first()
+
+
+@dataclass(frozen=True, slots=True)
+class TagCheck:
+    """Whether a name typed on the review card can be added to the product (the add-tag box's answer)."""
+
+    ok: bool
+    name: str  # the canonical name when the tag exists, else the name as it would be created
+    new: bool  # a new tag would be created
+    message: str
+
+
+def tag_check(name: str, *, can_create: bool) -> TagCheck:
+    """An existing active tag (by name, alias or merged name) can be added; a deactivated one cannot; an
+    unknown name becomes a new tag for those who may create tags (``can_create``: admins)."""
+    resolved = tag_resolve(name)
+    if resolved is not None and resolved.is_active:
+        return TagCheck(ok=True, name=resolved.name, new=False, message="")
+    if resolved is not None:
+        message = f"Tag {resolved.name!r} is deactivated: it cannot be added. Pick another tag."
+        return TagCheck(ok=False, name=resolved.name, new=False, message=message)
+    try:
+        display = clean_tag_display_name(name)
+    except TagNameError as exc:
+        return TagCheck(ok=False, name=name, new=False, message=str(exc))
+    if can_create:
+        return TagCheck(ok=True, name=display, new=True, message=f"New tag {display!r} will be created.")
+    message = f"Unknown tag {display!r}: only admins can create new tags. Pick one from the list."
+    return TagCheck(ok=False, name=display, new=False, message=message)
+
+
+# --- The product list ------------------------------------------------------------------------------------
+
+LIST_STATUSES = ("unreviewed", "reviewed", "claimed", "all")
+LIST_SORTS = ("priority", "updated")
+
+
+class CursorError(ValueError):
+    """A page cursor that was not produced by this list (edited or from another sort)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ProductListFilter:
+    status: str = "unreviewed"
+    sort: str = "priority"
+    tag: str = ""
+    text: str = ""
+
+    @property
+    def effective_sort(self) -> str:
+        # Priority ranks the review queue; it has an index only over unreviewed products (and claimed
+        # products are few), so reviewed/all lists sort by update time.
+        return self.sort if self.status in ("unreviewed", "claimed") else "updated"
+
+
+@dataclass(slots=True)
+class ProductPage:
+    rows: list[Product]
+    next_cursor: str | None
+    unknown_tag: bool = False
+    # Set when a text search stopped after examining this many products without filling the page.
+    searched: int = 0
+
+
+def encode_cursor_key(sort: str, key: Any, pk: int) -> str:
+    """An opaque page cursor: the sort and the (key, id) of the last row of the page."""
+    value = key if sort == "priority" else key.isoformat()
+    raw = json.dumps([sort, value, pk], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def encode_cursor(sort: str, product: Product) -> str:
+    return encode_cursor_key(sort, product.priority if sort == "priority" else product.updated_at, product.id)
+
+
+def _decode_cursor(sort: str, cursor: str) -> tuple[Any, int]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        kind, key, pk = json.loads(raw)
+        if kind != sort or not isinstance(pk, int):
+            raise ValueError(kind)
+        if sort == "priority":
+            return float(key), pk
+        return dt.datetime.fromisoformat(key), pk
+    except (ValueError, TypeError, binascii.Error, json.JSONDecodeError) as exc:
+        raise CursorError("This page link is out of date; the list restarts from the first page.") from exc
+
+
+def _filtered(filters: ProductListFilter, now: dt.datetime) -> tuple[QuerySet[Product], bool]:
+    """Status and tag filters (the text filter is applied by product_list, over a bounded window)."""
+    qs = Product.objects.select_related("claimed_by")
+    if filters.status == "unreviewed":
+        qs = qs.filter(review_status=ReviewStatus.UNREVIEWED)
+    elif filters.status == "reviewed":
+        qs = qs.filter(review_status=ReviewStatus.REVIEWED)
+    elif filters.status == "claimed":
+        # claimed_by IS NOT NULL bounds the scan of product_claim_idx to the few live claims.
+        qs = qs.filter(claimed_by__isnull=False, claim_expires_at__gt=now)
+    unknown_tag = False
+    if filters.tag:
+        tag = tag_resolve(filters.tag)  # a deactivated tag filters too: products still carry it
+        if tag is None:
+            unknown_tag = True
+            qs = qs.none()
+        else:
+            qs = qs.filter(Exists(ProductTag.objects.filter(product=OuterRef("pk"), tag_id=tag.id)))
+    return qs, unknown_tag
+
+
+def _ordered_segments(
+    qs: QuerySet[Product], sort: str, after: tuple[Any, int] | None
+) -> list[QuerySet[Product]]:
+    """The list after the cursor as consecutive, individually ordered index range scans.
+
+    Sort "priority" is (priority desc, id asc). A keyset over mixed directions cannot be one row-value
+    comparison, so the rows after (p, id) are two ranges: priority = p and id > id, then priority < p.
+    Sort "updated" is (updated_at desc, id desc): one row-value range of ``product_updated_idx`` (an
+    import stamps thousands of rows with the same updated_at, which an OR form would walk row by row).
+    """
+    if sort == "priority":
+        qs = qs.order_by("-priority", "id")
+        if after is None:
+            return [qs]
+        priority, pk = after
+        return [qs.filter(priority=priority, id__gt=pk), qs.filter(priority__lt=priority)]
+    qs = qs.order_by("-updated_at", "-id")
+    if after is None:
+        return [qs]
+    table = Product._meta.db_table
+    return [
+        qs.filter(
+            RawSQL(f'("{table}"."updated_at", "{table}"."id") < (%s, %s)', after, output_field=BooleanField())
+        )
+    ]
+
+
+def product_list(
+    *,
+    filters: ProductListFilter,
+    cursor: str = "",
+    page_size: int = PRODUCT_PAGE_SIZE,
+    text_window: int = TEXT_SEARCH_WINDOW,
+) -> ProductPage:
+    """One keyset page of products (no OFFSET: page 20,000 costs what page 1 costs).
+
+    A text filter (title contains, or the exact SKU) has no index to use, so each request examines at
+    most ``text_window`` products of the list (in list order, from the cursor): a page then holds the
+    matches among them, and when it has fewer than a page of them the cursor continues the search after
+    the last product examined (``ProductPage.searched``). An exact SKU is looked up by its unique index.
+    """
+    now = timezone.now()
+    sort = filters.effective_sort
+    qs, unknown_tag = _filtered(filters, now)
+    after = _decode_cursor(sort, cursor) if cursor else None
+    segments = _ordered_segments(qs, sort, after)
+    text = filters.text.strip()
+    if not text:
+        rows: list[Product] = []
+        for segment in segments:
+            rows += list(segment[: page_size + 1 - len(rows)])
+            if len(rows) > page_size:
+                break
+        next_cursor = encode_cursor(sort, rows[page_size - 1]) if len(rows) > page_size else None
+        return ProductPage(rows=rows[:page_size], next_cursor=next_cursor, unknown_tag=unknown_tag)
+
+    # Text: read the list from the cursor in growing chunks (id, sort key, title: bounded index range
+    # scans), match titles here (casefold: Unicode-aware), stop at a full page or after `text_window`
+    # rows, then load the page's matching products.
+    needle = text.casefold()
+    key_field = "priority" if sort == "priority" else "updated_at"
+    hits: list[int] = []
+    if after is None:  # the SKU itself first, wherever it sits in the list (unique index lookup)
+        hits = list(qs.filter(external_id=text).values_list("id", flat=True)[:1])
+    next_cursor = None
+    searched = 0
+    position = after
+    examined = 0
+    chunk = TEXT_SEARCH_FIRST_CHUNK
+    while len(hits) < page_size:
+        size = min(chunk, text_window - examined)
+        if size <= 0:  # the window is used up: the next request continues after the last row read
+            next_cursor, searched = encode_cursor_key(sort, *position), examined
+            break
+        rows_read: list[tuple[int, Any, str]] = []
+        for segment in _ordered_segments(qs, sort, position):
+            rows_read += list(segment.values_list("id", key_field, "title")[: size - len(rows_read)])
+            if len(rows_read) >= size:
+                break
+        for pk, key, title in rows_read:
+            if needle in title.casefold() and pk not in hits:
+                hits.append(pk)
+                if len(hits) == page_size:
+                    next_cursor = encode_cursor_key(sort, key, pk)
+                    break
+        examined += len(rows_read)
+        if len(rows_read) < size:
+            break  # the end of the list
+        position = (rows_read[-1][1], rows_read[-1][0])
+        chunk *= 4
+    by_id = Product.objects.select_related("claimed_by").in_bulk(hits)
+    return ProductPage(
+        rows=[by_id[pk] for pk in hits if pk in by_id],
+        next_cursor=next_cursor,
+        unknown_tag=unknown_tag,
+        searched=searched,
+    )
