@@ -32,6 +32,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from annotation.jobs import import_run_enqueue
 from annotation.models import ImportJob, JobStatus
 from annotation.readers import (
     FileFormatError,
@@ -46,6 +47,7 @@ from annotation.services.imports.parse import (
     parse_batches_in_subprocess,
 )
 from annotation.services.imports.pg_writer import _WrittenIds, write_batch_postgres
+from annotation.services.suggestions import suggestions_refresh_request
 from annotation.taxonomy import TagResolver
 
 logger = logging.getLogger(__name__)
@@ -156,8 +158,6 @@ def import_job_create(*, source, filename: str, ignore_tags: bool = False, user=
     except FileFormatError:
         target.unlink(missing_ok=True)
         raise
-    from annotation import tasks
-
     with transaction.atomic():
         job = ImportJob.objects.create(
             source_name=filename[:500],
@@ -166,7 +166,7 @@ def import_job_create(*, source, filename: str, ignore_tags: bool = False, user=
             ignore_tags=ignore_tags,
             created_by=user,
         )
-        transaction.on_commit(lambda: tasks.import_run.delay(job.id))
+        import_run_enqueue(job.id)
     return job
 
 
@@ -209,7 +209,5 @@ def import_job_run(job_id: int) -> ImportJob | None:
         products_updated=stats.products_updated,
         errors=[error.as_dict() for error in stats.errors],
     )
-    from annotation.services.suggestions import suggestions_refresh_request
-
     suggestions_refresh_request()
     return ImportJob.objects.get(id=job_id)

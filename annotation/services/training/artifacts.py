@@ -14,8 +14,6 @@ import shutil
 import uuid
 from pathlib import Path
 
-from django.conf import settings
-
 from annotation.models import (
     ModelVersion,
     TrainingJob,
@@ -25,14 +23,6 @@ from annotation.services.training.data import TrainingData
 logger = logging.getLogger(__name__)
 
 ARTIFACT_META_FILE = "tagstudio.json"
-
-
-def _point_mlcore_at_caches() -> None:
-    # mlcore reads its embedding cache location from the environment (it never imports Django).
-    os.environ["TAGSTUDIO_CACHE_DIR"] = str(settings.EMBEDDING_CACHE_DIR)
-    if settings.TAGSTUDIO_BASE_MODEL:
-        os.environ["TAGSTUDIO_BASE_MODEL"] = settings.TAGSTUDIO_BASE_MODEL
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 def _write_artifact_meta(

@@ -12,6 +12,8 @@ from annotation.models import (
     ProductTag,
     Tag,
 )
+from mlcore.data import group_key
+from mlcore.types import ProductRecord
 
 logger = logging.getLogger(__name__)
 
@@ -38,8 +40,6 @@ class TrainingData:
 
 
 def _training_data() -> TrainingData:
-    from mlcore.types import ProductRecord
-
     tags = {
         tag_id: (name, merged_into, active)
         for tag_id, name, merged_into, active in Tag.objects.values_list(
@@ -113,7 +113,6 @@ def validation_ids(records: Sequence) -> list[str]:
     active version never trained on the slice it is compared on, and the comparison is fair. A tiny
     data set still gets at least one product on each side.
     """
-    from mlcore.data import group_key
 
     def bucket(record) -> int:
         return int.from_bytes(hashlib.sha256(group_key(record).encode()).digest()[:8], "big") % 10_000

@@ -33,6 +33,7 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from annotation.jobs import model_train_enqueue
 from annotation.models import (
     OPEN_JOB_STATUSES,
     JobStatus,
@@ -43,9 +44,9 @@ from annotation.models import (
     TrainingJob,
     TrainingTrigger,
 )
+from annotation.services.model_files import point_mlcore_at_caches
 from annotation.services.training.artifacts import (
     _artifact_thresholds,
-    _point_mlcore_at_caches,
     _publish_artifact,
     _remove_partial_artifacts,
     _write_artifact_meta,
@@ -57,6 +58,7 @@ from annotation.services.training.data import (
     _training_data,
 )
 from annotation.services.training.promotion import _activate, _promotion_comparison
+from mlcore.training import TrainConfig, train
 
 logger = logging.getLogger(__name__)
 
@@ -122,18 +124,12 @@ def training_job_request(*, trigger: str, user=None, enqueue: bool = True) -> Tr
                     raise
             else:
                 if enqueue:
-                    _enqueue_training(job.id)
+                    model_train_enqueue(job.id)
                 logger.info("training job %s requested (%s)", job.id, trigger)
                 return job
         if enqueue and open_job.status == JobStatus.QUEUED:
-            _enqueue_training(open_job.id)
+            model_train_enqueue(open_job.id)
         return open_job
-
-
-def _enqueue_training(job_id: int) -> None:
-    from annotation.tasks import model_train
-
-    transaction.on_commit(lambda: model_train.delay(job_id))
 
 
 def reviews_submitted_hook() -> TrainingJob | None:
@@ -509,9 +505,7 @@ def _version_for_job(job: TrainingJob, data: TrainingData) -> ModelVersion:
 
 
 def _mlcore_train(data: TrainingData, out_dir: Path, progress: _Progress):
-    from mlcore.training import TrainConfig, train
-
-    _point_mlcore_at_caches()
+    point_mlcore_at_caches()
     config = TrainConfig(tagger=settings.TAGSTUDIO_TAGGER)
     return train(data.records, out_dir, config, valid_ids=data.valid_ids, progress=progress.update)
 

@@ -20,7 +20,11 @@ from annotation.models import (
     ReviewStatus,
     SuggestionRefresh,
 )
+from annotation.services.model_files import artifact_dir
+from annotation.services.suggestions import suggestions_refresh_start
 from annotation.services.training.data import TrainingData, _valid_records
+from mlcore.inference import load_model, predict
+from mlcore.metrics import evaluate_tag_sets
 
 logger = logging.getLogger(__name__)
 
@@ -31,9 +35,6 @@ class ModelVersionNotReady(ValueError):
 
 def model_micro_f1(artifact: Path | str, records: Sequence) -> float:
     """Micro-F1 of the model in ``artifact`` on ``records`` (their gold ``tags``), over selected tags."""
-    from mlcore.inference import load_model, predict
-    from mlcore.metrics import evaluate_tag_sets
-
     model = load_model(str(artifact))
     scored = predict(model, list(records), top_k=20)
     selected = [[s.tag for s in row if s.selected] for row in scored]
@@ -58,8 +59,6 @@ def _promotion_comparison(candidate_dir: Path, result, data: TrainingData) -> di
         "active_micro_f1": None,
     }
     if active is not None:
-        from annotation.services.suggestions import artifact_dir
-
         try:
             comparison["active_micro_f1"] = model_micro_f1(artifact_dir(active), valid)
         except Exception as exc:  # a missing or unloadable active artifact: the admin decides
@@ -91,8 +90,6 @@ def _activate(version: ModelVersion) -> ModelVersion:
         raise ModelVersionNotReady(
             f"model version {target.version} is {target.state}; only a ready version can be activated"
         )
-    from annotation.services.suggestions import artifact_dir
-
     if not artifact_dir(target).is_dir():  # MODEL_DIR/<version>/, where every worker loads it from
         raise ModelVersionNotReady(
             f"model version {target.version} has no artifact at {artifact_dir(target)}"
@@ -108,7 +105,5 @@ def _activate(version: ModelVersion) -> ModelVersion:
     SuggestionRefresh.objects.filter(~Q(model_version=target), status__in=OPEN_JOB_STATUSES).update(
         status=JobStatus.FAILED, finished_at=timezone.now()
     )
-    from annotation.services.suggestions import suggestions_refresh_start
-
     suggestions_refresh_start(version=target)
     return target
