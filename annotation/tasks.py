@@ -13,7 +13,8 @@ from annotation.services.imports import import_job_run
 from annotation.services.queue import queue_priorities_recompute as queue_priorities_rank
 from annotation.services.reviews import claims_release_expired as review_claims_release_expired
 from annotation.services.suggestions import suggestions_refresh_batch
-from annotation.services.training import model_version_train, training_jobs_fail_stale
+from annotation.services.training import training_jobs_fail_stale
+from annotation.services.training.run import model_version_train
 
 
 @shared_task(name="annotation.tasks.import_run", ignore_result=True)

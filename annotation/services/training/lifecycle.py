@@ -21,8 +21,6 @@ import shutil
 import socket
 import threading
 import time
-import traceback
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -44,21 +42,15 @@ from annotation.models import (
     TrainingJob,
     TrainingTrigger,
 )
-from annotation.services.model_files import point_mlcore_at_caches
 from annotation.services.training.artifacts import (
     _artifact_thresholds,
-    _publish_artifact,
     _remove_partial_artifacts,
-    _write_artifact_meta,
 )
 from annotation.services.training.data import (
     VALID_FRACTION,
     TrainingData,
-    TrainingDataError,
-    _training_data,
 )
-from annotation.services.training.promotion import _activate, _promotion_comparison
-from mlcore.training import TrainConfig, train
+from annotation.services.training.promotion import _activate, promotion_decision
 
 logger = logging.getLogger(__name__)
 
@@ -263,92 +255,6 @@ class _Heartbeat(threading.Thread):
             self.listener(snapshot)
 
 
-def model_version_train(
-    job_id: int, *, on_progress: Callable[[dict[str, Any]], None] | None = None
-) -> TrainingJob | None:
-    """Run training job ``job_id``: train, register the version, promote it per ``MODEL_PROMOTION``.
-
-    Returns the finished job, or None when there was nothing to do (unknown id, job already finished, or
-    running under a live worker: a duplicate delivery). ``on_progress`` receives each progress snapshot
-    (the ``train`` command draws its progress bar from it).
-    """
-    claim = _training_job_claim(job_id)
-    if claim is None:
-        return None
-    job, attempt = claim
-    progress = _Progress(job_id=job.id, attempt=attempt, worker=_worker_name())
-    progress.lines = job.log.splitlines() if job.log else []  # earlier attempts' lines stay
-    heartbeat = _Heartbeat(progress, on_progress)
-    heartbeat.start()
-    version: ModelVersion | None = None
-    tmp_dir: Path | None = None
-    try:
-        progress.log(f"attempt {attempt} on {progress.worker}")
-        progress.update("loading data", 0, None)
-        data = _training_data()
-        progress.log(
-            f"{len(data.records)} approved products, {len(data.tag_ids)} tags, "
-            f"{len(data.valid_ids)} held out for validation"
-        )
-        version = _version_for_job(job, data)
-        model_dir = Path(settings.MODEL_DIR)
-        model_dir.mkdir(parents=True, exist_ok=True)
-        _remove_partial_artifacts(model_dir, version.version)
-        tmp_dir = model_dir / f"{version.version}.tmp-{attempt}-{uuid.uuid4().hex[:8]}"
-        result = _mlcore_train(data, tmp_dir, progress)
-        progress.device = result.device
-        progress.log(f"trained on {result.device} in {result.duration_s:.1f}s")
-        _write_artifact_meta(Path(result.path), job=job, version=version, data=data)
-        if progress.lost:
-            raise TrainingAborted(f"training job {job.id} attempt {attempt} lost its claim")
-        final_dir = model_dir / version.version
-        _publish_artifact(Path(result.path), final_dir)
-        tmp_dir = None
-        progress.update("evaluating", 0, None)
-        comparison = _promotion_comparison(final_dir, result, data)
-        progress.log(
-            "validation micro-F1 {new:.4f} (active {active})".format(
-                new=comparison["candidate_micro_f1"],
-                active="none"
-                if comparison["active_micro_f1"] is None
-                else f"{comparison['active_micro_f1']:.4f}",
-            )
-        )
-        heartbeat.stopping.set()
-        heartbeat.join()
-        return _training_finish(job, attempt, version, final_dir, result, data, comparison, progress)
-    except TrainingAborted as exc:
-        logger.warning("%s", exc)
-        return None
-    except Exception as exc:
-        error = _error_text(exc)
-        progress.log(f"failed: {error}")
-        if not isinstance(exc, TrainingDataError):
-            progress.log(traceback.format_exc())
-        heartbeat.stopping.set()
-        heartbeat.join()
-        finished = _job_finish(
-            job.id, attempt, JobStatus.FAILED, error=error, phase="failed", log=progress.log_text()
-        )
-        if finished and version is not None:
-            _version_fail(version.id)
-        if not isinstance(exc, TrainingDataError):
-            logger.exception("training job %s failed", job.id)
-        return TrainingJob.objects.get(id=job.id)
-    finally:
-        heartbeat.stopping.set()
-        if heartbeat.is_alive():
-            heartbeat.join()
-        if tmp_dir is not None:
-            shutil.rmtree(tmp_dir, ignore_errors=True)
-
-
-def _error_text(exc: Exception) -> str:
-    if isinstance(exc, TrainingDataError | ValueError):
-        return str(exc)
-    return f"{type(exc).__name__}: {exc}"
-
-
 def _worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
@@ -504,12 +410,6 @@ def _version_for_job(job: TrainingJob, data: TrainingData) -> ModelVersion:
         return version
 
 
-def _mlcore_train(data: TrainingData, out_dir: Path, progress: _Progress):
-    point_mlcore_at_caches()
-    config = TrainConfig(tagger=settings.TAGSTUDIO_TAGGER)
-    return train(data.records, out_dir, config, valid_ids=data.valid_ids, progress=progress.update)
-
-
 def _training_finish(
     job: TrainingJob,
     attempt: int,
@@ -520,24 +420,7 @@ def _training_finish(
     comparison: dict[str, Any],
     progress: _Progress,
 ) -> TrainingJob | None:
-    promote_auto = settings.MODEL_PROMOTION == "auto"
-    active_f1 = comparison["active_micro_f1"]
-    active_error = comparison.get("active_error")
-    promote = (
-        promote_auto
-        and not active_error
-        and (active_f1 is None or comparison["candidate_micro_f1"] >= active_f1)
-    )
-    if not promote_auto:
-        decision = "manual: waiting for an admin to activate it"
-    elif active_error:
-        decision = (
-            f"kept {comparison['active_version']}: could not score it ({active_error}); activate by hand"
-        )
-    elif promote:
-        decision = "promoted" if active_f1 is not None else "promoted (no active version)"
-    else:
-        decision = f"kept {comparison['active_version']}: lower micro-F1 on the same validation slice"
+    promote, decision = promotion_decision(comparison)
     comparison["decision"] = decision
     metrics = dict(result.metrics)
     metrics["promotion"] = comparison

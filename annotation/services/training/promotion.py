@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -22,9 +21,6 @@ from annotation.models import (
 )
 from annotation.services.model_files import artifact_dir
 from annotation.services.suggestions import suggestions_refresh_start
-from annotation.services.training.data import TrainingData, _valid_records
-from mlcore.inference import load_model, predict
-from mlcore.metrics import evaluate_tag_sets
 
 logger = logging.getLogger(__name__)
 
@@ -33,38 +29,32 @@ class ModelVersionNotReady(ValueError):
     """Only a READY model version can be activated."""
 
 
-def model_micro_f1(artifact: Path | str, records: Sequence) -> float:
-    """Micro-F1 of the model in ``artifact`` on ``records`` (their gold ``tags``), over selected tags."""
-    model = load_model(str(artifact))
-    scored = predict(model, list(records), top_k=20)
-    selected = [[s.tag for s in row if s.selected] for row in scored]
-    return float(evaluate_tag_sets([r.tags for r in records], selected, per_tag=False)["micro_f1"])
+def promotion_decision(comparison: dict[str, Any]) -> tuple[bool, str]:
+    """The promotion rule: whether a freshly trained candidate becomes the active version, and why.
 
-
-def _promotion_comparison(candidate_dir: Path, result, data: TrainingData) -> dict[str, Any]:
-    """Candidate and active micro-F1 on the candidate's validation slice, computed the same way.
-
-    mlcore measured the candidate on exactly this slice (``valid_ids``; selected tags of ``suggest``
-    against the gold tags, ``mlcore.metrics``); the active version is scored here the same way.
+    With ``MODEL_PROMOTION=auto`` the candidate is promoted when there is no active version, or when its
+    micro-F1 on the validation slice is at least the active version's on the same slice; an active
+    version that could not be scored is kept (an admin decides). Otherwise an admin activates by hand.
     """
-    valid = _valid_records(data)
-    candidate_f1 = result.metrics.get("micro_f1")
-    if candidate_f1 is None or result.n_valid != len(valid):
-        candidate_f1 = model_micro_f1(candidate_dir, valid)
-    active = ModelVersion.objects.filter(is_active=True).first()
-    comparison: dict[str, Any] = {
-        "slice_size": len(valid),
-        "candidate_micro_f1": float(candidate_f1),
-        "active_version": active.version if active else None,
-        "active_micro_f1": None,
-    }
-    if active is not None:
-        try:
-            comparison["active_micro_f1"] = model_micro_f1(artifact_dir(active), valid)
-        except Exception as exc:  # a missing or unloadable active artifact: the admin decides
-            logger.exception("could not score the active version %s", active.version)
-            comparison["active_error"] = f"{type(exc).__name__}: {exc}"
-    return comparison
+    promote_auto = settings.MODEL_PROMOTION == "auto"
+    active_f1 = comparison["active_micro_f1"]
+    active_error = comparison.get("active_error")
+    promote = (
+        promote_auto
+        and not active_error
+        and (active_f1 is None or comparison["candidate_micro_f1"] >= active_f1)
+    )
+    if not promote_auto:
+        decision = "manual: waiting for an admin to activate it"
+    elif active_error:
+        decision = (
+            f"kept {comparison['active_version']}: could not score it ({active_error}); activate by hand"
+        )
+    elif promote:
+        decision = "promoted" if active_f1 is not None else "promoted (no active version)"
+    else:
+        decision = f"kept {comparison['active_version']}: lower micro-F1 on the same validation slice"
+    return promote, decision
 
 
 # --------------------------------------------------------------------------------------------------
