@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
 from django.utils import timezone
 
 from annotation.models import Product, ProductTag, ReviewStatus, TagSource
@@ -12,8 +10,6 @@ from annotation.readers import (
 )
 from annotation.services.imports.parse import _PRODUCT_COLUMNS
 from annotation.taxonomy import TagResolver
-
-logger = logging.getLogger(__name__)
 
 # --- Generic writer (SQLite, the embedded mode) --------------------------------------------------------
 

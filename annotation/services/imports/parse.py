@@ -3,7 +3,6 @@ ready-to-COPY batches to the writer."""
 
 from __future__ import annotations
 
-import logging
 import multiprocessing
 import queue as queue_module
 import traceback
@@ -20,8 +19,6 @@ from annotation.readers import (
     encoded_content,
     open_reader,
 )
-
-logger = logging.getLogger(__name__)
 
 # The product table's data columns in COPY order (the content hash last).
 _PRODUCT_COLUMNS = (

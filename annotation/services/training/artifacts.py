@@ -8,7 +8,6 @@ it. A crash at any point leaves either no row pointing at the artifact or a comp
 from __future__ import annotations
 
 import json
-import logging
 import os
 import shutil
 import uuid
@@ -19,8 +18,6 @@ from annotation.models import (
     TrainingJob,
 )
 from annotation.services.training.data import TrainingData
-
-logger = logging.getLogger(__name__)
 
 ARTIFACT_META_FILE = "tagstudio.json"
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -14,8 +13,6 @@ from annotation.models import (
 )
 from mlcore.data import group_key
 from mlcore.types import ProductRecord
-
-logger = logging.getLogger(__name__)
 
 # The validation slice: about this share of the approved products (whole title groups, chosen by a hash
 # of the title, the same rule in every run; see validation_ids).
