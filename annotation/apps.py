@@ -3,6 +3,7 @@ from django.db.models.signals import post_migrate
 
 
 def _ensure_roles(sender, **kwargs) -> None:
+    # Imported here: apps.py loads before the app registry is ready, and roles imports auth models.
     from annotation.roles import roles_ensure
 
     roles_ensure()

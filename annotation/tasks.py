@@ -1,54 +1,52 @@
-"""Celery tasks: ids in, one service call, nothing else (services hold the rules and the idempotency)."""
+"""Celery tasks: ids in, one service call, nothing else (services hold the rules and the idempotency).
+
+The task names are a contract with running workers: keep them as they are. Services enqueue these tasks
+by name through ``annotation.jobs`` (tests/annotation/test_jobs.py checks the two agree).
+"""
 
 from __future__ import annotations
 
 from celery import shared_task
 
+from annotation.services.exports import export_job_run
+from annotation.services.imports import import_job_run
+from annotation.services.queue import queue_priorities_recompute as queue_priorities_rank
+from annotation.services.reviews import claims_release_expired as review_claims_release_expired
+from annotation.services.suggestions import suggestions_refresh_batch
+from annotation.services.training import training_jobs_fail_stale
+from annotation.services.training.run import model_version_train
+
 
 @shared_task(name="annotation.tasks.import_run", ignore_result=True)
 def import_run(job_id: int) -> None:
-    from annotation.services.imports import import_job_run
-
     import_job_run(job_id)
 
 
 @shared_task(name="annotation.tasks.model_train", ignore_result=True)
 def model_train(job_id: int) -> None:
-    from annotation.services.training import model_version_train
-
     model_version_train(job_id)
 
 
 @shared_task(name="annotation.tasks.suggestions_refresh", ignore_result=True)
 def suggestions_refresh(model_version_id: int, after_id: int = 0) -> None:
-    from annotation.services.suggestions import suggestions_refresh_batch
-
     suggestions_refresh_batch(model_version_id=model_version_id, after_id=after_id)
 
 
 @shared_task(name="annotation.tasks.queue_priorities_recompute", ignore_result=True)
 def queue_priorities_recompute() -> None:
-    from annotation.services.queue import queue_priorities_recompute as recompute
-
-    recompute()
+    queue_priorities_rank()
 
 
 @shared_task(name="annotation.tasks.training_jobs_reap", ignore_result=True)
 def training_jobs_reap() -> None:
-    from annotation.services.training import training_jobs_fail_stale
-
     training_jobs_fail_stale()
 
 
 @shared_task(name="annotation.tasks.claims_release_expired", ignore_result=True)
 def claims_release_expired() -> None:
-    from annotation.services.reviews import claims_release_expired as release
-
-    release()
+    review_claims_release_expired()
 
 
 @shared_task(name="annotation.tasks.export_run", ignore_result=True)
 def export_run(job_id: int) -> None:
-    from annotation.services.exports import export_job_run
-
     export_job_run(job_id)

@@ -1,4 +1,5 @@
-"""The Celery app. Tasks live in annotation/tasks.py, take ids and call one service each."""
+"""The Celery app. Tasks live in annotation/tasks.py, take ids and call one service each; services enqueue
+them by name through annotation/jobs.py."""
 
 from __future__ import annotations
 

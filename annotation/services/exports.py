@@ -18,6 +18,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from annotation.io.writers import EXPORT_FORMATS, WRITERS
+from annotation.jobs import export_run_enqueue
 from annotation.models import ExportJob, JobStatus
 from annotation.selectors.exports import ExportError, approved_tags_export, export_count
 
@@ -81,11 +82,9 @@ def export_job_create(*, file_format: str, updated_since: dt.datetime | None = N
     """Record an export job and run it in the background once the transaction commits."""
     if file_format not in EXPORT_FORMATS:
         raise ExportError(f"unknown export format {file_format!r}; use one of {', '.join(EXPORT_FORMATS)}")
-    from annotation import tasks
-
     with transaction.atomic():
         job = ExportJob.objects.create(file_format=file_format, updated_since=updated_since, created_by=user)
-        transaction.on_commit(lambda: tasks.export_run.delay(job.pk))
+        export_run_enqueue(job.pk)
     return job
 
 

@@ -17,8 +17,11 @@ import numpy as np
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
+from scipy import sparse
 
-from annotation.models import ModelVersion, Product, ReviewStatus, Setting
+from annotation.jobs import queue_priorities_recompute_enqueue
+from annotation.models import ModelVersion, Product, ReviewStatus, Setting, Suggestion
+from mlcore.selection import DEFAULT_STRATEGY, STRATEGIES, cold_start_rank, rank
 
 logger = logging.getLogger(__name__)
 
@@ -41,24 +44,18 @@ class UnknownStrategy(ValueError):
 
 def queue_strategies() -> list[tuple[str, str]]:
     """(name, description) of every registered strategy, the default first."""
-    from mlcore.selection import DEFAULT_STRATEGY, STRATEGIES
-
     names = sorted(STRATEGIES, key=lambda name: (name != DEFAULT_STRATEGY, name))
     return [(name, STRATEGIES[name].description) for name in names]
 
 
 def queue_strategy() -> str:
     """The strategy in use: the admin's choice, or mlcore's default (also when a stored name is gone)."""
-    from mlcore.selection import DEFAULT_STRATEGY, STRATEGIES
-
     stored = Setting.objects.filter(key=STRATEGY_SETTING).values_list("value", flat=True).first()
     return stored if isinstance(stored, str) and stored in STRATEGIES else DEFAULT_STRATEGY
 
 
 def queue_strategy_set(*, strategy: str, user=None) -> str:
     """Choose the active-learning strategy; the queue is re-ranked with it in the background."""
-    from mlcore.selection import STRATEGIES
-
     if strategy not in STRATEGIES:
         raise UnknownStrategy(f"unknown strategy {strategy!r}; choose one of {', '.join(sorted(STRATEGIES))}")
     with transaction.atomic():
@@ -81,9 +78,7 @@ def queue_strategy_set(*, strategy: str, user=None) -> str:
 
 def queue_priorities_request() -> None:
     """Recompute the priorities in the background once the caller's transaction commits."""
-    from annotation.tasks import queue_priorities_recompute as task
-
-    transaction.on_commit(lambda: task.delay())
+    queue_priorities_recompute_enqueue()
 
 
 def queue_priorities_recompute() -> dict[str, Any]:
@@ -113,10 +108,6 @@ class _CsrRows:
 
 
 def _rank_by_scores(active: ModelVersion) -> dict[str, Any]:
-    from scipy import sparse
-
-    from mlcore.selection import rank
-
     strategy = queue_strategy()
     product_ids, tag_ids, scores = _active_scores(active)
     unique_products = np.unique(product_ids)
@@ -198,8 +189,6 @@ def _active_scores(active: ModelVersion) -> tuple[np.ndarray, np.ndarray, np.nda
     """(product id, tag id, score) of the active version's suggestions for unreviewed products whose
     current suggestions are that version's, streamed into arrays (20 scores x 1M products fit easily)."""
     product_table = Product._meta.db_table
-    from annotation.models import Suggestion
-
     sql = (
         f"SELECT s.product_id, s.tag_id, s.score FROM {Suggestion._meta.db_table} s "
         f"JOIN {product_table} p ON p.id = s.product_id "
@@ -235,8 +224,6 @@ def _product_text(title: str, brand: str, description: str) -> str:
 
 
 def _cold_start() -> dict[str, Any]:
-    from mlcore.selection import cold_start_rank
-
     ids = np.fromiter(
         Product.objects.filter(review_status=ReviewStatus.UNREVIEWED)
         .order_by("id")

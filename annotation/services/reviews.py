@@ -27,8 +27,6 @@ Audit JSON shapes (ReviewEvent): ``shown`` = [{"tag", "tag_id", "score", "select
 from __future__ import annotations
 
 import datetime as dt
-import importlib
-import importlib.util
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -49,11 +47,11 @@ from annotation.models import (
 )
 from annotation.roles import is_admin
 from annotation.selectors.review import claim_is_live, claim_ttl, recently_skipped_ids, review_queue
+from annotation.selectors.taxonomy import hierarchy_closure_enabled as closure_setting
+from annotation.services.training import reviews_submitted_hook
 from annotation.taxonomy.resolver import TagResolver
 
 logger = logging.getLogger(__name__)
-
-LEARNING_LOOP_MODULE = "annotation.services.training"
 
 
 class ReviewError(Exception):
@@ -94,8 +92,6 @@ class NothingToUndo(ReviewError):
 
 def hierarchy_closure_enabled() -> bool:
     """The admin's choice on the taxonomy page, else the deployment default (one rule for all callers)."""
-    from annotation.selectors.taxonomy import hierarchy_closure_enabled as closure_setting
-
     return closure_setting()
 
 
@@ -400,17 +396,8 @@ def review_submit(
 
 
 def _notify_learning_loop() -> None:
-    """After commit, tell the learning loop a review landed (it decides whether to retrain).
-
-    The loop lives in ``annotation.services.training``; until that module provides
-    ``reviews_submitted_hook`` there is nothing to call. An import error *inside* that module is a bug
-    and propagates.
-    """
-    if importlib.util.find_spec(LEARNING_LOOP_MODULE) is None:
-        return
-    hook = getattr(importlib.import_module(LEARNING_LOOP_MODULE), "reviews_submitted_hook", None)
-    if hook is not None:
-        transaction.on_commit(hook)
+    """After commit, tell the learning loop a review landed (it decides whether to retrain)."""
+    transaction.on_commit(reviews_submitted_hook)
 
 
 # --- Undo ------------------------------------------------------------------------------------------------

@@ -20,7 +20,6 @@ import dataclasses
 import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -28,6 +27,10 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from annotation.jobs import (
+    suggestions_refresh_enqueue,
+    suggestions_refresh_send,
+)
 from annotation.models import (
     OPEN_JOB_STATUSES,
     JobStatus,
@@ -37,6 +40,16 @@ from annotation.models import (
     SuggestionRefresh,
     Tag,
 )
+from annotation.selectors.taxonomy import (
+    hierarchy_closure_enabled,
+    taxonomy_inactive_tags,
+    taxonomy_parents_map,
+)
+from annotation.services.model_files import artifact_dir, point_mlcore_at_caches
+from annotation.services.queue import queue_priorities_request
+from mlcore.inference import load_model, predict
+from mlcore.postprocess import PostProcessConfig
+from mlcore.types import ProductRecord
 
 logger = logging.getLogger(__name__)
 
@@ -54,12 +67,6 @@ _PRODUCT_FIELDS = (
 )
 
 
-def artifact_dir(version: ModelVersion) -> Path:
-    """Where a version's model lives for this process: ``MODEL_DIR/<version>/`` (a shared volume, so the
-    same id resolves on every worker machine whatever path the training machine mounted it under)."""
-    return Path(settings.MODEL_DIR) / version.version
-
-
 # --------------------------------------------------------------------------------------------------
 # Starting a refresh
 # --------------------------------------------------------------------------------------------------
@@ -73,8 +80,6 @@ def suggestions_refresh_request() -> SuggestionRefresh | None:
     """
     active = ModelVersion.objects.filter(is_active=True).first()
     if active is None:
-        from annotation.services.queue import queue_priorities_request
-
         with transaction.atomic():
             queue_priorities_request()
         return None
@@ -101,9 +106,7 @@ def suggestions_refresh_start(*, version: ModelVersion) -> SuggestionRefresh:
     else:  # products flagged while it runs join it
         refresh.total = refresh.done + flagged
         refresh.save(update_fields=["total"])
-    from annotation.tasks import suggestions_refresh
-
-    transaction.on_commit(lambda: suggestions_refresh.delay(version.id, 0))
+    suggestions_refresh_enqueue(version.id, 0)
     return refresh
 
 
@@ -142,9 +145,7 @@ def suggestions_refresh_batch(*, model_version_id: int, size: int | None = None,
         if rows:
             last_id = rows[-1][0]
             if Product.objects.filter(needs_suggestion=True, id__gt=last_id).exists():
-                from annotation.tasks import suggestions_refresh
-
-                suggestions_refresh.delay(version.id, last_id)
+                suggestions_refresh_send(version.id, last_id)
             SuggestionRefresh.objects.filter(id=refresh.id, status=JobStatus.QUEUED).update(
                 status=JobStatus.RUNNING
             )
@@ -184,8 +185,6 @@ def _batch_lock(model_version_id: int, after_id: int) -> Iterator[bool]:
 
 
 def _record(row: Sequence[Any]):
-    from mlcore.types import ProductRecord
-
     pk, title, description, brand, category_path, attributes, lang, _hash = row
     return ProductRecord(
         id=str(pk),
@@ -199,10 +198,7 @@ def _record(row: Sequence[Any]):
 
 
 def _predict(version: ModelVersion, records: list) -> list:
-    from annotation.services.training import _point_mlcore_at_caches
-    from mlcore.inference import load_model, predict
-
-    _point_mlcore_at_caches()
+    point_mlcore_at_caches()
     model = load_model(str(artifact_dir(version)))  # cached per process by mlcore
     return predict(model, records, top_k=TOP_K, postprocess=_taxonomy_postprocess(model))
 
@@ -211,13 +207,6 @@ def _taxonomy_postprocess(model):
     """The model's own post-processing, with the taxonomy as it is now: parents for hierarchy closure
     (when the closure option is on) and deactivated tags blocked. Aliases need no mapping here: the
     version's label map already resolves merged tags to where they went (``_tag_id_map``)."""
-    from annotation.selectors.taxonomy import (
-        hierarchy_closure_enabled,
-        taxonomy_inactive_tags,
-        taxonomy_parents_map,
-    )
-    from mlcore.postprocess import PostProcessConfig
-
     base = getattr(model, "postprocess", None) or PostProcessConfig()
     return dataclasses.replace(
         base,
@@ -348,8 +337,6 @@ def _refresh_finish_if_done(version: ModelVersion) -> None:
             model_version=version, status__in=OPEN_JOB_STATUSES
         ).update(status=JobStatus.SUCCEEDED, finished_at=timezone.now(), total=F("done"))
         if finished:
-            from annotation.services.queue import queue_priorities_request
-
             logger.info("suggestion refresh for %s done", version.version)
             queue_priorities_request()
 

@@ -16,6 +16,7 @@ from annotation.services import imports
 from annotation.services.imports import (
     import_products,
     parse_batches,
+    pg_writer,
     write_products_generic,
     write_tags_generic,
 )
@@ -366,7 +367,7 @@ def test_a_failing_parser_process_fails_the_import_instead_of_hanging(tmp_path, 
 def test_a_concurrent_writer_makes_the_batch_fall_back_to_upsert(tmp_path, monkeypatch):
     # Another import created sku-1 after this batch looked up its ids: the lookup saw nothing.
     Product.objects.create(external_id="sku-1", title="Created meanwhile", content_hash="other")
-    monkeypatch.setattr(imports, "_lookup", lambda cursor, external_ids: {})
+    monkeypatch.setattr(pg_writer, "_lookup", lambda cursor, external_ids: {})
     stats = import_products(write_jsonl(tmp_path / "c.jsonl", CATALOG))
     assert (stats.products_created, stats.products_updated, stats.tags_added) == (3, 1, 4)
     assert Product.objects.get(external_id="sku-1").title == "Red cotton T-shirt"

@@ -20,7 +20,7 @@ from annotation.models import (
 from annotation.selectors.taxonomy import taxonomy_aliases_map, taxonomy_parents_map
 from annotation.services.reviews import review_submit
 from annotation.services.tags import tag_create, tag_merge
-from annotation.services.training import _training_data
+from annotation.services.training.data import _training_data
 
 pytestmark = pytest.mark.django_db
 

@@ -21,6 +21,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from annotation.models import ModelVersion, Product, ProductTag, TrainingJob
 from annotation.roles import ADMIN
+from annotation.services.training import training_job_request
 from annotation.services.users import user_create
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
@@ -125,8 +126,6 @@ class Command(BaseCommand):
                 "No approved tags yet: review some products, then retrain from the models page."
             )
             return
-        from annotation.services.training import training_job_request
-
         job = training_job_request(trigger="bootstrap")
         self.stdout.write(f"Training a first model in the background (training job {job.id}).")
 

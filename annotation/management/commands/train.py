@@ -11,7 +11,8 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from annotation.models import JobStatus, TrainingJob, TrainingTrigger
-from annotation.services.training import model_version_train, training_job_request
+from annotation.services.training import training_job_request
+from annotation.services.training.run import model_version_train
 
 
 class Command(BaseCommand):

@@ -11,25 +11,17 @@ progress. Celery redelivers a training task whose worker died (``acks_late`` + `
 the redelivered task finds the job ``running``, sees that the owner is gone (dead pid on this host, or a
 heartbeat older than ``TRAINING_STALE_AFTER_SECONDS``) and takes the job over with attempt + 1, after
 removing the dead attempt's half-written artifact. A training whose owner is alive is left alone.
-
-Artifacts: mlcore writes to ``MODEL_DIR/<version>.tmp-<attempt>-<random>``; only a complete directory is
-renamed to ``MODEL_DIR/<version>/`` (same filesystem, atomic), and only then does the database point at
-it. A crash at any point leaves either no row pointing at the artifact or a complete artifact.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
 import shutil
 import socket
 import threading
 import time
-import traceback
-import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -37,33 +29,33 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Q
 from django.utils import timezone
 
+from annotation.jobs import model_train_enqueue
 from annotation.models import (
     OPEN_JOB_STATUSES,
     JobStatus,
     ModelState,
     ModelVersion,
-    Product,
-    ProductTag,
     ReviewAction,
     ReviewEvent,
-    ReviewStatus,
-    SuggestionRefresh,
-    Tag,
     TrainingJob,
     TrainingTrigger,
 )
+from annotation.services.training.artifacts import (
+    _artifact_thresholds,
+    _remove_partial_artifacts,
+)
+from annotation.services.training.data import (
+    VALID_FRACTION,
+    TrainingData,
+)
+from annotation.services.training.promotion import _activate, promotion_decision
 
 logger = logging.getLogger(__name__)
 
-# The validation slice: about this share of the approved products (whole title groups, chosen by a hash
-# of the title, the same rule in every run; see validation_ids).
-VALID_FRACTION = 0.15
 # The job's log column keeps the last this-many characters (a GPU run logs a line per progress step).
 LOG_MAX_CHARS = 200_000
-ARTIFACT_META_FILE = "tagstudio.json"
 
 
 def _seconds_setting(name: str, default: float) -> float:
@@ -87,16 +79,8 @@ def stale_after_seconds() -> float:
     return _seconds_setting("TRAINING_STALE_AFTER_SECONDS", 120.0)
 
 
-class TrainingDataError(ValueError):
-    """The approved tags cannot train a tagger (none at all, a single tag); the message says what to do."""
-
-
 class TrainingAborted(RuntimeError):
     """This attempt lost the job (another worker took it over, or it was failed as stale)."""
-
-
-class ModelVersionNotReady(ValueError):
-    """Only a READY model version can be activated."""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -132,18 +116,12 @@ def training_job_request(*, trigger: str, user=None, enqueue: bool = True) -> Tr
                     raise
             else:
                 if enqueue:
-                    _enqueue_training(job.id)
+                    model_train_enqueue(job.id)
                 logger.info("training job %s requested (%s)", job.id, trigger)
                 return job
         if enqueue and open_job.status == JobStatus.QUEUED:
-            _enqueue_training(open_job.id)
+            model_train_enqueue(open_job.id)
         return open_job
-
-
-def _enqueue_training(job_id: int) -> None:
-    from annotation.tasks import model_train
-
-    transaction.on_commit(lambda: model_train.delay(job_id))
 
 
 def reviews_submitted_hook() -> TrainingJob | None:
@@ -277,92 +255,6 @@ class _Heartbeat(threading.Thread):
             self.listener(snapshot)
 
 
-def model_version_train(
-    job_id: int, *, on_progress: Callable[[dict[str, Any]], None] | None = None
-) -> TrainingJob | None:
-    """Run training job ``job_id``: train, register the version, promote it per ``MODEL_PROMOTION``.
-
-    Returns the finished job, or None when there was nothing to do (unknown id, job already finished, or
-    running under a live worker: a duplicate delivery). ``on_progress`` receives each progress snapshot
-    (the ``train`` command draws its progress bar from it).
-    """
-    claim = _training_job_claim(job_id)
-    if claim is None:
-        return None
-    job, attempt = claim
-    progress = _Progress(job_id=job.id, attempt=attempt, worker=_worker_name())
-    progress.lines = job.log.splitlines() if job.log else []  # earlier attempts' lines stay
-    heartbeat = _Heartbeat(progress, on_progress)
-    heartbeat.start()
-    version: ModelVersion | None = None
-    tmp_dir: Path | None = None
-    try:
-        progress.log(f"attempt {attempt} on {progress.worker}")
-        progress.update("loading data", 0, None)
-        data = _training_data()
-        progress.log(
-            f"{len(data.records)} approved products, {len(data.tag_ids)} tags, "
-            f"{len(data.valid_ids)} held out for validation"
-        )
-        version = _version_for_job(job, data)
-        model_dir = Path(settings.MODEL_DIR)
-        model_dir.mkdir(parents=True, exist_ok=True)
-        _remove_partial_artifacts(model_dir, version.version)
-        tmp_dir = model_dir / f"{version.version}.tmp-{attempt}-{uuid.uuid4().hex[:8]}"
-        result = _mlcore_train(data, tmp_dir, progress)
-        progress.device = result.device
-        progress.log(f"trained on {result.device} in {result.duration_s:.1f}s")
-        _write_artifact_meta(Path(result.path), job=job, version=version, data=data)
-        if progress.lost:
-            raise TrainingAborted(f"training job {job.id} attempt {attempt} lost its claim")
-        final_dir = model_dir / version.version
-        _publish_artifact(Path(result.path), final_dir)
-        tmp_dir = None
-        progress.update("evaluating", 0, None)
-        comparison = _promotion_comparison(final_dir, result, data)
-        progress.log(
-            "validation micro-F1 {new:.4f} (active {active})".format(
-                new=comparison["candidate_micro_f1"],
-                active="none"
-                if comparison["active_micro_f1"] is None
-                else f"{comparison['active_micro_f1']:.4f}",
-            )
-        )
-        heartbeat.stopping.set()
-        heartbeat.join()
-        return _training_finish(job, attempt, version, final_dir, result, data, comparison, progress)
-    except TrainingAborted as exc:
-        logger.warning("%s", exc)
-        return None
-    except Exception as exc:
-        error = _error_text(exc)
-        progress.log(f"failed: {error}")
-        if not isinstance(exc, TrainingDataError):
-            progress.log(traceback.format_exc())
-        heartbeat.stopping.set()
-        heartbeat.join()
-        finished = _job_finish(
-            job.id, attempt, JobStatus.FAILED, error=error, phase="failed", log=progress.log_text()
-        )
-        if finished and version is not None:
-            _version_fail(version.id)
-        if not isinstance(exc, TrainingDataError):
-            logger.exception("training job %s failed", job.id)
-        return TrainingJob.objects.get(id=job.id)
-    finally:
-        heartbeat.stopping.set()
-        if heartbeat.is_alive():
-            heartbeat.join()
-        if tmp_dir is not None:
-            shutil.rmtree(tmp_dir, ignore_errors=True)
-
-
-def _error_text(exc: Exception) -> str:
-    if isinstance(exc, TrainingDataError | ValueError):
-        return str(exc)
-    return f"{type(exc).__name__}: {exc}"
-
-
 def _worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
@@ -489,115 +381,6 @@ def _version_fail(version_id: int | None) -> None:
         shutil.rmtree(model_dir / version.version, ignore_errors=True)
 
 
-# --------------------------------------------------------------------------------------------------
-# Training data: every approved tag (reviewed, imported, ...) under its canonical, active tag
-# --------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class TrainingData:
-    records: list  # list[mlcore.types.ProductRecord], tags are canonical tag names
-    tag_ids: dict[str, int]  # canonical tag name -> Tag id (the label map stored with the version)
-    valid_ids: list[str]
-    fingerprint: str
-
-
-def _training_data() -> TrainingData:
-    from mlcore.types import ProductRecord
-
-    tags = {
-        tag_id: (name, merged_into, active)
-        for tag_id, name, merged_into, active in Tag.objects.values_list(
-            "id", "name", "merged_into_id", "is_active"
-        )
-    }
-
-    def canonical(tag_id: int) -> int | None:
-        seen = set()
-        while tag_id in tags and tags[tag_id][1] is not None and tag_id not in seen:
-            seen.add(tag_id)
-            tag_id = tags[tag_id][1]
-        return tag_id if tag_id in tags and tags[tag_id][2] else None
-
-    product_tags: dict[int, set[int]] = {}
-    for product_id, tag_id in ProductTag.objects.values_list("product_id", "tag_id").iterator(
-        chunk_size=20_000
-    ):
-        resolved = canonical(tag_id)
-        if resolved is not None:
-            product_tags.setdefault(product_id, set()).add(resolved)
-    if not product_tags:
-        raise TrainingDataError(
-            "No approved tags to train on: review some products or import a catalog with tags first."
-        )
-    used = sorted({t for ts in product_tags.values() for t in ts})
-    if len(used) < 2:
-        raise TrainingDataError(
-            f"All approved tags are the same tag ({tags[used[0]][0]!r}): a tagger needs at least two "
-            "different tags to learn to tell them apart. Review more products first."
-        )
-    tag_ids = {tags[t][0]: t for t in used}
-    name_of = {t: tags[t][0] for t in used}
-    digest = hashlib.sha256()
-    records = []
-    fields = ("id", "title", "description", "brand", "category_path", "attributes", "lang", "content_hash")
-    ids = sorted(product_tags)
-    for start in range(0, len(ids), 20_000):
-        chunk = ids[start : start + 20_000]
-        for row in Product.objects.filter(id__in=chunk).order_by("id").values_list(*fields):
-            pk, title, description, brand, category_path, attributes, lang, content_hash = row
-            names = tuple(sorted(name_of[t] for t in product_tags[pk]))
-            records.append(
-                ProductRecord(
-                    id=str(pk),
-                    title=title,
-                    description=description or "",
-                    brand=brand or None,
-                    category_path=tuple(category_path) if category_path else None,
-                    attributes=attributes or None,
-                    lang=lang or None,
-                    tags=names,
-                )
-            )
-            digest.update(f"{pk}\t{content_hash}\t{'|'.join(names)}\n".encode())
-    if len(records) < 2:
-        raise TrainingDataError(
-            f"Only {len(records)} product has approved tags: a training needs products to learn from and "
-            "products to validate on. Review more products first."
-        )
-    return TrainingData(
-        records=records, tag_ids=tag_ids, valid_ids=validation_ids(records), fingerprint=digest.hexdigest()
-    )
-
-
-def validation_ids(records: Sequence) -> list[str]:
-    """The held-out slice: products whose title group hashes into the first ``VALID_FRACTION`` of the
-    hash space (mlcore's grouping: variants sharing a normalised title stay on one side).
-
-    The rule is the same for every run, so a product held out once is held out in every later run: the
-    active version never trained on the slice it is compared on, and the comparison is fair. A tiny
-    data set still gets at least one product on each side.
-    """
-    from mlcore.data import group_key
-
-    def bucket(record) -> int:
-        return int.from_bytes(hashlib.sha256(group_key(record).encode()).digest()[:8], "big") % 10_000
-
-    buckets = [bucket(r) for r in records]
-    cutoff = int(VALID_FRACTION * 10_000)
-    valid = [r.id for r, b in zip(records, buckets) if b < cutoff]
-    if not valid or len(valid) == len(records):
-        # Too few groups for the fraction to land: hold out the lowest-hashing group (keep one to train).
-        lowest = min(buckets)
-        valid = [r.id for r, b in zip(records, buckets) if b == lowest]
-        if len(valid) == len(records):
-            raise TrainingDataError(
-                "Every product with approved tags has the same title: a training needs products with "
-                "different titles to learn from and to validate on."
-            )
-    return valid
-
-
 def _version_for_job(job: TrainingJob, data: TrainingData) -> ModelVersion:
     """The job's ModelVersion row (state training), created once and reused by a retried attempt."""
     config = {
@@ -627,124 +410,6 @@ def _version_for_job(job: TrainingJob, data: TrainingData) -> ModelVersion:
         return version
 
 
-def _mlcore_train(data: TrainingData, out_dir: Path, progress: _Progress):
-    from mlcore.training import TrainConfig, train
-
-    _point_mlcore_at_caches()
-    config = TrainConfig(tagger=settings.TAGSTUDIO_TAGGER)
-    return train(data.records, out_dir, config, valid_ids=data.valid_ids, progress=progress.update)
-
-
-def _point_mlcore_at_caches() -> None:
-    # mlcore reads its embedding cache location from the environment (it never imports Django).
-    os.environ["TAGSTUDIO_CACHE_DIR"] = str(settings.EMBEDDING_CACHE_DIR)
-    if settings.TAGSTUDIO_BASE_MODEL:
-        os.environ["TAGSTUDIO_BASE_MODEL"] = settings.TAGSTUDIO_BASE_MODEL
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
-
-def _write_artifact_meta(
-    artifact: Path, *, job: TrainingJob, version: ModelVersion, data: TrainingData
-) -> None:
-    meta = {
-        "version": version.version,
-        "job_id": job.id,
-        "tag_ids": data.tag_ids,
-        "valid_ids": data.valid_ids,
-        "train_size": len(data.records) - len(data.valid_ids),
-        "data_fingerprint": data.fingerprint,
-    }
-    with open(artifact / ARTIFACT_META_FILE, "w", encoding="utf-8") as fh:
-        json.dump(meta, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-
-
-def _remove_partial_artifacts(model_dir: Path, version_name: str) -> None:
-    # Ours (<version>.tmp-<attempt>-<random>) and mlcore's own temporary siblings of it (.<name>.tmp-...).
-    for pattern in (f"{version_name}.tmp-*", f".{version_name}.tmp-*"):
-        for partial in model_dir.glob(pattern):
-            shutil.rmtree(partial, ignore_errors=True)
-
-
-def _publish_artifact(tmp_dir: Path, final_dir: Path) -> None:
-    """Rename the complete artifact into place. A directory already there came from an attempt that died
-    after its rename but before the database pointed at it: nothing uses it, so it is replaced."""
-    if final_dir.exists():
-        trash = final_dir.with_name(f"{final_dir.name}.tmp-replaced-{uuid.uuid4().hex[:8]}")
-        final_dir.rename(trash)
-        shutil.rmtree(trash, ignore_errors=True)
-    os.replace(tmp_dir, final_dir)
-    _fsync_dir(final_dir.parent)
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _valid_records(data: TrainingData) -> list:
-    wanted = set(data.valid_ids)
-    return [r for r in data.records if r.id in wanted]
-
-
-def model_micro_f1(artifact: Path | str, records: Sequence) -> float:
-    """Micro-F1 of the model in ``artifact`` on ``records`` (their gold ``tags``), over selected tags."""
-    from mlcore.inference import load_model, predict
-    from mlcore.metrics import evaluate_tag_sets
-
-    model = load_model(str(artifact))
-    scored = predict(model, list(records), top_k=20)
-    selected = [[s.tag for s in row if s.selected] for row in scored]
-    return float(evaluate_tag_sets([r.tags for r in records], selected, per_tag=False)["micro_f1"])
-
-
-def _promotion_comparison(candidate_dir: Path, result, data: TrainingData) -> dict[str, Any]:
-    """Candidate and active micro-F1 on the candidate's validation slice, computed the same way.
-
-    mlcore measured the candidate on exactly this slice (``valid_ids``; selected tags of ``suggest``
-    against the gold tags, ``mlcore.metrics``); the active version is scored here the same way.
-    """
-    valid = _valid_records(data)
-    candidate_f1 = result.metrics.get("micro_f1")
-    if candidate_f1 is None or result.n_valid != len(valid):
-        candidate_f1 = model_micro_f1(candidate_dir, valid)
-    active = ModelVersion.objects.filter(is_active=True).first()
-    comparison: dict[str, Any] = {
-        "slice_size": len(valid),
-        "candidate_micro_f1": float(candidate_f1),
-        "active_version": active.version if active else None,
-        "active_micro_f1": None,
-    }
-    if active is not None:
-        from annotation.services.suggestions import artifact_dir
-
-        try:
-            comparison["active_micro_f1"] = model_micro_f1(artifact_dir(active), valid)
-        except Exception as exc:  # a missing or unloadable active artifact: the admin decides
-            logger.exception("could not score the active version %s", active.version)
-            comparison["active_error"] = f"{type(exc).__name__}: {exc}"
-    return comparison
-
-
-def _artifact_thresholds(artifact: Path) -> dict[str, float]:
-    """The tagger's per-tag decision thresholds (the review queue ranks uncertainty relative to them)."""
-    try:
-        with open(artifact / "tagger.json", encoding="utf-8") as fh:
-            meta = json.load(fh)
-        return {str(t): float(v) for t, v in zip(meta["classes"], meta["thresholds"])}
-    except (OSError, KeyError, ValueError, TypeError):
-        return {}
-
-
 def _training_finish(
     job: TrainingJob,
     attempt: int,
@@ -755,24 +420,7 @@ def _training_finish(
     comparison: dict[str, Any],
     progress: _Progress,
 ) -> TrainingJob | None:
-    promote_auto = settings.MODEL_PROMOTION == "auto"
-    active_f1 = comparison["active_micro_f1"]
-    active_error = comparison.get("active_error")
-    promote = (
-        promote_auto
-        and not active_error
-        and (active_f1 is None or comparison["candidate_micro_f1"] >= active_f1)
-    )
-    if not promote_auto:
-        decision = "manual: waiting for an admin to activate it"
-    elif active_error:
-        decision = (
-            f"kept {comparison['active_version']}: could not score it ({active_error}); activate by hand"
-        )
-    elif promote:
-        decision = "promoted" if active_f1 is not None else "promoted (no active version)"
-    else:
-        decision = f"kept {comparison['active_version']}: lower micro-F1 on the same validation slice"
+    promote, decision = promotion_decision(comparison)
     comparison["decision"] = decision
     metrics = dict(result.metrics)
     metrics["promotion"] = comparison
@@ -809,49 +457,3 @@ def _training_finish(
         if promote:
             _activate(version)
     return TrainingJob.objects.get(id=job.id)
-
-
-# --------------------------------------------------------------------------------------------------
-# Activation (promotion and rollback)
-# --------------------------------------------------------------------------------------------------
-
-
-def model_version_activate(*, version: ModelVersion, user=None) -> ModelVersion:
-    """Make ``version`` (READY) the active tagger: its suggestions are computed for every unreviewed product
-    in batches, and the UI shows only the active version's suggestions. Rollback is activating an older one."""
-    with transaction.atomic():
-        version = _activate(version)
-    logger.info("model version %s activated by %s", version.version, getattr(user, "username", None))
-    return version
-
-
-def _activate(version: ModelVersion) -> ModelVersion:
-    # Lock the versions involved (pk order) so two activations serialize; one_active_model backs this up.
-    ids = sorted({version.id, *ModelVersion.objects.filter(is_active=True).values_list("id", flat=True)})
-    locked = {v.id: v for v in ModelVersion.objects.select_for_update().filter(id__in=ids).order_by("id")}
-    target = locked[version.id]
-    if target.state != ModelState.READY:
-        raise ModelVersionNotReady(
-            f"model version {target.version} is {target.state}; only a ready version can be activated"
-        )
-    from annotation.services.suggestions import artifact_dir
-
-    if not artifact_dir(target).is_dir():  # MODEL_DIR/<version>/, where every worker loads it from
-        raise ModelVersionNotReady(
-            f"model version {target.version} has no artifact at {artifact_dir(target)}"
-        )
-    if target.is_active:
-        return target
-    ModelVersion.objects.filter(is_active=True).update(is_active=False)
-    target.is_active = True
-    target.activated_at = timezone.now()
-    target.save(update_fields=["is_active", "activated_at"])
-    Product.objects.filter(review_status=ReviewStatus.UNREVIEWED).update(needs_suggestion=True)
-    # Refreshes for other versions stop at their next batch (they check the active version).
-    SuggestionRefresh.objects.filter(~Q(model_version=target), status__in=OPEN_JOB_STATUSES).update(
-        status=JobStatus.FAILED, finished_at=timezone.now()
-    )
-    from annotation.services.suggestions import suggestions_refresh_start
-
-    suggestions_refresh_start(version=target)
-    return target
