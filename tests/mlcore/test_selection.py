@@ -23,6 +23,7 @@ from mlcore.selection import (
     review_order,
     threshold_uncertainty,
 )
+from mlcore.selection import base as selection_base
 from tests.conftest import SHARED_DATA
 
 
@@ -163,16 +164,21 @@ def test_default_mixes_random_picks_from_outside_the_candidates():
 def test_rank_reads_blocks_of_a_row_sliceable_store(fashion_probs, monkeypatch):
     probs, _, _ = fashion_probs
 
+    slices = []
+
     class Rows:
         shape = probs.shape
 
         def __getitem__(self, key):
+            if isinstance(key, slice):
+                slices.append(key.stop - key.start)
             return probs[key]
 
     whole = rank(probs, strategy=DEFAULT_STRATEGY, thresholds=0.3)
-    monkeypatch.setattr(selection, "ROW_BLOCK", 37)
+    monkeypatch.setattr(selection_base, "ROW_BLOCK", 37)
     blocked = rank(Rows(), strategy=DEFAULT_STRATEGY, thresholds=0.3)
     np.testing.assert_array_equal(whole, blocked)
+    assert slices and max(slices) == 37  # read in blocks, not as one array
 
 
 def test_bad_input_is_named():
