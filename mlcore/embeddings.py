@@ -22,22 +22,13 @@ from typing import Any
 
 import numpy as np
 
-from mlcore.settings import DEFAULT_CACHE_DIR
-
 __all__ = [
-    "DEFAULT_CACHE_DIR",
     "EmbeddingCache",
     "TextEncoder",
     "base_model_setting",
-    "default_cache_dir",
     "embed_texts",
     "model_fingerprint",
 ]
-
-
-def default_cache_dir() -> Path:
-    """``~/.cache/tagstudio/embeddings``: the cache used when the caller names none."""
-    return Path(DEFAULT_CACHE_DIR).expanduser()
 
 
 def _packaged_minilm() -> str | None:
@@ -289,7 +280,3 @@ def embed_texts(
     if not texts:
         return np.zeros((0, encoder.dim), dtype=np.float32)
     return np.stack([cached[k] for k in keys]).astype(np.float32)
-
-
-def describe_encoder(encoder: TextEncoder) -> dict[str, Any]:
-    return {"name": encoder.name, "fingerprint": encoder.fingerprint, "max_length": encoder.max_length}

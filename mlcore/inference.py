@@ -15,7 +15,7 @@ from mlcore.tagger import load_tagger
 from mlcore.tagger.base import Tagger
 from mlcore.types import ProductRecord, TagScore
 
-__all__ = ["clear_model_cache", "load_model", "predict", "predict_proba"]
+__all__ = ["load_model", "predict", "predict_proba"]
 
 # Models kept loaded per process: the active version and the one being promoted or compared with it.
 MODEL_CACHE_SIZE = 2
@@ -44,11 +44,6 @@ def load_model(directory: str | Path, *, runtime: RuntimeSettings | None = None)
         while len(_cache) > MODEL_CACHE_SIZE:
             _cache.popitem(last=False)
     return model
-
-
-def clear_model_cache() -> None:
-    with _lock:
-        _cache.clear()
 
 
 def predict(

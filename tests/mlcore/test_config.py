@@ -14,7 +14,7 @@ import pytest
 from mlcore.cli import runtime_from_env
 from mlcore.device import cpu_threads
 from mlcore.embeddings import base_model_setting
-from mlcore.inference import clear_model_cache, load_model
+from mlcore.inference import load_model
 from mlcore.settings import RuntimeSettings
 from mlcore.tagger import get_tagger, load_tagger, tagger_config_class
 from mlcore.tagger.config import HybridConfig, KeywordConfig, LexicalConfig
@@ -146,10 +146,8 @@ def test_artifact_of_the_earlier_format_loads(tmp_path):
 
 def test_load_model_runs_with_the_runtime_it_is_given(tmp_path):
     _format1_keyword_artifact(tmp_path / "m")
-    clear_model_cache()
     one = RuntimeSettings(cache_dir=tmp_path / "a")
     model = load_model(tmp_path / "m", runtime=one)
     assert model.runtime == one and load_model(tmp_path / "m", runtime=one) is model
     other = load_model(tmp_path / "m", runtime=RuntimeSettings(cache_dir=tmp_path / "b"))
     assert other is not model and other.runtime.cache_dir == tmp_path / "b"
-    clear_model_cache()
