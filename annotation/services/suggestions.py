@@ -199,11 +199,11 @@ def _record(row: Sequence[Any]):
 
 
 def _predict(version: ModelVersion, records: list) -> list:
-    from annotation.services.training import _point_mlcore_at_caches
+    from annotation.services.training import mlcore_runtime_settings
     from mlcore.inference import load_model, predict
 
-    _point_mlcore_at_caches()
-    model = load_model(str(artifact_dir(version)))  # cached per process by mlcore
+    # cached per process by mlcore
+    model = load_model(str(artifact_dir(version)), runtime=mlcore_runtime_settings())
     return predict(model, records, top_k=TOP_K, postprocess=_taxonomy_postprocess(model))
 
 

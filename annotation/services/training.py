@@ -55,6 +55,7 @@ from annotation.models import (
     TrainingJob,
     TrainingTrigger,
 )
+from mlcore.settings import RuntimeSettings
 
 logger = logging.getLogger(__name__)
 
@@ -630,17 +631,27 @@ def _version_for_job(job: TrainingJob, data: TrainingData) -> ModelVersion:
 def _mlcore_train(data: TrainingData, out_dir: Path, progress: _Progress):
     from mlcore.training import TrainConfig, train
 
-    _point_mlcore_at_caches()
     config = TrainConfig(tagger=settings.TAGSTUDIO_TAGGER)
-    return train(data.records, out_dir, config, valid_ids=data.valid_ids, progress=progress.update)
+    return train(
+        data.records,
+        out_dir,
+        config,
+        valid_ids=data.valid_ids,
+        progress=progress.update,
+        runtime=mlcore_runtime_settings(),
+    )
 
 
-def _point_mlcore_at_caches() -> None:
-    # mlcore reads its embedding cache location from the environment (it never imports Django).
-    os.environ["TAGSTUDIO_CACHE_DIR"] = str(settings.EMBEDDING_CACHE_DIR)
-    if settings.TAGSTUDIO_BASE_MODEL:
-        os.environ["TAGSTUDIO_BASE_MODEL"] = settings.TAGSTUDIO_BASE_MODEL
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+def mlcore_runtime_settings() -> RuntimeSettings:
+    """The Django settings mlcore runs with (it never imports Django): embedding cache, base model,
+    device and CPU threads; checkpoints load from local files only."""
+    return RuntimeSettings(
+        cache_dir=settings.EMBEDDING_CACHE_DIR,
+        base_model=settings.TAGSTUDIO_BASE_MODEL or None,
+        device=settings.TAGSTUDIO_DEVICE or None,
+        num_threads=settings.TAGSTUDIO_NUM_THREADS or None,
+        local_files_only=True,
+    )
 
 
 def _write_artifact_meta(
@@ -701,7 +712,7 @@ def model_micro_f1(artifact: Path | str, records: Sequence) -> float:
     from mlcore.inference import load_model, predict
     from mlcore.metrics import evaluate_tag_sets
 
-    model = load_model(str(artifact))
+    model = load_model(str(artifact), runtime=mlcore_runtime_settings())
     scored = predict(model, list(records), top_k=20)
     selected = [[s.tag for s in row if s.selected] for row in scored]
     return float(evaluate_tag_sets([r.tags for r in records], selected, per_tag=False)["micro_f1"])
