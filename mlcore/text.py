@@ -18,7 +18,6 @@ from mlcore.types import ProductRecord
 
 __all__ = [
     "clean_text",
-    "detect_lang",
     "lexical_tokens",
     "normalize_text",
     "product_text",
@@ -31,7 +30,6 @@ _WS_RE = re.compile(r"\s+")
 _CJK_CLASS = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _CJK_RE = re.compile(f"[{_CJK_CLASS}]")
 _RUN_RE = re.compile(f"[{_CJK_CLASS}]+|[^\\W_]+", re.UNICODE)
-_LATIN_RE = re.compile(r"[A-Za-z\u00c0-\u024f]")
 
 _jieba_lock = threading.Lock()
 _jieba_ready = False
@@ -56,20 +54,6 @@ def clean_text(text: str | None) -> str:
 def normalize_text(text: str | None) -> str:
     """:func:`clean_text` plus case folding (affects Latin and other cased scripts only)."""
     return clean_text(text).casefold()
-
-
-def detect_lang(text: str | None) -> str:
-    """``"zh"`` when CJK ideographs make up at least 20 % of the letters, ``"en"`` for Latin text,
-    ``"und"`` (undetermined) otherwise, e.g. for digits-only or empty text."""
-    if not text:
-        return "und"
-    cjk = len(_CJK_RE.findall(text))
-    latin = len(_LATIN_RE.findall(text))
-    if cjk and cjk >= 0.2 * (cjk + latin):
-        return "zh"
-    if latin:
-        return "en"
-    return "und"
 
 
 def _ensure_jieba() -> Any:

@@ -31,7 +31,8 @@ import numpy as np
 
 from mlcore.data import split_records
 from mlcore.metrics import evaluate_tag_sets
-from mlcore.tagger import available_taggers, get_tagger
+from mlcore.settings import RuntimeSettings
+from mlcore.tagger import available_taggers, get_tagger, tagger_config_class
 from mlcore.tagger.base import ProgressCallback
 from mlcore.types import ProductRecord, TrainResult
 
@@ -40,7 +41,8 @@ __all__ = ["TrainConfig", "data_fingerprint", "set_seed", "train"]
 
 @dataclass
 class TrainConfig:
-    """What to train. ``tagger_config`` goes to the tagger's constructor (see its class docstring)."""
+    """What to train. ``tagger_config``: the keys of the tagger's config dataclass
+    (:mod:`mlcore.tagger.config`), checked here so an unknown key fails before any training."""
 
     tagger: str = "default"
     seed: int = 13
@@ -61,6 +63,7 @@ class TrainConfig:
             raise ValueError(f"seed must be an integer, got {self.seed!r}")
         if not isinstance(self.tagger_config, dict):
             raise ValueError("tagger_config must be a JSON object")
+        tagger_config_class(self.tagger).from_dict(self.tagger_config)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
@@ -145,13 +148,15 @@ def train(
     *,
     valid_ids: Sequence[str] | None = None,
     progress: ProgressCallback | None = None,
+    runtime: RuntimeSettings | None = None,
 ) -> TrainResult:
     """Train a tagger on ``records`` and write its artifact to ``out_dir`` (replaced if it exists).
 
     The validation slice is ``valid_ids`` when given (so two versions can be compared on the same
     products), else a seeded slice of ``config.valid_fraction`` whole title groups. Products without
     tags are ignored. Raises ValueError for no labelled records, a single tag overall, or a validation
-    slice that leaves nothing to train on.
+    slice that leaves nothing to train on. ``runtime``: embedding cache dir, base model (when the tagger
+    config names none), device and threads.
     """
     config = config or TrainConfig()
     started = time.perf_counter()
@@ -170,7 +175,7 @@ def train(
     if len({t for r in train_part for t in r.tags}) < 2:
         raise ValueError("the training part has a single tag overall: a tagger needs at least two")
 
-    tagger = get_tagger(config.tagger, **config.tagger_config)
+    tagger = get_tagger(config.tagger, config.tagger_config, runtime=runtime)
     tagger.fit(train_part, progress=progress)
     metrics: dict[str, Any] = {}
     if valid_part:
@@ -181,12 +186,15 @@ def train(
             progress("evaluate", len(valid_part), len(valid_part))
 
     if config.refit_on_all and valid_part:
-        tagger = get_tagger(config.tagger, **config.tagger_config)
+        tagger = get_tagger(config.tagger, config.tagger_config, runtime=runtime)
         tagger.fit(labelled, progress=progress)
 
     import torch
 
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    if runtime is not None and runtime.device:
+        device = torch.device(runtime.device).type
+    else:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     info = getattr(tagger, "info_", {}) or {}
     duration = time.perf_counter() - started
     out_dir = Path(out_dir)

@@ -261,6 +261,10 @@ MODEL_DIR = Path(os.environ.get("MODEL_DIR", VAR_DIR / "models"))
 TAGSTUDIO_BASE_MODEL = os.environ.get("TAGSTUDIO_BASE_MODEL", "")  # "" = offline MiniLM from PyPI
 TAGSTUDIO_TAGGER = os.environ.get("TAGSTUDIO_TAGGER", "default")
 EMBEDDING_CACHE_DIR = Path(os.environ.get("EMBEDDING_CACHE_DIR", MODEL_DIR / "embeddings"))
+# Where the tagger runs ("cpu", "cuda", "cuda:1"; "" = CUDA when available) and its CPU threads (0 = the
+# idle cores); handed to mlcore as RuntimeSettings with the two settings above.
+TAGSTUDIO_DEVICE = os.environ.get("TAGSTUDIO_DEVICE", "")
+TAGSTUDIO_NUM_THREADS = env_int("TAGSTUDIO_NUM_THREADS", 0)
 IMPORT_DIR = Path(os.environ.get("IMPORT_DIR", VAR_DIR / "imports"))
 EXPORT_DIR = Path(os.environ.get("EXPORT_DIR", VAR_DIR / "exports"))
 REVIEW_CLAIM_TTL_SECONDS = env_int("REVIEW_CLAIM_TTL_SECONDS", 600)

@@ -1,14 +1,14 @@
-"""Where model versions live on disk and where mlcore keeps its caches: shared by training (which writes a
-version's directory) and suggestions (which loads it), so neither imports the other for it."""
+"""Where model versions live on disk and the settings mlcore runs with: shared by training (which writes a
+version's directory) and suggestions (which loads it), so neither imports the other for them."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from django.conf import settings
 
 from annotation.models import ModelVersion
+from mlcore.settings import RuntimeSettings
 
 
 def artifact_dir(version: ModelVersion) -> Path:
@@ -17,9 +17,13 @@ def artifact_dir(version: ModelVersion) -> Path:
     return Path(settings.MODEL_DIR) / version.version
 
 
-def point_mlcore_at_caches() -> None:
-    # mlcore reads its embedding cache location from the environment (it never imports Django).
-    os.environ["TAGSTUDIO_CACHE_DIR"] = str(settings.EMBEDDING_CACHE_DIR)
-    if settings.TAGSTUDIO_BASE_MODEL:
-        os.environ["TAGSTUDIO_BASE_MODEL"] = settings.TAGSTUDIO_BASE_MODEL
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+def mlcore_runtime_settings() -> RuntimeSettings:
+    """The Django settings mlcore runs with (it never imports Django): embedding cache, base model,
+    device and CPU threads; checkpoints load from local files only."""
+    return RuntimeSettings(
+        cache_dir=settings.EMBEDDING_CACHE_DIR,
+        base_model=settings.TAGSTUDIO_BASE_MODEL or None,
+        device=settings.TAGSTUDIO_DEVICE or None,
+        num_threads=settings.TAGSTUDIO_NUM_THREADS or None,
+        local_files_only=True,
+    )

@@ -45,7 +45,7 @@ from annotation.selectors.taxonomy import (
     taxonomy_inactive_tags,
     taxonomy_parents_map,
 )
-from annotation.services.model_files import artifact_dir, point_mlcore_at_caches
+from annotation.services.model_files import artifact_dir, mlcore_runtime_settings
 from annotation.services.queue import queue_priorities_request
 from mlcore.inference import load_model, predict
 from mlcore.postprocess import PostProcessConfig
@@ -198,8 +198,7 @@ def _record(row: Sequence[Any]):
 
 
 def _predict(version: ModelVersion, records: list) -> list:
-    point_mlcore_at_caches()
-    model = load_model(str(artifact_dir(version)))  # cached per process by mlcore
+    model = load_model(str(artifact_dir(version)), runtime=mlcore_runtime_settings())  # cached per process
     return predict(model, records, top_k=TOP_K, postprocess=_taxonomy_postprocess(model))
 
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 import numpy as np
 
+from mlcore.settings import RuntimeSettings
+from mlcore.tagger.config import TaggerConfig
 from mlcore.types import ProductRecord, TagScore
 
 # progress(phase, done, total) — phase is a short word ("encode", "epoch", ...); total may be None.
@@ -42,26 +44,45 @@ class Tagger(ABC):
 
     @classmethod
     @abstractmethod
-    def load(cls, directory: str | Path) -> Self: ...
+    def load(cls, directory: str | Path, *, runtime: RuntimeSettings | None = None) -> Self: ...
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:  # scikit-learn estimator contract
         return {}
 
 
 TAGGER_FILE = "tagger.json"
+# tagger.json format: 1 stored the config as rewritten by fit (the default tagger's resolved "fine_tune"
+# and its runtime keys "cache_dir"/"device"); 2 stores the config as given plus the "fitted" decisions.
+TAGGER_FORMAT = 2
 
 
 class ScoredTagger(Tagger):
     """Shared machinery: thresholds, post-processing, ``suggest`` and the artifact's ``tagger.json``.
 
-    Subclasses implement ``fit`` (setting ``classes_``, ``thresholds_``), ``predict_proba`` and the
-    ``_save_state``/``_load_state`` hooks for their weights.
+    Subclasses set ``config_class`` (their :class:`TaggerConfig`), implement ``fit`` (setting ``classes_``,
+    ``thresholds_``), ``predict_proba`` and the ``_save_state``/``_load_state`` hooks for their weights;
+    decisions taken while fitting go to ``_fitted_params``/``_restore_fitted``, never into ``config``.
+    ``runtime``: where and how to run (cache dir, base model, device, threads); not saved with the model.
     """
 
-    def __init__(self, **config: Any) -> None:
+    config_class: ClassVar[type[TaggerConfig]] = TaggerConfig
+
+    def __init__(
+        self,
+        config: TaggerConfig | Mapping[str, Any] | None = None,
+        *,
+        runtime: RuntimeSettings | None = None,
+    ) -> None:
         from mlcore.postprocess import PostProcessConfig
 
-        self.config: dict[str, Any] = dict(config)
+        if config is None or isinstance(config, Mapping):
+            config = self.config_class.from_dict(config)
+        elif not isinstance(config, self.config_class):
+            raise TypeError(
+                f"{type(self).__name__} takes a {self.config_class.__name__}, not {type(config).__name__}"
+            )
+        self.config = config
+        self.runtime = runtime or RuntimeSettings()
         self.postprocess = PostProcessConfig()
         self.classes_ = []
         self.thresholds_: np.ndarray = np.zeros(0, dtype=np.float32)
@@ -69,11 +90,20 @@ class ScoredTagger(Tagger):
         self.info_: dict[str, Any] = {}
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
-        return dict(self.config)
+        return self.config.to_dict()
 
     def set_params(self, **params: Any) -> Self:
-        self.config.update(params)
+        self.config = self.config_class.from_dict({**self.config.to_dict(), **params})
         return self
+
+    def _fitted_params(self) -> dict[str, Any]:
+        """Decisions taken by ``fit`` beyond the weights (saved as tagger.json's "fitted")."""
+        return {}
+
+    def _restore_fitted(self, fitted: Mapping[str, Any] | None, saved_config: Mapping[str, Any]) -> None:
+        """Set what :meth:`_fitted_params` saved; ``fitted`` is None for a format-1 artifact, whose
+        ``saved_config`` holds those decisions instead."""
+        return None
 
     def _check_fitted(self) -> None:
         if not self.classes_:
@@ -123,8 +153,9 @@ class ScoredTagger(Tagger):
         directory.mkdir(parents=True, exist_ok=True)
         meta = {
             "tagger": self.name,
-            "format": 1,
-            "config": self.config,
+            "format": TAGGER_FORMAT,
+            "config": self.config.to_dict(),
+            "fitted": self._fitted_params(),
             "classes": list(self.classes_),
             "thresholds": [float(t) for t in self.thresholds_],
             "default_threshold": float(self.default_threshold_),
@@ -136,7 +167,7 @@ class ScoredTagger(Tagger):
             json.dump(meta, fh, ensure_ascii=False, indent=1, default=_json_default)
 
     @classmethod
-    def load(cls, directory: str | Path) -> Self:
+    def load(cls, directory: str | Path, *, runtime: RuntimeSettings | None = None) -> Self:
         import json
 
         from mlcore.postprocess import PostProcessConfig
@@ -146,12 +177,14 @@ class ScoredTagger(Tagger):
             meta = json.load(fh)
         if meta.get("tagger") != cls.name:
             raise ValueError(f"{directory} holds a {meta.get('tagger')!r} tagger, not {cls.name!r}")
-        obj = cls(**meta.get("config", {}))
+        saved_config = meta.get("config") or {}
+        obj = cls(cls.config_class.from_saved(saved_config), runtime=runtime)
         obj.classes_ = list(meta["classes"])
         obj.thresholds_ = np.asarray(meta["thresholds"], dtype=np.float32)
         obj.default_threshold_ = float(meta["default_threshold"])
         obj.postprocess = PostProcessConfig.from_dict(meta.get("postprocess") or {})
         obj.info_ = meta.get("info") or {}
+        obj._restore_fitted(meta.get("fitted"), saved_config)
         obj._load_state(directory)
         return obj
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import math
-import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -47,9 +46,10 @@ class FineTunedClassifier:
         device: torch.device,
         seed: int = 13,
         on_epoch: Callable[[int, int], None] | None = None,
+        local_files_only: bool = True,
     ) -> tuple[FineTunedClassifier, int]:
-        """Returns (classifier, best epoch). Without ``valid`` it trains exactly ``epochs`` epochs."""
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        """Returns (classifier, best epoch). Without ``valid`` it trains exactly ``epochs`` epochs.
+        ``local_files_only``: load ``base_model`` from disk / the local Hugging Face cache only."""
         from transformers import (
             AutoModelForSequenceClassification,
             AutoTokenizer,
@@ -57,9 +57,10 @@ class FineTunedClassifier:
         )
 
         torch.manual_seed(seed)
-        tokenizer = AutoTokenizer.from_pretrained(base_model)
+        tokenizer = AutoTokenizer.from_pretrained(base_model, local_files_only=local_files_only)
         model = AutoModelForSequenceClassification.from_pretrained(
             base_model,
+            local_files_only=local_files_only,
             num_labels=len(classes),
             problem_type="multi_label_classification",
             id2label=dict(enumerate(classes)),
@@ -138,9 +139,12 @@ class FineTunedClassifier:
 
     @classmethod
     def load(cls, directory: Path, *, max_length: int, device: torch.device) -> FineTunedClassifier:
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-        model = AutoModelForSequenceClassification.from_pretrained(directory).to(device)
+        # The artifact's own checkpoint directory: nothing to download.
+        model = AutoModelForSequenceClassification.from_pretrained(directory, local_files_only=True).to(
+            device
+        )
         model.eval()
-        return cls(model, AutoTokenizer.from_pretrained(directory), max_length=max_length, device=device)
+        tokenizer = AutoTokenizer.from_pretrained(directory, local_files_only=True)
+        return cls(model, tokenizer, max_length=max_length, device=device)

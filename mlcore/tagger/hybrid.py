@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import pickle
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Self
 
@@ -35,8 +35,10 @@ from threadpoolctl import threadpool_limits
 
 from mlcore.data import encode_labels, group_kfold, split_records
 from mlcore.device import cpu_threads, pick_device
-from mlcore.embeddings import EmbeddingCache, TextEncoder, default_cache_dir, embed_texts
+from mlcore.embeddings import EmbeddingCache, TextEncoder, embed_texts
+from mlcore.settings import RuntimeSettings
 from mlcore.tagger.base import ProgressCallback, ScoredTagger
+from mlcore.tagger.config import HybridConfig
 from mlcore.tagger.features import LexicalFeaturizer, NetConfig, predict_net, train_multilabel_net
 from mlcore.tagger.lexical import OneVsRestLinear, check_training_records, tag_classes
 from mlcore.tagger.mentions import MentionIndex
@@ -101,42 +103,23 @@ class _Parts:
 
 
 class HybridTagger(ScoredTagger):
-    """TagStudio's default tagger (see the module docstring). Config keys (all optional):
+    """TagStudio's default tagger (see the module docstring). Config: :class:`HybridConfig`.
 
-    ``base_model`` (checkpoint dir or hub name; default ``$TAGSTUDIO_BASE_MODEL`` or the packaged MiniLM),
-    ``cache_dir`` (embedding cache; default ``$TAGSTUDIO_CACHE_DIR`` or ``~/.cache/tagstudio/embeddings``),
-    ``max_length`` (encoder tokens, 128), ``fine_tune`` (None: only with CUDA), ``fine_tune_epochs`` (4), ``device``,
-    ``C`` (lexical regularisation, 8), ``hidden`` (head units, 512), ``epochs`` (head max, 60),
-    ``knn_k`` (10), ``candidates`` (tags scored by the blend per product, 40), ``valid_fraction`` (0.2),
-    ``max_valid`` (cap on that slice, 3,000), ``refit_max`` (up to this many labelled products the lexical
-    model and the head are retrained on all of them after the blend is fitted, 12,000), ``seed`` (13).
+    Fitted beyond the weights: ``fine_tune_`` (whether the encoder was fine-tuned: ``config.fine_tune``,
+    or when that is None, whether CUDA was available at fit time).
     """
 
     name = "default"
+    config_class = HybridConfig
+    config: HybridConfig
 
-    DEFAULTS: dict[str, Any] = {
-        "base_model": None,
-        "cache_dir": None,
-        "max_length": 128,
-        "fine_tune": None,
-        "fine_tune_epochs": 4,
-        "device": None,
-        "C": 8.0,
-        "hidden": 512,
-        "epochs": 60,
-        "knn_k": 10,
-        "candidates": 40,
-        "valid_fraction": 0.2,
-        "max_valid": 3000,
-        "refit_max": 12000,
-        "seed": 13,
-    }
-
-    def __init__(self, **config: Any) -> None:
-        unknown = set(config) - set(self.DEFAULTS)
-        if unknown:
-            raise ValueError(f"unknown config for the default tagger: {sorted(unknown)}")
-        super().__init__(**{**self.DEFAULTS, **config})
+    def __init__(
+        self,
+        config: HybridConfig | Mapping[str, Any] | None = None,
+        *,
+        runtime: RuntimeSettings | None = None,
+    ) -> None:
+        super().__init__(config, runtime=runtime)
         self._encoder: TextEncoder | None = None
 
     # ----------------------------------------------------------------------------------------- encoding
@@ -144,15 +127,20 @@ class HybridTagger(ScoredTagger):
     def encoder(self) -> TextEncoder:
         if self._encoder is None:
             self._encoder = TextEncoder(
-                self.config["base_model"],
-                max_length=int(self.config["max_length"]),
-                device=self.config["device"],
+                self.config.base_model or self.runtime.base_model,
+                max_length=self.config.max_length,
+                device=self.runtime.device,
+                num_threads=self.runtime.num_threads,
+                local_files_only=self.runtime.local_files_only,
             )
         return self._encoder
 
     def _cache(self) -> EmbeddingCache | None:
-        directory = self.config["cache_dir"] or default_cache_dir()
-        return EmbeddingCache(directory) if str(directory) != "none" else None
+        directory = self.runtime.embedding_cache_dir()
+        return EmbeddingCache(directory) if directory is not None else None
+
+    def _device(self) -> torch.device:
+        return pick_device(self.runtime.device, num_threads=self.runtime.num_threads)
 
     def _embed(
         self, records: Sequence[ProductRecord], progress: ProgressCallback | None = None
@@ -182,15 +170,15 @@ class HybridTagger(ScoredTagger):
             parts.featurizer = LexicalFeaturizer()
             x = parts.featurizer.fit_transform(list(records))
             tick = (lambda d, t: progress("lexical", d, t)) if progress is not None else None
-            parts.lexical = OneVsRestLinear(C=float(self.config["C"]), seed=self.seed).fit(
-                x, y, progress=tick
-            )
-        device = pick_device(self.config["device"])
+            parts.lexical = OneVsRestLinear(
+                C=self.config.C, n_jobs=self.runtime.num_threads, seed=self.seed
+            ).fit(x, y, progress=tick)
+        device = self._device()
         # Batches of 512 at lr 3e-3 converge in ~30 epochs where 256 at 2e-3 took ~45 (20,000 bigbasket
         # products: 17 s instead of 29 s on 2 cores).
         net_cfg = NetConfig(
-            hidden=int(self.config["hidden"]),
-            epochs=int(self.config["epochs"]),
+            hidden=self.config.hidden,
+            epochs=self.config.epochs,
             batch_size=512,
             lr=3e-3,
             patience=2,
@@ -199,10 +187,10 @@ class HybridTagger(ScoredTagger):
         epoch_tick = (lambda d, t: progress("head", d, t)) if progress is not None else None
         if reuse is not None:
             parts.head, parts.head_epochs = reuse.head, reuse.head_epochs
-        elif self.config["fine_tune"]:
+        elif self.fine_tune_:
             from mlcore.tagger.finetune import FineTunedClassifier
 
-            epochs = int(head_epochs or self.config["fine_tune_epochs"])
+            epochs = int(head_epochs or self.config.fine_tune_epochs)
             parts.head, best = FineTunedClassifier.train(
                 self.encoder.name,
                 self.classes_,
@@ -210,10 +198,11 @@ class HybridTagger(ScoredTagger):
                 y,
                 valid=([embedding_text(r) for r in valid[0]], valid[2]) if valid is not None else None,
                 epochs=epochs,
-                max_length=int(self.config["max_length"]),
+                max_length=self.config.max_length,
                 device=device,
                 seed=self.seed,
                 on_epoch=(lambda d, t: progress("fine-tune", d, t)) if progress is not None else None,
+                local_files_only=self.runtime.local_files_only,
             )
             parts.head_epochs = best if valid is not None else epochs
         elif valid is not None:
@@ -247,11 +236,11 @@ class HybridTagger(ScoredTagger):
     ) -> dict[str, Any]:
         x = parts.featurizer.transform(list(records))
         lex = parts.lexical.predict_proba(x)
-        if self.config["fine_tune"]:
+        if self.fine_tune_:
             head = parts.head.predict_proba([embedding_text(r) for r in records])
         else:
             head = predict_net(parts.head, None, emb)
-        knn, top_sim = knn_votes(emb, parts.index_embeddings, parts.index_labels, k=int(self.config["knn_k"]))
+        knn, top_sim = knn_votes(emb, parts.index_embeddings, parts.index_labels, k=self.config.knn_k)
         mentions = parts.mentions.matrix(records).toarray()
         return {"lex": lex, "head": head, "knn": knn, "top_sim": top_sim, "mentions": mentions}
 
@@ -261,7 +250,7 @@ class HybridTagger(ScoredTagger):
         lex, head, knn, mentions = scores["lex"], scores["head"], scores["knn"], scores["mentions"]
         n, n_classes = lex.shape
         combined = lex + head + knn + mentions
-        c = min(int(self.config["candidates"]), n_classes)
+        c = min(self.config.candidates, n_classes)
         top = (
             np.argpartition(-combined, c - 1, axis=1)[:, :c]
             if c < n_classes
@@ -308,11 +297,11 @@ class HybridTagger(ScoredTagger):
     # -------------------------------------------------------------------------------------------- fit
     @property
     def seed(self) -> int:
-        return int(self.config["seed"])
+        return self.config.seed
 
     def fit(self, records: Sequence[ProductRecord], *, progress: ProgressCallback | None = None) -> Self:
-        pick_device(self.config["device"])  # sets torch's CPU thread count
-        with threadpool_limits(limits=cpu_threads()):
+        self._device()  # sets torch's CPU thread count
+        with threadpool_limits(limits=cpu_threads(self.runtime.num_threads)):
             return self._fit(records, progress=progress)
 
     def _fit(self, records: Sequence[ProductRecord], *, progress: ProgressCallback | None = None) -> Self:
@@ -321,17 +310,16 @@ class HybridTagger(ScoredTagger):
         np.random.seed(self.seed)
         labelled = check_training_records(records)
         self.classes_ = tag_classes(labelled)
-        if self.config["fine_tune"] is None:
-            self.config["fine_tune"] = bool(torch.cuda.is_available())
+        self.fine_tune_ = (
+            bool(torch.cuda.is_available()) if self.config.fine_tune is None else self.config.fine_tune
+        )
         emb_all = self._embed(labelled, progress)
         row_of = {r.id: i for i, r in enumerate(labelled)}
         y_all = encode_labels([r.tags for r in labelled], self.classes_)
 
         # The slice trains the blender and tunes thresholds; past a few thousand products more of it adds
         # little there and costs the parts' training data.
-        valid_fraction = min(
-            float(self.config["valid_fraction"]), int(self.config["max_valid"]) / len(labelled)
-        )
+        valid_fraction = min(self.config.valid_fraction, self.config.max_valid / len(labelled))
         fit_part, valid_part = split_records(labelled, valid_fraction, self.seed)
         if len(valid_part) < 10 or len(fit_part) < 10:
             raise ValueError(
@@ -376,7 +364,7 @@ class HybridTagger(ScoredTagger):
         # lexical model and head trained on the fit part are kept (the slice is then at most max_valid
         # products, a small share of the data, and a second training would double the CPU time); the
         # neighbour index and the mention statistics take every record either way.
-        refit = len(labelled) <= int(self.config["refit_max"])
+        refit = len(labelled) <= self.config.refit_max
         self.parts_ = self._fit_parts(
             labelled,
             emb_all,
@@ -402,16 +390,24 @@ class HybridTagger(ScoredTagger):
         records = list(records)
         if not records:
             return np.zeros((0, len(self.classes_)), dtype=np.float32)
-        with threadpool_limits(limits=cpu_threads()):
+        with threadpool_limits(limits=cpu_threads(self.runtime.num_threads)):
             emb = self._embed(records)
             scores = self._part_scores(self.parts_, records, emb)
             return self._blend(self.blender_, self.parts_, scores)
 
     # ------------------------------------------------------------------------------------- save/load
+    def _fitted_params(self) -> dict[str, Any]:
+        return {"fine_tune_": self.fine_tune_}
+
+    def _restore_fitted(self, fitted: Mapping[str, Any] | None, saved_config: Mapping[str, Any]) -> None:
+        # Format 1 wrote the decision into the config's "fine_tune" (never None once fitted).
+        source = saved_config.get("fine_tune") if fitted is None else fitted["fine_tune_"]
+        self.fine_tune_ = bool(source)
+
     def _save_state(self, directory: Path) -> None:
         parts = self.parts_
         head = parts.head
-        if self.config["fine_tune"]:
+        if self.fine_tune_:
             head.save(directory / "encoder")  # transformers checkpoint with the label maps
             head_shape = None
         else:
@@ -440,17 +436,15 @@ class HybridTagger(ScoredTagger):
         parts = _Parts()
         parts.featurizer = state["featurizer"]
         parts.lexical = state["lexical"]
-        if self.config["fine_tune"]:
+        if self.fine_tune_:
             from mlcore.tagger.finetune import FineTunedClassifier
 
             parts.head = FineTunedClassifier.load(
-                directory / "encoder",
-                max_length=int(self.config["max_length"]),
-                device=pick_device(self.config["device"]),
+                directory / "encoder", max_length=self.config.max_length, device=self._device()
             )
         else:
             n_dense, n_classes = state["head_shape"]
-            head = MultiLabelNet(0, n_dense, n_classes, int(self.config["hidden"]), 0.0)
+            head = MultiLabelNet(0, n_dense, n_classes, self.config.hidden, 0.0)
             head.load_state_dict(torch.load(directory / "head.pt", map_location="cpu", weights_only=True))
             head.eval()
             parts.head = head

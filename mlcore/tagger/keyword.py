@@ -14,6 +14,7 @@ import numpy as np
 
 from mlcore.data import encode_labels
 from mlcore.tagger.base import ProgressCallback, ScoredTagger
+from mlcore.tagger.config import KeywordConfig
 from mlcore.tagger.lexical import check_training_records, tag_classes
 from mlcore.tagger.mentions import MentionIndex
 from mlcore.types import ProductRecord
@@ -22,13 +23,11 @@ __all__ = ["KeywordTagger"]
 
 
 class KeywordTagger(ScoredTagger):
-    """Config: ``threshold`` (default 0.5)."""
+    """Config: :class:`KeywordConfig` (``threshold``, default 0.5)."""
 
     name = "keyword"
-
-    def __init__(self, **config: Any) -> None:
-        config.setdefault("threshold", 0.5)
-        super().__init__(**config)
+    config_class = KeywordConfig
+    config: KeywordConfig
 
     def fit(self, records: Sequence[ProductRecord], *, progress: ProgressCallback | None = None) -> Self:
         labelled = check_training_records(records)
@@ -40,8 +39,8 @@ class KeywordTagger(ScoredTagger):
         both = np.asarray(m.multiply(y).sum(axis=0)).ravel()
         self.precision_ = ((both + 1.0) / (hits + 2.0)).astype(np.float32)
         self.prior_ = (np.asarray(y.sum(axis=0)).ravel() / len(labelled)).astype(np.float32)
-        self.thresholds_ = np.full(len(self.classes_), float(self.config["threshold"]), dtype=np.float32)
-        self.default_threshold_ = float(self.config["threshold"])
+        self.thresholds_ = np.full(len(self.classes_), self.config.threshold, dtype=np.float32)
+        self.default_threshold_ = self.config.threshold
         self._index = index
         if progress is not None:
             progress("fit", 1, 1)

@@ -21,6 +21,7 @@ from sklearn.linear_model import LogisticRegression
 
 from mlcore.data import encode_labels, split_records
 from mlcore.tagger.base import ProgressCallback, ScoredTagger
+from mlcore.tagger.config import LexicalConfig
 from mlcore.tagger.features import LexicalFeaturizer
 from mlcore.thresholds import tune_thresholds
 from mlcore.types import ProductRecord
@@ -114,7 +115,7 @@ class OneVsRestLinear:
         # unit of TF-IDF: on zh_taobao (1,679 tags) pruning there kept 4.9M of 85M weights (39 MB instead
         # of 683 MB) at the same F1.
         columns: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-        n_jobs = self.n_jobs or torch_threads()
+        n_jobs = self.n_jobs or cpu_threads()
         done = 0
         # liblinear releases the GIL, so threads share the feature matrix without copies.
         with ThreadPoolExecutor(max_workers=max(1, n_jobs)) as pool:
@@ -147,10 +148,11 @@ class OneVsRestLinear:
         return _sigmoid(self.decision_function(x))
 
 
-def torch_threads() -> int:
-    from mlcore.device import cpu_threads
+def cpu_threads(num_threads: int | None = None) -> int:
+    """:func:`mlcore.device.cpu_threads`, imported on use: that module imports torch, this one need not."""
+    from mlcore.device import cpu_threads as device_cpu_threads
 
-    return cpu_threads()
+    return device_cpu_threads(num_threads)
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
@@ -160,23 +162,20 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
 class LexicalTagger(ScoredTagger):
     """TF-IDF (words + character n-grams, jieba for Chinese) + one-vs-rest logistic regression.
 
-    Config: ``C`` (inverse regularisation, default 8), ``valid_fraction`` (slice held out to tune the
-    thresholds before the final refit on all records, default 0.15), ``seed``.
+    Config: :class:`LexicalConfig` (``C``, ``valid_fraction``, ``seed``).
     """
 
     name = "lexical"
-
-    def __init__(self, **config: Any) -> None:
-        config.setdefault("C", 8.0)
-        config.setdefault("valid_fraction", 0.15)
-        config.setdefault("seed", 13)
-        super().__init__(**config)
+    config_class = LexicalConfig
+    config: LexicalConfig
 
     def _fit_model(self, records: Sequence[ProductRecord], classes: list[str], progress: Any = None) -> None:
         self.featurizer_ = LexicalFeaturizer()
         x = self.featurizer_.fit_transform(list(records))
         y = encode_labels([r.tags for r in records], classes)
-        self.model_ = OneVsRestLinear(C=float(self.config["C"])).fit(x, y, progress=progress)
+        self.model_ = OneVsRestLinear(C=self.config.C, n_jobs=self.runtime.num_threads).fit(
+            x, y, progress=progress
+        )
 
     def fit(self, records: Sequence[ProductRecord], *, progress: ProgressCallback | None = None) -> Self:
         started = time.perf_counter()
@@ -187,7 +186,7 @@ class LexicalTagger(ScoredTagger):
             return (lambda done, total: progress(phase, done, total)) if progress is not None else None
 
         fit_part, valid_part = (
-            split_records(labelled, float(self.config["valid_fraction"]), int(self.config["seed"]))
+            split_records(labelled, self.config.valid_fraction, self.config.seed)
             if len(labelled) >= 20
             else (labelled, [])
         )

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from mlcore.records import read_jsonl
+from mlcore.settings import RuntimeSettings
 from mlcore.types import ProductRecord
 
 DATA = Path(__file__).resolve().parent.parent / "data"
@@ -38,7 +39,11 @@ def zh_titles() -> list[ProductRecord]:
 
 
 @pytest.fixture
-def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    directory = tmp_path / "embeddings"
-    monkeypatch.setenv("TAGSTUDIO_CACHE_DIR", str(directory))
-    return directory
+def cache_dir(tmp_path: Path) -> Path:
+    return tmp_path / "embeddings"
+
+
+@pytest.fixture
+def runtime(cache_dir: Path) -> RuntimeSettings:
+    """Runtime settings with a fresh embedding cache, passed explicitly like the app and the CLI do."""
+    return RuntimeSettings(cache_dir=cache_dir, device="cpu")

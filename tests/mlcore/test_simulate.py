@@ -7,7 +7,6 @@ import csv
 import json
 import subprocess
 import sys
-from itertools import islice
 
 import pytest
 
@@ -23,7 +22,8 @@ from mlcore.simulate import (
     summarize,
     write_csv,
 )
-from tests.conftest import REPO_ROOT, SHARED_DATA
+from tests.conftest import REPO_ROOT
+from tests.mlcore.conftest import DATA
 
 
 def _points(
@@ -100,20 +100,26 @@ def test_bad_arguments_are_reported(tmp_path, capsys):
         main(["--pool", str(tmp_path / "missing.jsonl"), "--test", "t", "--out", str(tmp_path)])
 
 
-def _write_sample(path, name: str, skip: int, n: int) -> None:
-    source = SHARED_DATA / name / "dev.jsonl"
-    if not source.is_file():
-        pytest.skip(f"shared data not found: {source}")
-    with open(source, encoding="utf-8") as fh:
-        path.write_text("".join(islice(fh, skip, skip + n)), encoding="utf-8")
+# Samples in tests/data (see its README): English fashion titles, and Chinese reviews of 9 categories
+# stored grouped by category (every other line goes to the pool so both sides see every category).
+SAMPLES = {
+    "en_fashion": (DATA / "mlcore_en_fashion.jsonl", slice(0, 160), slice(160, 240)),
+    "zh_reviews": (DATA / "mlcore_selection_zh_reviews.jsonl", slice(0, 320, 2), slice(1, 160, 2)),
+}
+
+
+def _write_sample(path, source, rows: slice) -> None:
+    lines = source.read_text(encoding="utf-8").splitlines(keepends=True)
+    path.write_text("".join(lines[rows]), encoding="utf-8")
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["myntra_catalog_desc", "zh_online_shopping_10cats"])
+@pytest.mark.parametrize("name", sorted(SAMPLES))
 def test_cli_end_to_end_on_a_tiny_real_pool(tmp_path, name):
     pool, test, out = tmp_path / "pool.jsonl", tmp_path / "test.jsonl", tmp_path / "out"
-    _write_sample(pool, name, 0, 160)
-    _write_sample(test, name, 5000, 80)
+    source, pool_rows, test_rows = SAMPLES[name]
+    _write_sample(pool, source, pool_rows)
+    _write_sample(test, source, test_rows)
     command = [
         sys.executable,
         "-m",

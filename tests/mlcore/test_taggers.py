@@ -1,13 +1,17 @@
 from __future__ import annotations
 
+import json
+import shutil
 from dataclasses import replace
 
 import numpy as np
 import pytest
 
+from mlcore.embeddings import EmbeddingCache
 from mlcore.metrics import evaluate_tag_sets
 from mlcore.postprocess import PostProcessConfig
 from mlcore.tagger import available_taggers, get_tagger, load_tagger
+from mlcore.tagger.hybrid import embedding_text
 from mlcore.types import ProductRecord
 
 
@@ -93,29 +97,57 @@ def test_postprocess_settings_apply_at_predict_time(en_fashion):
 
 
 @pytest.mark.slow
-def test_default_tagger_tiny_real_training_and_round_trip(en_toys, cache_dir, tmp_path):
+def test_default_tagger_tiny_real_training_and_round_trip(en_toys, runtime, cache_dir, tmp_path):
     train, test = _split(en_toys)
-    tagger = get_tagger("default", hidden=64, epochs=8, max_length=32)
+    tagger = get_tagger("default", hidden=64, epochs=8, max_length=32, runtime=runtime)
     tagger.fit(train)
     assert tagger.info_["head_epochs"] >= 1
+    # The cache the caller named is the one used (one embedding per distinct text), nothing else.
+    cached = EmbeddingCache(cache_dir).count(tagger.encoder.fingerprint)
+    assert cached == len({embedding_text(r) for r in train if r.tags})
+    assert tagger.fine_tune_ is False and tagger.config.fine_tune is None  # decided at fit, not rewritten
     proba = tagger.predict_proba(test)
     assert proba.shape == (len(test), len(tagger.classes_))
     assert _micro_f1(tagger, test) > 0.3
     tagger.save(tmp_path / "model")
-    again = load_tagger(tmp_path / "model")
+    saved = json.loads((tmp_path / "model" / "tagger.json").read_text())
+    assert saved["config"]["fine_tune"] is None and saved["fitted"] == {"fine_tune_": False}
+    assert "cache_dir" not in saved["config"] and "device" not in saved["config"]
+    again = load_tagger(tmp_path / "model", runtime=runtime)
     assert np.array_equal(again.predict_proba(test), proba)
     assert again.suggest(test) == tagger.suggest(test)
+    assert EmbeddingCache(cache_dir).count(tagger.encoder.fingerprint) == cached + len(
+        {embedding_text(r) for r in test} - {embedding_text(r) for r in train if r.tags}
+    )
+    # The same model as the format-1 writer left it: fit's decision inside the config, runtime keys too.
+    old = tmp_path / "model-format1"
+    shutil.copytree(tmp_path / "model", old)
+    meta = {
+        **saved,
+        "format": 1,
+        "config": {**saved["config"], "fine_tune": False, "cache_dir": None, "device": None},
+    }
+    del meta["fitted"]
+    (old / "tagger.json").write_text(json.dumps(meta))
+    from_old = load_tagger(old, runtime=runtime)
+    assert from_old.fine_tune_ is False and from_old.config == tagger.config.__class__(
+        **{**saved["config"], "fine_tune": False}
+    )
+    assert np.array_equal(from_old.predict_proba(test), proba)
 
 
 @pytest.mark.slow
-def test_default_tagger_fine_tune_option_runs_on_cpu(en_fashion, cache_dir, tmp_path):
+def test_default_tagger_fine_tune_option_runs_on_cpu(en_fashion, runtime, tmp_path):
     # The GPU path (full fine-tuning, bf16 autocast on CUDA) exercised on a CPU with a tiny budget.
     records = en_fashion[:80]
-    tagger = get_tagger("default", fine_tune=True, fine_tune_epochs=1, max_length=16, hidden=32)
+    tagger = get_tagger(
+        "default", fine_tune=True, fine_tune_epochs=1, max_length=16, hidden=32, runtime=runtime
+    )
     tagger.fit(records)
     assert (tagger.parts_.head.model.config.problem_type) == "multi_label_classification"
     proba = tagger.predict_proba(records[:10])
     tagger.save(tmp_path / "ft")
     assert (tmp_path / "ft" / "encoder" / "config.json").is_file()
-    again = load_tagger(tmp_path / "ft")
+    again = load_tagger(tmp_path / "ft", runtime=runtime)
+    assert again.fine_tune_ is True
     assert np.allclose(again.predict_proba(records[:10]), proba, atol=1e-5)

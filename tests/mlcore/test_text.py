@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from mlcore.text import clean_text, detect_lang, lexical_tokens, normalize_text, product_text
+from mlcore.text import clean_text, lexical_tokens, normalize_text, product_text
 from mlcore.types import ProductRecord
 
 
@@ -9,14 +9,6 @@ def test_clean_text_strips_html_controls_and_applies_nfkc():
     assert clean_text(raw) == "Full&width Mug Set"
     assert normalize_text("Ｍｕｇ ÄRGER") == "mug ärger"
     assert clean_text(None) == ""
-
-
-def test_detect_lang():
-    assert detect_lang("睡衣女冬天韩版连体情侣睡袍") == "zh"
-    assert detect_lang("Puma Men Black T-shirt") == "en"
-    assert detect_lang("iphone6手机壳") == "zh"
-    assert detect_lang("12345 !!") == "und"
-    assert detect_lang("") == "und"
 
 
 def test_chinese_is_segmented_with_jieba_and_latin_kept_whole():

@@ -19,7 +19,7 @@ from typing import Any
 from django.conf import settings
 
 from annotation.models import JobStatus, ModelVersion, TrainingJob
-from annotation.services.model_files import artifact_dir, point_mlcore_at_caches
+from annotation.services.model_files import artifact_dir, mlcore_runtime_settings
 from annotation.services.training.artifacts import (
     _publish_artifact,
     _remove_partial_artifacts,
@@ -131,14 +131,20 @@ def _error_text(exc: Exception) -> str:
 
 
 def _mlcore_train(data: TrainingData, out_dir: Path, progress: _Progress):
-    point_mlcore_at_caches()
     config = TrainConfig(tagger=settings.TAGSTUDIO_TAGGER)
-    return train(data.records, out_dir, config, valid_ids=data.valid_ids, progress=progress.update)
+    return train(
+        data.records,
+        out_dir,
+        config,
+        valid_ids=data.valid_ids,
+        progress=progress.update,
+        runtime=mlcore_runtime_settings(),
+    )
 
 
 def model_micro_f1(artifact: Path | str, records: Sequence) -> float:
     """Micro-F1 of the model in ``artifact`` on ``records`` (their gold ``tags``), over selected tags."""
-    model = load_model(str(artifact))
+    model = load_model(str(artifact), runtime=mlcore_runtime_settings())
     scored = predict(model, list(records), top_k=20)
     selected = [[s.tag for s in row if s.selected] for row in scored]
     return float(evaluate_tag_sets([r.tags for r in records], selected, per_tag=False)["micro_f1"])
