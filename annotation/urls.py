@@ -1,10 +1,13 @@
-"""HTML routes, one module per area."""
+"""HTML routes, one module per area (annotation/views/<area>/urls.py beside its views and forms)."""
 
 from django.urls import include, path
 
 urlpatterns = [
-    path("", include("annotation.views.routes_review")),  # login, review page, product list
-    path("", include("annotation.views.routes_models")),  # models page, training progress
-    path("", include("annotation.views.routes_catalog")),  # taxonomy, imports/exports pages
-    path("", include("annotation.views.routes_dashboard")),  # /dashboard/
+    path("", include("annotation.views.accounts.urls")),  # home, login, logout
+    path("", include("annotation.views.review.urls")),  # review page, product claim/undo
+    path("", include("annotation.views.catalog.urls")),  # product list, product page
+    path("", include("annotation.views.taxonomy.urls")),  # taxonomy pages
+    path("", include("annotation.views.models.urls")),  # models page, training progress
+    path("", include("annotation.views.export.urls")),  # exports page
+    path("", include("annotation.views.dashboard.urls")),  # /dashboard/
 ]

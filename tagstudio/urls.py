@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from annotation.views.health import healthz
+from annotation.views.accounts.views import healthz
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),

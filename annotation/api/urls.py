@@ -1,9 +1,14 @@
-"""/api/v1/ routes, one module per area so each area's routes live beside its views."""
+"""/api/v1/ routes, one module per area (annotation/api/<area>/urls.py beside its views and serializers)."""
 
 from django.urls import include, path
 
 urlpatterns = [
-    path("", include("annotation.api.routes_catalog")),  # products, tags, imports, export, users/tokens
-    path("", include("annotation.api.routes_review")),  # review/next, products/{id}/review|release
-    path("", include("annotation.api.routes_models")),  # models, training jobs, suggestion refresh
+    path("", include("annotation.api.catalog.urls")),  # products, imports
+    path("", include("annotation.api.review.urls")),  # review/next|undo, products/{id}/review|release
+    path("", include("annotation.api.taxonomy.urls")),  # tags, aliases, merges
+    path(
+        "", include("annotation.api.models.urls")
+    ),  # models, training jobs, suggestion refresh, queue strategy
+    path("", include("annotation.api.export.urls")),  # approved-tags export, export jobs
+    path("", include("annotation.api.accounts.urls")),  # me, tokens, users
 ]

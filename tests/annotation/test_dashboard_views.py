@@ -23,7 +23,7 @@ from annotation.models import (
     Tag,
     TagSource,
 )
-from annotation.views.dashboard import bar_chart, line_chart
+from annotation.views.dashboard.views import bar_chart, line_chart
 
 pytestmark = pytest.mark.django_db
 

@@ -89,7 +89,7 @@ EXPECTATIONS: dict[str, Access] = {
     "schema": access(PUBLIC, PUBLIC, GET=200),
     "api-docs": access(PUBLIC, PUBLIC, GET=200),
     "healthz": access(PUBLIC, PUBLIC, GET=200),
-    # API — catalog (annotation/api/routes_catalog.py)
+    # API — catalog, taxonomy, export, accounts (annotation/api/<area>/urls.py)
     "api-products": access(OPERATOR, OPERATOR, GET=200),
     "api-product": access(OPERATOR, OPERATOR, GET=200),
     "api-tags": access(OPERATOR, ADMIN, GET=200, POST=400),
@@ -106,12 +106,12 @@ EXPECTATIONS: dict[str, Access] = {
     "api-token-rotate": access(OPERATOR, OPERATOR, POST=200),
     "api-users": access(ADMIN, ADMIN, GET=200, POST=400),
     "api-user-token": access(ADMIN, ADMIN, DELETE=204),
-    # API — review (annotation/api/routes_review.py)
+    # API — review (annotation/api/review/urls.py)
     "api-review-next": access(OPERATOR, OPERATOR, POST=200),
     "api-review-undo": access(OPERATOR, OPERATOR, POST=409),  # nothing to undo
     "api-product-review": access(OPERATOR, OPERATOR, POST=400),
     "api-product-release": access(OPERATOR, OPERATOR, POST=200),
-    # API — models and training (annotation/api/routes_models.py)
+    # API — models and training (annotation/api/models/urls.py)
     "api-models": access(OPERATOR, ADMIN, GET=200),
     "api-model": access(OPERATOR, ADMIN, GET=200),
     "api-models-train": access(ADMIN, ADMIN, POST=202),

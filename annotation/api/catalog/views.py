@@ -1,0 +1,161 @@
+"""The catalog over REST: products (a filtered keyset list and a detail page by the merchant's external id)
+and catalog imports (admin: upload a JSONL/CSV file, get 202 and a job to poll).
+
+A file that is not JSONL or CSV is refused with 400 before a job or a product is written; a body above
+``TAGSTUDIO_MAX_UPLOAD_BYTES`` gets 413 from its Content-Length before it is read (annotation.api.limits).
+"""
+
+from __future__ import annotations
+
+from django.db.models import Exists, OuterRef, Prefetch, Q
+from django.shortcuts import get_object_or_404
+from django_filters import rest_framework as filters
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
+from rest_framework.exceptions import ValidationError
+from rest_framework.generics import ListAPIView
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from annotation.api.catalog.serializers import (
+    ImportCreateSerializer,
+    ImportJobSerializer,
+    ProductDetailSerializer,
+    ProductListSerializer,
+)
+from annotation.api.filters import StrictFilterSet
+from annotation.api.limits import LimitedFormParser, LimitedMultiPartParser
+from annotation.api.permissions import IsAdmin, IsOperator
+from annotation.io.readers import FileFormatError
+from annotation.models import ImportJob, Product, ProductTag, ReviewEvent, ReviewStatus, Suggestion
+from annotation.selectors.catalog import tag_lookup
+from annotation.selectors.taxonomy import tag_paths
+from annotation.services.imports import import_job_create
+
+REVIEW_HISTORY_LIMIT = 100
+
+
+class ProductFilter(StrictFilterSet):
+    status = filters.ChoiceFilter(
+        field_name="review_status", choices=ReviewStatus.choices, help_text="Review status."
+    )
+    tag = filters.CharFilter(
+        method="filter_tag",
+        help_text="Products with this approved tag (a name or alias; merged tags resolve to their target).",
+    )
+    q = filters.CharFilter(method="filter_text", help_text="Text in the title, brand or external id.")
+    updated_since = filters.IsoDateTimeFilter(
+        method="filter_updated_since",
+        help_text="ISO-8601: products whose content or approved tags changed at or after this time.",
+    )
+
+    class Meta:
+        model = Product
+        fields: list[str] = []
+
+    def filter_tag(self, queryset, name, value):
+        tag = tag_lookup(value)
+        if tag is None:
+            raise ValidationError({"tag": [f"Unknown tag {value!r}."]})
+        return queryset.filter(Exists(ProductTag.objects.filter(product_id=OuterRef("pk"), tag=tag)))
+
+    def filter_text(self, queryset, name, value):
+        value = value.strip()
+        if not value:
+            return queryset
+        return queryset.filter(
+            Q(title__icontains=value) | Q(brand__icontains=value) | Q(external_id__icontains=value)
+        )
+
+    def filter_updated_since(self, queryset, name, value):
+        return queryset.filter(Q(updated_at__gte=value) | Q(tags_updated_at__gte=value))
+
+
+class ProductListApi(ListAPIView):
+    """Products, newest first, keyset-paginated; filter by status, tag, text and update time."""
+
+    permission_classes = [IsOperator]
+    serializer_class = ProductListSerializer
+    filterset_class = ProductFilter
+    pagination_ordering = "-id"
+
+    def get_queryset(self):
+        approved = ProductTag.objects.select_related("tag").order_by("tag__normalized_name")
+        return Product.objects.select_related("suggested_by").prefetch_related(
+            Prefetch("approved_tags", queryset=approved)
+        )
+
+
+class ProductDetailApi(APIView):
+    """One product: its approved tags with paths, its current suggestions and its review history."""
+
+    permission_classes = [IsOperator]
+
+    @extend_schema(responses=ProductDetailSerializer)
+    def get(self, request, external_id: str) -> Response:
+        product = get_object_or_404(Product.objects.select_related("suggested_by"), external_id=external_id)
+        approved = list(
+            product.approved_tags.select_related("tag", "approved_by", "model_version").order_by(
+                "tag__normalized_name"
+            )
+        )
+        suggestions = []
+        if product.suggested_by_id is not None:
+            suggestions = list(
+                Suggestion.objects.filter(product=product, model_version_id=product.suggested_by_id)
+                .select_related("tag")
+                .order_by("-score", "tag_id")
+            )
+        events = list(
+            ReviewEvent.objects.filter(product=product)
+            .select_related("user", "model_version")
+            .order_by("-created_at", "-id")[:REVIEW_HISTORY_LIMIT]
+        )
+        context = {
+            "approved": approved,
+            "suggestions": suggestions,
+            "events": events,
+            "paths": tag_paths(a.tag_id for a in approved),
+        }
+        return Response(ProductDetailSerializer(product, context=context).data)
+
+
+# --- imports -----------------------------------------------------------------------------------------------
+
+
+class ImportListApi(ListAPIView):
+    """Import jobs, newest first. POST uploads a catalog file and starts an import job."""
+
+    permission_classes = [IsAdmin]
+    serializer_class = ImportJobSerializer
+    queryset = ImportJob.objects.select_related("created_by")
+    parser_classes = [LimitedMultiPartParser, LimitedFormParser]
+
+    @extend_schema(
+        request={"multipart/form-data": ImportCreateSerializer}, responses={202: ImportJobSerializer}
+    )
+    def post(self, request) -> Response:
+        serializer = ImportCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        upload = serializer.validated_data["file"]
+        try:
+            job = import_job_create(
+                source=upload,
+                filename=upload.name,
+                ignore_tags=serializer.validated_data["ignore_tags"],
+                user=request.user,
+            )
+        except FileFormatError as exc:
+            raise ValidationError({"file": [str(exc)]}) from exc
+        return Response(ImportJobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+
+class ImportDetailApi(APIView):
+    """An import job's state: rows imported, rows rejected and why (line, field, reason)."""
+
+    permission_classes = [IsAdmin]
+
+    @extend_schema(responses=ImportJobSerializer)
+    def get(self, request, pk: int) -> Response:
+        job = get_object_or_404(ImportJob.objects.select_related("created_by"), pk=pk)
+        return Response(ImportJobSerializer(job).data)

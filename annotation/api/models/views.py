@@ -1,0 +1,131 @@
+"""Model registry API: versions, training, activation (rollback), the suggestion refresh, the AL strategy."""
+
+from __future__ import annotations
+
+from django.shortcuts import get_object_or_404
+from django.urls import reverse
+from drf_spectacular.utils import extend_schema
+from rest_framework import generics, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from annotation.api.errors import Conflict
+from annotation.api.models.serializers import (
+    ModelVersionDetailSerializer,
+    ModelVersionSerializer,
+    StrategySerializer,
+    SuggestionRefreshSerializer,
+    TrainingJobCreatedSerializer,
+    TrainingJobSerializer,
+)
+from annotation.api.permissions import IsAdmin, ReadOperatorWriteAdmin
+from annotation.models import ModelVersion, TrainingJob, TrainingTrigger
+from annotation.services.queue import UnknownStrategy, queue_strategies, queue_strategy, queue_strategy_set
+from annotation.services.suggestions import suggestion_refresh_latest
+from annotation.services.training import ModelVersionNotReady, model_version_activate, training_job_request
+
+
+class ModelVersionListApi(generics.ListAPIView):
+    """Model versions, newest first, with their headline validation metrics and the active flag."""
+
+    permission_classes = [ReadOperatorWriteAdmin]
+    serializer_class = ModelVersionSerializer
+    queryset = ModelVersion.objects.select_related("training_job")
+
+
+class ModelVersionDetailApi(generics.RetrieveAPIView):
+    permission_classes = [ReadOperatorWriteAdmin]
+    serializer_class = ModelVersionDetailSerializer
+    queryset = ModelVersion.objects.select_related("training_job")
+
+
+class ModelVersionActivateApi(APIView):
+    """Make a ready version the active one (also a rollback); suggestions are refreshed in the background."""
+
+    permission_classes = [IsAdmin]
+
+    @extend_schema(request=None, responses={200: ModelVersionSerializer})
+    def post(self, request, pk: int) -> Response:
+        version = get_object_or_404(ModelVersion, pk=pk)
+        try:
+            version = model_version_activate(version=version, user=request.user)
+        except ModelVersionNotReady as exc:
+            raise Conflict(str(exc)) from exc
+        return Response(ModelVersionSerializer(version).data)
+
+
+class ModelTrainApi(APIView):
+    """Queue a training of a new version from all approved tags (202). At most one job is queued or running:
+    asking again returns that job with ``created: false``."""
+
+    permission_classes = [IsAdmin]
+
+    @extend_schema(request=None, responses={202: TrainingJobCreatedSerializer})
+    def post(self, request) -> Response:
+        before = TrainingJob.objects.order_by("-id").values_list("id", flat=True).first()
+        job = training_job_request(trigger=TrainingTrigger.API, user=request.user)
+        body = {
+            "job_id": job.id,
+            "status": job.status,
+            "created": job.id != before,
+            "url": reverse("api-training-job", args=[job.id]),
+        }
+        return Response(TrainingJobCreatedSerializer(body).data, status=status.HTTP_202_ACCEPTED)
+
+
+class TrainingJobListApi(generics.ListAPIView):
+    permission_classes = [ReadOperatorWriteAdmin]
+    serializer_class = TrainingJobSerializer
+    queryset = TrainingJob.objects.select_related("model_version")
+
+
+class TrainingJobDetailApi(generics.RetrieveAPIView):
+    """``{status: queued|running|succeeded|failed, progress, model_version, error, ...}``."""
+
+    permission_classes = [ReadOperatorWriteAdmin]
+    serializer_class = TrainingJobSerializer
+    queryset = TrainingJob.objects.select_related("model_version")
+
+
+class SuggestionRefreshLatestApi(APIView):
+    """Progress (done / total) of the active version's suggestion refresh; 404 before the first one."""
+
+    permission_classes = [ReadOperatorWriteAdmin]
+
+    @extend_schema(responses={200: SuggestionRefreshSerializer})
+    def get(self, request) -> Response:
+        refresh = suggestion_refresh_latest()
+        if refresh is None:
+            return Response(
+                {"error": "not_found", "detail": "No suggestion refresh yet.", "fields": {}},
+                status=status.HTTP_404_NOT_FOUND,
+            )
+        return Response(SuggestionRefreshSerializer(refresh).data)
+
+
+class QueueStrategyApi(APIView):
+    """The active-learning strategy that orders the review queue (admins change it)."""
+
+    permission_classes = [ReadOperatorWriteAdmin]
+
+    def _body(self, strategy: str) -> dict:
+        return {
+            "strategy": strategy,
+            "choices": [{"name": name, "description": text} for name, text in queue_strategies()],
+        }
+
+    @extend_schema(responses={200: StrategySerializer})
+    def get(self, request) -> Response:
+        return Response(self._body(queue_strategy()))
+
+    @extend_schema(request=StrategySerializer, responses={200: StrategySerializer})
+    def put(self, request) -> Response:
+        serializer = StrategySerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            strategy = queue_strategy_set(strategy=serializer.validated_data["strategy"], user=request.user)
+        except UnknownStrategy as exc:
+            from rest_framework.exceptions import ValidationError
+
+            raise ValidationError({"strategy": [str(exc)]}) from exc
+        return Response(self._body(strategy))

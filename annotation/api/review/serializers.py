@@ -1,0 +1,79 @@
+"""Shapes of the review API: the claimed product with its suggestions, the submit body, the submit result."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from annotation.views.review.forms import MAX_TAGS_PER_REVIEW, TAG_NAME_MAX_CHARS
+
+
+class ReviewProductSerializer(serializers.Serializer):
+    external_id = serializers.CharField()
+    title = serializers.CharField()
+    description = serializers.CharField()
+    brand = serializers.CharField()
+    category_path = serializers.JSONField()
+    attributes = serializers.JSONField()
+    lang = serializers.CharField()
+    image_url = serializers.CharField()
+    review_status = serializers.CharField()
+    priority = serializers.FloatField()
+
+
+class SuggestionOutSerializer(serializers.Serializer):
+    tag = serializers.CharField(source="name")
+    score = serializers.FloatField()
+    selected = serializers.BooleanField(help_text="The model would apply it after its thresholds.")
+    model_version = serializers.CharField()
+
+
+class ApprovedTagOutSerializer(serializers.Serializer):
+    tag = serializers.CharField(source="name")
+    source = serializers.CharField(source="approved_source")
+
+
+class ReviewCardSerializer(serializers.Serializer):
+    """POST /review/next/: the claimed product, its current suggestions by score, and the claim expiry."""
+
+    product = ReviewProductSerializer()
+    suggestions = SuggestionOutSerializer(many=True)
+    approved_tags = ApprovedTagOutSerializer(many=True)
+    model_version = serializers.CharField(
+        allow_null=True, help_text="Version of the suggestions (none: no model)."
+    )
+    claim_expires_at = serializers.DateTimeField()
+
+
+class ReviewSubmitSerializer(serializers.Serializer):
+    tags = serializers.ListField(
+        child=serializers.CharField(max_length=TAG_NAME_MAX_CHARS, allow_blank=False, trim_whitespace=True),
+        allow_empty=True,
+        max_length=MAX_TAGS_PER_REVIEW,
+        help_text="The product's final tags (names or aliases). An empty list means no tag applies.",
+    )
+
+
+class ReviewResultSerializer(serializers.Serializer):
+    product = serializers.CharField(source="product.external_id")
+    review_status = serializers.CharField(source="product.review_status")
+    event_id = serializers.IntegerField(source="id")
+    model_version = serializers.CharField(source="model_version.version", allow_null=True, default=None)
+    tags = serializers.ListField(child=serializers.CharField(), source="final_tags")
+    accepted = serializers.ListField(child=serializers.CharField())
+    rejected = serializers.ListField(child=serializers.CharField())
+    added = serializers.ListField(child=serializers.CharField())
+    removed = serializers.ListField(child=serializers.CharField())
+
+
+class ReleaseResultSerializer(serializers.Serializer):
+    product = serializers.CharField()
+    released = serializers.BooleanField(help_text="False when the product had no claim.")
+
+
+class UndoResultSerializer(serializers.Serializer):
+    product = serializers.CharField(source="product.external_id")
+    review_status = serializers.CharField(source="product.review_status")
+    event_id = serializers.IntegerField(source="id")
+    reverts = serializers.IntegerField(source="reverts_id")
+    tags = serializers.ListField(child=serializers.CharField(), source="final_tags")
+    claim_expires_at = serializers.DateTimeField(source="product.claim_expires_at")

@@ -1,0 +1,42 @@
+"""Forms of the HTML review workflow (the REST API validates the same input with DRF serializers)."""
+
+from __future__ import annotations
+
+from django import forms
+from django.core.exceptions import ValidationError
+
+MAX_TAGS_PER_REVIEW = 200
+TAG_NAME_MAX_CHARS = 200
+
+
+class TagNamesField(forms.Field):
+    """A list of tag names posted as repeated ``tags`` fields (checked chips and added tags)."""
+
+    widget = forms.MultipleHiddenInput
+
+    def to_python(self, value) -> list[str]:
+        if not value:
+            return []
+        if isinstance(value, str):
+            value = [value]
+        names: list[str] = []
+        for raw in value:
+            name = " ".join(str(raw).split())
+            if not name:
+                continue
+            if len(name) > TAG_NAME_MAX_CHARS:
+                raise ValidationError(
+                    f"Tag name {name[:40]!r}… is longer than {TAG_NAME_MAX_CHARS} characters.",
+                    code="too_long",
+                )
+            if name not in names:
+                names.append(name)
+        if len(names) > MAX_TAGS_PER_REVIEW:
+            raise ValidationError(f"At most {MAX_TAGS_PER_REVIEW} tags per product.", code="too_many")
+        return names
+
+
+class ReviewSubmitForm(forms.Form):
+    tags = TagNamesField(required=False)
+    # The model version whose suggestions the card showed: recorded as "shown" in the audit event.
+    shown_version = forms.IntegerField(required=False, min_value=1)
