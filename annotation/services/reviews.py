@@ -90,6 +90,10 @@ class NothingToUndo(ReviewError):
     pass
 
 
+# The most tags one review may set: the HTML form and the REST serializer both refuse a longer list.
+MAX_TAGS_PER_REVIEW = 200
+
+
 def hierarchy_closure_enabled() -> bool:
     """The admin's choice on the taxonomy page, else the deployment default (one rule for all callers)."""
     return closure_setting()

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from annotation.views.review.forms import MAX_TAGS_PER_REVIEW, TAG_NAME_MAX_CHARS
+from annotation.services.reviews import MAX_TAGS_PER_REVIEW
+from annotation.taxonomy.names import TAG_NAME_MAX_LENGTH
 
 
 class ReviewProductSerializer(serializers.Serializer):
@@ -46,7 +47,7 @@ class ReviewCardSerializer(serializers.Serializer):
 
 class ReviewSubmitSerializer(serializers.Serializer):
     tags = serializers.ListField(
-        child=serializers.CharField(max_length=TAG_NAME_MAX_CHARS, allow_blank=False, trim_whitespace=True),
+        child=serializers.CharField(max_length=TAG_NAME_MAX_LENGTH, allow_blank=False, trim_whitespace=True),
         allow_empty=True,
         max_length=MAX_TAGS_PER_REVIEW,
         help_text="The product's final tags (names or aliases). An empty list means no tag applies.",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django import forms
 
 from annotation.selectors.catalog import LIST_SORTS, LIST_STATUSES, ProductListFilter
-from annotation.views.review.forms import TAG_NAME_MAX_CHARS
+from annotation.taxonomy.names import TAG_NAME_MAX_LENGTH
 
 
 class ProductFilterForm(forms.Form):
@@ -15,7 +15,7 @@ class ProductFilterForm(forms.Form):
     sort = forms.ChoiceField(
         choices=[("priority", "Priority"), ("updated", "Last update")], required=False, initial="priority"
     )
-    tag = forms.CharField(required=False, max_length=TAG_NAME_MAX_CHARS, strip=True)
+    tag = forms.CharField(required=False, max_length=TAG_NAME_MAX_LENGTH, strip=True)
     q = forms.CharField(required=False, max_length=200, strip=True, label="Text")
     cursor = forms.CharField(required=False, max_length=500, widget=forms.HiddenInput)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from django import forms
 from django.core.exceptions import ValidationError
 
-MAX_TAGS_PER_REVIEW = 200
-TAG_NAME_MAX_CHARS = 200
+from annotation.services.reviews import MAX_TAGS_PER_REVIEW
+from annotation.taxonomy.names import TAG_NAME_MAX_LENGTH
 
 
 class TagNamesField(forms.Field):
@@ -24,9 +24,9 @@ class TagNamesField(forms.Field):
             name = " ".join(str(raw).split())
             if not name:
                 continue
-            if len(name) > TAG_NAME_MAX_CHARS:
+            if len(name) > TAG_NAME_MAX_LENGTH:
                 raise ValidationError(
-                    f"Tag name {name[:40]!r}… is longer than {TAG_NAME_MAX_CHARS} characters.",
+                    f"Tag name {name[:40]!r}… is longer than {TAG_NAME_MAX_LENGTH} characters.",
                     code="too_long",
                 )
             if name not in names:
