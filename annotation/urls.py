@@ -1,4 +1,7 @@
-"""HTML routes, one module per area (annotation/views/<area>/urls.py beside its views and forms)."""
+"""HTML routes, one module per area (annotation/views/<area>/urls.py beside its views and forms).
+
+No two areas' routes match the same path, so the include order below is free (tests/annotation/test_routes.py).
+"""
 
 from django.urls import include, path
 

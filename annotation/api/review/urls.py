@@ -1,6 +1,8 @@
 """/api/v1/ routes of the review workflow.
 
-``external_id`` uses the path converter: a merchant SKU may contain "/" (the suffix still matches).
+``external_id`` uses the path converter: a merchant SKU may contain "/" (the suffix still matches). Each
+action under products/<external_id>/ is listed in annotation.api.converters.PRODUCT_ACTIONS, so the
+product detail route never takes its paths.
 """
 
 from django.urls import path
