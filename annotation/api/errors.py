@@ -17,7 +17,8 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import Http404
+from django.http import Http404, JsonResponse
+from django.views.defaults import page_not_found
 from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler, set_rollback
@@ -90,9 +91,6 @@ def _as_drf(exc: Exception) -> Exception:
 def api_page_not_found(request, exception=None):
     """``handler404`` for the project: a path under /api/ that no route matches answers in the API's shape
     (clients and the schema's fuzzer get JSON, not an HTML page); other paths keep Django's page."""
-    from django.http import JsonResponse
-    from django.views.defaults import page_not_found
-
     if request.path.startswith("/api/"):
         body = {"error": "not_found", "detail": "No API endpoint matches this path.", "fields": {}}
         return JsonResponse(body, status=status.HTTP_404_NOT_FOUND)

@@ -6,6 +6,7 @@ from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, status
+from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -125,7 +126,5 @@ class QueueStrategyApi(APIView):
         try:
             strategy = queue_strategy_set(strategy=serializer.validated_data["strategy"], user=request.user)
         except UnknownStrategy as exc:
-            from rest_framework.exceptions import ValidationError
-
             raise ValidationError({"strategy": [str(exc)]}) from exc
         return Response(self._body(strategy))
