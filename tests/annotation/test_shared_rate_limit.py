@@ -19,10 +19,9 @@ from pathlib import Path
 
 import pytest
 import redis
-from django.core.cache import cache
+import yaml
+from django.conf import settings
 from django.db import connection
-
-pytestmark = [pytest.mark.slow]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RATE = 10
@@ -106,9 +105,7 @@ class Servers:
 
 
 def _served_out_of(servers: Servers, requests: int) -> tuple[int, list[int]]:
-    statuses = [
-        _status(f"http://127.0.0.1:{servers.ports[attempt % 2]}{URL}") for attempt in range(requests)
-    ]
+    statuses = [_status(f"http://127.0.0.1:{servers.ports[attempt % 2]}{URL}") for attempt in range(requests)]
     assert set(statuses) <= {200, 429}, (statuses, servers.logs())
     return statuses.count(200), statuses
 
@@ -130,25 +127,33 @@ def start_servers(tmp_path) -> Iterator:
             servers.stop()
 
 
+def _clear_counters(cache_url: str) -> None:
+    if cache_url:
+        redis.Redis.from_url(cache_url).flushdb()
+    else:
+        with connection.cursor() as cursor:
+            cursor.execute(f"DELETE FROM {connection.ops.quote_name(settings.CACHE_TABLE)}")
+
+
+@pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("cache_url", ["", REDIS_CACHE_URL], ids=["no-CACHE_URL", "redis-CACHE_URL"])
 def test_two_processes_share_the_anonymous_rate_limit(start_servers, cache_url):
-    cache.clear()  # the database cache table of the test database (this process's default cache)
-    if cache_url:
-        redis.Redis.from_url(cache_url).flushdb()
-    extra = {"DATABASE_URL": _database_url(), "DJANGO_SETTINGS_MODULE": "tagstudio.settings_test"}
-    if cache_url:
-        extra["CACHE_URL"] = cache_url
-    servers = start_servers(_base_env(**extra))
+    _clear_counters(cache_url)
+    env = _base_env(
+        DATABASE_URL=_database_url(),  # pytest-django's test database (test_<name>)
+        DJANGO_SETTINGS_MODULE="tagstudio.settings_test",
+        CACHE_URL=cache_url,  # "" = unset: the test settings would choose Redis otherwise
+    )
+    servers = start_servers(env)
     try:
         served, statuses = _served_out_of(servers, 3 * RATE)
         assert served == RATE, f"{served} of {3 * RATE} served against {RATE}/min: {statuses}"
     finally:
-        cache.clear()
-        if cache_url:
-            redis.Redis.from_url(cache_url).flushdb()
+        _clear_counters(cache_url)
 
 
+@pytest.mark.slow
 def test_embedded_mode_shares_it_through_sqlite(start_servers, tmp_path):
     """Embedded mode (no DATABASE_URL, no broker): `migrate` alone prepares the shared cache."""
     env = {
@@ -174,3 +179,29 @@ def test_embedded_mode_shares_it_through_sqlite(start_servers, tmp_path):
     servers = start_servers(env)
     served, statuses = _served_out_of(servers, 3 * RATE)
     assert served == RATE, f"{served} of {3 * RATE} served against {RATE}/min: {statuses}"
+
+
+def test_no_deployment_falls_back_to_a_per_process_cache(tmp_path):
+    """Production settings without CACHE_URL (and embedded mode) use the database table; compose, Redis."""
+    env = {key: value for key, value in _base_env().items() if key not in {"CACHE_URL", "CELERY_BROKER_URL"}}
+    env.update(
+        DJANGO_SETTINGS_MODULE="tagstudio.settings",
+        SECRET_KEY="settings-test-" + "x" * 40,
+        TAGSTUDIO_VAR_DIR=str(tmp_path / "var"),
+    )
+    printed = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from django.conf import settings; print(settings.CACHES['default']['BACKEND'])",
+        ],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert printed.stdout.strip() == "django.core.cache.backends.db.DatabaseCache"
+    compose = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())
+    for service in ("web", "worker", "trainer", "beat"):
+        assert compose["services"][service]["environment"]["CACHE_URL"].startswith("redis://"), service
