@@ -7,6 +7,7 @@ apart by address and are not web logins: they pass through to the model backend 
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
 from axes.backends import AxesStandaloneBackend
@@ -30,5 +31,14 @@ class LoginLockoutBackend(AxesStandaloneBackend):
 
 
 def client_address(request: HttpRequest) -> str | None:
-    """The client's address as the API's rate limits see it (REST_FRAMEWORK["NUM_PROXIES"])."""
-    return BaseThrottle().get_ident(request) or None
+    """The client's address as the API's rate limits see it (REST_FRAMEWORK["NUM_PROXIES"]).
+
+    django-axes stores it in an IP address column: a forwarded value that is not an address falls back
+    to the connection's own.
+    """
+    address = BaseThrottle().get_ident(request)
+    try:
+        ipaddress.ip_address(address or "")
+    except ValueError:
+        return request.META.get("REMOTE_ADDR") or None
+    return address

@@ -143,11 +143,12 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+
 # --- Brute-force protection (django-axes) -------------------------------------------------------------
 # Failed logins (the login page, the admin login) are counted in the database, shared by every process.
 # After AXES_FAILURE_LIMIT failures a user name, and separately a client address, is refused (429) until
 # AXES_COOLOFF_MINUTES pass without a new failure, or an admin unlocks it (`manage.py axes_reset`,
-# `axes_reset_username NAME`, `axes_reset_ip ADDRESS`, or deleting the access attempt in the admin).
+# `axes_reset_username NAME`, `axes_reset_ip ADDRESS`; a superuser can delete the attempt in the admin).
 AUTHENTICATION_BACKENDS = [
     "tagstudio.auth_backends.LoginLockoutBackend",
     "django.contrib.auth.backends.ModelBackend",

@@ -95,6 +95,20 @@ def test_one_user_tried_from_many_addresses_is_locked_out(db):
     assert not _logged_in(client)
 
 
+def test_a_forged_forwarded_for_header_does_not_escape_the_lockout(db):
+    """Without trusted proxies (TRUSTED_PROXY_COUNT=0) X-Forwarded-For is the client's own word."""
+    user_create(username="spoofed", password=PASSWORD, role=OPERATOR, validate=False)
+    client = Client()
+    for attempt in range(LIMIT):
+        client.post(
+            "/login/",
+            {"username": f"other-{attempt}", "password": "wrong-password"},
+            HTTP_X_FORWARDED_FOR=f"10.9.8.{attempt}",
+        )
+    forged = {"HTTP_X_FORWARDED_FOR": "10.9.8.200"}
+    assert client.post("/login/", {"username": "spoofed", "password": PASSWORD}, **forged).status_code == 429
+
+
 def test_failures_below_the_limit_do_not_lock(db):
     user_create(username="typo", password=PASSWORD, role=OPERATOR, validate=False)
     _fail_logins("/login/", "typo", LIMIT - 1)
@@ -180,6 +194,12 @@ def test_a_blocked_address_cannot_use_a_good_token_but_others_can(db, shared_cac
     assert _token_client(key, "203.0.113.50").get("/api/v1/me/").status_code == 429
     assert _token_client(key, "198.51.100.1").get("/api/v1/me/").status_code == 200
     assert _token_client("not-a-token", "198.51.100.1").get("/api/v1/me/").status_code == 401
+
+
+def test_a_forged_forwarded_for_header_does_not_escape_the_token_block(db):
+    for attempt in range(LIMIT):
+        _token_client(f"bad{attempt:037x}").get("/api/v1/me/", HTTP_X_FORWARDED_FOR=f"10.1.1.{attempt}")
+    assert _token_client("f" * 40).get("/api/v1/me/", HTTP_X_FORWARDED_FOR="10.1.1.99").status_code == 429
 
 
 def test_the_block_ends_with_the_window(db, settings, shared_cache):
