@@ -10,6 +10,7 @@ Production: ``DATABASE_URL=postgres://…``, ``CELERY_BROKER_URL=redis://…`` (
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -81,6 +82,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
+    "axes",
     "annotation",
 ]
 
@@ -93,6 +95,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes requires: turns a refused login into its lockout answer.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "tagstudio.urls"
@@ -139,6 +143,47 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+
+# --- Brute-force protection (django-axes) -------------------------------------------------------------
+# Failed logins (the login page, the admin login) are counted in the database, shared by every process.
+# After AXES_FAILURE_LIMIT failures a user name, and separately a client address, is refused (429) until
+# AXES_COOLOFF_MINUTES pass without a new failure, or an admin unlocks it (`manage.py axes_reset`,
+# `axes_reset_username NAME`, `axes_reset_ip ADDRESS`; a superuser can delete the attempt in the admin).
+AUTHENTICATION_BACKENDS = [
+    "tagstudio.auth_backends.LoginLockoutBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_ENABLED = env_bool("AXES_ENABLED", True)
+AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 10)
+# 0 = no cool-off: a locked user or address stays locked until an admin resets it.
+_axes_cooloff_minutes = env_float("AXES_COOLOFF_MINUTES", 15)
+AXES_COOLOFF_TIME = timedelta(minutes=_axes_cooloff_minutes) if _axes_cooloff_minutes > 0 else None
+
+
+def _lockout_parameters(value: str) -> list[str | list[str]]:
+    """Parse e.g. ``username,ip_address`` (each counted alone) or ``username+ip_address`` (only the pair)."""
+    known = {"username", "ip_address", "user_agent"}
+    parameters: list[str | list[str]] = []
+    for item in (part.strip() for part in value.split(",")):
+        names = [name.strip() for name in item.split("+") if name.strip()]
+        if not names or set(names) - known:
+            raise ImproperlyConfigured(
+                f"AXES_LOCKOUT_PARAMETERS: {item!r} is not one of {sorted(known)} (joined by '+')"
+            )
+        parameters.append(names[0] if len(names) == 1 else names)
+    return parameters
+
+
+AXES_LOCKOUT_PARAMETERS = _lockout_parameters(
+    os.environ.get("AXES_LOCKOUT_PARAMETERS") or "username,ip_address"
+)
+# A success must not clear the failures: one attacker's own account would reset the count of its address.
+AXES_RESET_ON_SUCCESS = False
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+# The client address: REMOTE_ADDR, or the address TRUSTED_PROXY_COUNT proxies in front of us saw.
+AXES_CLIENT_IP_CALLABLE = "tagstudio.auth_backends.client_address"
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
+
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "review"
 LOGOUT_REDIRECT_URL = "login"
@@ -178,7 +223,8 @@ if env_bool("USE_X_FORWARDED_PROTO", False):
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.TokenAuthentication",
+        # TokenAuthentication that answers 429 to an address after repeated invalid tokens.
+        "annotation.api.limits.FailureLimitedTokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -201,7 +247,14 @@ REST_FRAMEWORK = {
         "user": os.environ.get("API_RATE_LIMIT_USER", "6000/min"),
         "anon": os.environ.get("API_RATE_LIMIT_ANON", "60/min"),
     },
+    # Client addresses for the anonymous and failed-token limits: X-Forwarded-For is trusted only as far
+    # as TRUSTED_PROXY_COUNT proxies (0: REMOTE_ADDR; a client-sent header must not pick its own bucket).
+    "NUM_PROXIES": TRUSTED_PROXY_COUNT,
 }
+# An address whose API tokens failed this many times within the window gets 429 (with Retry-After)
+# for every token it sends until the window has passed (annotation.api.limits).
+API_TOKEN_FAILURE_LIMIT = env_int("API_TOKEN_FAILURE_LIMIT", 20)
+API_TOKEN_FAILURE_WINDOW_SECONDS = env_int("API_TOKEN_FAILURE_WINDOW_SECONDS", 300)
 SPECTACULAR_SETTINGS = {
     "TITLE": "TagStudio API",
     "DESCRIPTION": "Product tags: catalog import, review queue, model registry and export of approved tags.",
@@ -218,11 +271,21 @@ API_MAX_PAGE_SIZE = env_int("API_MAX_PAGE_SIZE", 500)
 # The export's high-water mark is moved back by this margin (clock skew between app hosts and the DB).
 EXPORT_HIGH_WATER_MARGIN_SECONDS = env_int("EXPORT_HIGH_WATER_MARGIN_SECONDS", 5)
 
+# Rate-limit counters and cached figures must be shared by every web process (gunicorn runs several):
+# Redis when CACHE_URL is set (docker-compose), otherwise a table in the database, created by `migrate`
+# (migration annotation 0003; `createcachetable` makes it too), in embedded mode as well.
+CACHE_TABLE = "tagstudio_cache"
 CACHES = {
     "default": (
         {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": os.environ["CACHE_URL"]}
         if os.environ.get("CACHE_URL")
-        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+        else {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": CACHE_TABLE,
+            # Django's default (300) culls live rate-limit counters as soon as 300 clients and cached
+            # figures are held; expired entries go first, so this bounds only a flood of live keys.
+            "OPTIONS": {"MAX_ENTRIES": 50_000},
+        }
     )
 }
 

@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass, field
 
 import pytest
+from axes.models import AccessAttempt, AccessFailureLog, AccessLog
 from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
@@ -242,6 +243,16 @@ def world(db):
     Setting.objects.create(key="matrix", value=True)
     victim = user("matrix-victim", OPERATOR)
     Token.objects.create(user=victim)
+    # One row for each of django-axes' admin pages (login lockouts).
+    seen = {
+        "user_agent": "matrix",
+        "ip_address": "192.0.2.1",
+        "username": "matrix-victim",
+        "path_info": "/login/",
+    }
+    AccessAttempt.objects.create(**seen, get_data="", post_data="", failures_since_start=1)
+    AccessLog.objects.create(**seen)
+    AccessFailureLog.objects.create(**seen)
     return {
         "users": {OPERATOR: user("matrix-operator", OPERATOR), ADMIN: user("matrix-admin", ADMIN)},
         "victim": victim,
