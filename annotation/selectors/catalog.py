@@ -1,4 +1,5 @@
-"""Catalog reads: the product list (filters, keyset pages) and tag lookups (autocomplete, names).
+"""Catalog reads: the product list (filters, keyset pages), tag lookups (autocomplete, names), the
+querysets the REST product list and product page serialize, and import jobs.
 
 The product list pages by keyset (never OFFSET), so page 20,000 costs what page 1 costs.
 """
@@ -10,13 +11,23 @@ import binascii
 import datetime as dt
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
-from django.db.models import BooleanField, Exists, OuterRef, QuerySet
+from django.db.models import BooleanField, Exists, OuterRef, Prefetch, Q, QuerySet
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
-from annotation.models import Product, ProductTag, ReviewStatus, Tag, TagAlias
+from annotation.models import (
+    ImportJob,
+    Product,
+    ProductTag,
+    ReviewEvent,
+    ReviewStatus,
+    Suggestion,
+    Tag,
+    TagAlias,
+)
+from annotation.selectors.taxonomy import tag_paths
 from annotation.taxonomy.names import TagNameError, clean_tag_display_name, normalize_tag_name
 from annotation.taxonomy.resolver import tag_resolve
 
@@ -25,6 +36,7 @@ PRODUCT_PAGE_SIZE = 50
 TEXT_SEARCH_WINDOW = 10_000
 TEXT_SEARCH_FIRST_CHUNK = 250
 TAG_OPTIONS_LIMIT = 12
+REVIEW_HISTORY_LIMIT = 100  # review events on the REST product page
 
 
 # --- Tag autocomplete ------------------------------------------------------------------------------------
@@ -271,3 +283,102 @@ def product_list(
         unknown_tag=unknown_tag,
         searched=searched,
     )
+
+
+def approved_tag_names_by_product(product_ids: list[int]) -> dict[int, list[str]]:
+    """The approved tags' names of each product (by name), for a page of the HTML product list."""
+    names: dict[int, list[str]] = {}
+    for product_id, name in (
+        ProductTag.objects.filter(product_id__in=product_ids)
+        .order_by("tag__name")
+        .values_list("product_id", "tag__name")
+    ):
+        names.setdefault(product_id, []).append(name)
+    return names
+
+
+def product_page_queryset() -> QuerySet[Product]:
+    """The HTML product page's product: its suggesting version and claim holder joined."""
+    return Product.objects.select_related("suggested_by", "claimed_by")
+
+
+# --- The REST product list and product page --------------------------------------------------------------
+
+
+def product_list_queryset() -> QuerySet[Product]:
+    """Products as the REST list serializes them: the suggesting version joined, the approved tags
+    prefetched by name. The API's FilterSet narrows it with the ``products_*`` filters below."""
+    approved = ProductTag.objects.select_related("tag").order_by("tag__normalized_name")
+    return Product.objects.select_related("suggested_by").prefetch_related(
+        Prefetch("approved_tags", queryset=approved)
+    )
+
+
+def products_with_tag(queryset: QuerySet[Product], tag: Tag) -> QuerySet[Product]:
+    """The products that carry ``tag`` as an approved tag."""
+    return queryset.filter(Exists(ProductTag.objects.filter(product_id=OuterRef("pk"), tag=tag)))
+
+
+def products_matching_text(queryset: QuerySet[Product], text: str) -> QuerySet[Product]:
+    """Products whose title, brand or external id contains ``text`` (case-insensitive); blank: all."""
+    text = text.strip()
+    if not text:
+        return queryset
+    return queryset.filter(
+        Q(title__icontains=text) | Q(brand__icontains=text) | Q(external_id__icontains=text)
+    )
+
+
+def products_updated_since(queryset: QuerySet[Product], since: dt.datetime) -> QuerySet[Product]:
+    """Products whose content or approved tags changed at or after ``since``."""
+    return queryset.filter(Q(updated_at__gte=since) | Q(tags_updated_at__gte=since))
+
+
+def product_detail_queryset() -> QuerySet[Product]:
+    """The REST product page's product: its suggesting version joined (see product_detail)."""
+    return Product.objects.select_related("suggested_by")
+
+
+class ProductDetail(TypedDict):
+    """What the REST product page shows besides the product (its serializer's context)."""
+
+    approved: list[ProductTag]
+    suggestions: list[Suggestion]
+    events: list[ReviewEvent]
+    paths: dict[int, list[str]]
+
+
+def product_detail(*, product: Product, history_limit: int = REVIEW_HISTORY_LIMIT) -> ProductDetail:
+    """A product's approved tags (by name, with their paths), the current version's suggestions (best
+    first) and its latest review events."""
+    approved = list(
+        product.approved_tags.select_related("tag", "approved_by", "model_version").order_by(
+            "tag__normalized_name"
+        )
+    )
+    suggestions: list[Suggestion] = []
+    if product.suggested_by_id is not None:
+        suggestions = list(
+            Suggestion.objects.filter(product=product, model_version_id=product.suggested_by_id)
+            .select_related("tag")
+            .order_by("-score", "tag_id")
+        )
+    events = list(
+        ReviewEvent.objects.filter(product=product)
+        .select_related("user", "model_version")
+        .order_by("-created_at", "-id")[:history_limit]
+    )
+    return {
+        "approved": approved,
+        "suggestions": suggestions,
+        "events": events,
+        "paths": tag_paths(a.tag_id for a in approved),
+    }
+
+
+# --- Imports ---------------------------------------------------------------------------------------------
+
+
+def import_job_queryset() -> QuerySet[ImportJob]:
+    """Import jobs, newest first, with who started them joined (the REST list and detail)."""
+    return ImportJob.objects.select_related("created_by")

@@ -15,6 +15,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.db import connection
 from django.db.models import Count, Exists, Func, IntegerField, OuterRef, Q, Subquery, Sum
@@ -296,8 +297,6 @@ def review_activity(
     every selected suggestion was kept and no tag was added (hierarchy-implied ancestors do not count).
     The audit's ``rejected`` list is not used: it also holds the unselected low scores the card listed.
     """
-    from django.contrib.auth import get_user_model
-
     now = now or timezone.now()
     today = timezone.localdate(now)
     first_day = today - dt.timedelta(days=days - 1)

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import DatabaseError, connection
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from annotation.io.writers import (
@@ -42,7 +42,7 @@ from annotation.io.writers import (
     frame,
     tag_head,
 )
-from annotation.models import ModelVersion, Product, ProductTag, Tag
+from annotation.models import ExportJob, ModelVersion, Product, ProductTag, Tag
 from annotation.selectors.taxonomy import MAX_DEPTH, tag_paths
 from annotation.taxonomy.resolver import TagResolver
 
@@ -150,6 +150,11 @@ def export_count(*, updated_since: dt.datetime | None = None) -> int:
     """About how many product records an export writes, for progress bars: the products whose tags were
     ever stamped (one scan; the exact count would probe every product's tags and cost as much again)."""
     return _products(updated_since).filter(tags_updated_at__isnull=False).count()
+
+
+def export_job_queryset() -> QuerySet[ExportJob]:
+    """Export jobs, newest first, with who started them joined (the REST list and detail, the exports page)."""
+    return ExportJob.objects.select_related("created_by")
 
 
 def approved_tags_export(

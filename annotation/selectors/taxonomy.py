@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import Count, Exists, OuterRef, Q
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 
 from annotation.models import ProductTag, ReviewEvent, Setting, Suggestion, Tag, TagAlias
 from annotation.taxonomy.names import TagNameError, normalize_tag_name
@@ -92,6 +92,15 @@ def hierarchy_closure_enabled() -> bool:
 # --- browsing ---------------------------------------------------------------------------------------
 
 
+def taxonomy_counts() -> dict[str, int]:
+    """The taxonomy page's totals: canonical tags, deactivated ones among them, aliases."""
+    return {
+        "tag_total": Tag.objects.filter(merged_into__isnull=True).count(),
+        "inactive_total": Tag.objects.filter(merged_into__isnull=True, is_active=False).count(),
+        "alias_total": TagAlias.objects.count(),
+    }
+
+
 def _annotate_counts(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Approved products and child tags per listed tag: two grouped queries over the tags on screen."""
     ids = [row["id"] for row in rows]
@@ -138,6 +147,12 @@ def tag_children(
     return {"parent_id": parent_id, "tags": rows, "next_after": rows[-1]["normalized_name"] if more else None}
 
 
+def _name_or_alias_contains(folded: str) -> Q:
+    """A tag whose folded name or one of whose aliases contains ``folded`` (a folded query)."""
+    alias_hits = TagAlias.objects.filter(tag_id=OuterRef("pk"), normalized_name__contains=folded)
+    return Q(normalized_name__contains=folded) | Exists(alias_hits)
+
+
 def tag_search(query: str, *, limit: int = SEARCH_LIMIT, active_only: bool = False) -> list[dict[str, Any]]:
     """Tags whose name or an alias contains the query (folded as tag names are), best matches first.
 
@@ -147,8 +162,7 @@ def tag_search(query: str, *, limit: int = SEARCH_LIMIT, active_only: bool = Fal
         folded = normalize_tag_name(query)
     except TagNameError:
         return []
-    alias_hits = TagAlias.objects.filter(tag_id=OuterRef("pk"), normalized_name__contains=folded)
-    tags = _canonical_tags().filter(Q(normalized_name__contains=folded) | Exists(alias_hits))
+    tags = _canonical_tags().filter(_name_or_alias_contains(folded))
     if active_only:
         tags = tags.filter(is_active=True)
     rows = list(tags.values(*_TAG_FIELDS)[: limit * 4])
@@ -174,6 +188,21 @@ def tag_search(query: str, *, limit: int = SEARCH_LIMIT, active_only: bool = Fal
         row["matched_aliases"] = sorted(aliases.get(row["id"], []))
         row["parent_name"] = parents.get(row["parent_id"])
     return _annotate_counts(rows)
+
+
+def tag_queryset() -> QuerySet[Tag]:
+    """Tags as the REST API serializes them (aliases prefetched), by folded name; merged tags included."""
+    return Tag.objects.prefetch_related("aliases")
+
+
+def tags_matching_text(queryset: QuerySet[Tag], text: str) -> QuerySet[Tag]:
+    """The REST tag list's ``search``: tags whose name or an alias contains ``text`` (folded as tag names
+    are); a text that folds to no valid name matches nothing."""
+    try:
+        folded = normalize_tag_name(text)
+    except TagNameError:
+        return queryset.none()
+    return queryset.filter(_name_or_alias_contains(folded))
 
 
 def tag_paths(tag_ids: Iterable[int]) -> dict[int, list[str]]:

@@ -21,11 +21,8 @@ from annotation.api.accounts.serializers import (
 )
 from annotation.api.errors import Conflict, ErrorSerializer
 from annotation.api.permissions import IsAdmin, IsOperator
+from annotation.selectors.accounts import user_exists, user_queryset
 from annotation.services.users import token_revoke, token_rotate, user_create
-
-
-def _users():
-    return get_user_model().objects.prefetch_related("groups").select_related("auth_token")
 
 
 class MeApi(APIView):
@@ -35,7 +32,7 @@ class MeApi(APIView):
 
     @extend_schema(responses=UserSerializer)
     def get(self, request) -> Response:
-        return Response(UserSerializer(_users().get(pk=request.user.pk)).data)
+        return Response(UserSerializer(user_queryset().get(pk=request.user.pk)).data)
 
 
 class TokenRotateApi(APIView):
@@ -56,7 +53,7 @@ class UserListApi(ListAPIView):
     pagination_ordering = "id"
 
     def get_queryset(self):
-        return _users()
+        return user_queryset()
 
     @extend_schema(
         request=UserCreateSerializer,
@@ -69,7 +66,7 @@ class UserListApi(ListAPIView):
         serializer = UserCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        if get_user_model().objects.filter(username=data["username"]).exists():
+        if user_exists(username=data["username"]):
             message = f"user {data['username']!r} already exists"
             raise Conflict(message, fields={"username": [message]})
         try:
@@ -78,7 +75,7 @@ class UserListApi(ListAPIView):
             )
         except DjangoValidationError as exc:  # the password validators
             raise ValidationError({"password": exc.messages}) from exc
-        body = dict(UserSerializer(_users().get(pk=user.pk)).data, token=token)
+        body = dict(UserSerializer(user_queryset().get(pk=user.pk)).data, token=token)
         return Response(body, status=status.HTTP_201_CREATED)
 
 

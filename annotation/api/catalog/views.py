@@ -7,7 +7,6 @@ A file that is not JSONL or CSV is refused with 400 before a job or a product is
 
 from __future__ import annotations
 
-from django.db.models import Exists, OuterRef, Prefetch, Q
 from django.shortcuts import get_object_or_404
 from django_filters import rest_framework as filters
 from drf_spectacular.utils import extend_schema
@@ -27,12 +26,18 @@ from annotation.api.filters import StrictFilterSet
 from annotation.api.limits import LimitedFormParser, LimitedMultiPartParser
 from annotation.api.permissions import IsAdmin, IsOperator
 from annotation.io.readers import FileFormatError
-from annotation.models import ImportJob, Product, ProductTag, ReviewEvent, ReviewStatus, Suggestion
-from annotation.selectors.catalog import tag_lookup
-from annotation.selectors.taxonomy import tag_paths
+from annotation.models import Product, ReviewStatus
+from annotation.selectors.catalog import (
+    import_job_queryset,
+    product_detail,
+    product_detail_queryset,
+    product_list_queryset,
+    products_matching_text,
+    products_updated_since,
+    products_with_tag,
+    tag_lookup,
+)
 from annotation.services.imports import import_job_create
-
-REVIEW_HISTORY_LIMIT = 100
 
 
 class ProductFilter(StrictFilterSet):
@@ -57,18 +62,13 @@ class ProductFilter(StrictFilterSet):
         tag = tag_lookup(value)
         if tag is None:
             raise ValidationError({"tag": [f"Unknown tag {value!r}."]})
-        return queryset.filter(Exists(ProductTag.objects.filter(product_id=OuterRef("pk"), tag=tag)))
+        return products_with_tag(queryset, tag)
 
     def filter_text(self, queryset, name, value):
-        value = value.strip()
-        if not value:
-            return queryset
-        return queryset.filter(
-            Q(title__icontains=value) | Q(brand__icontains=value) | Q(external_id__icontains=value)
-        )
+        return products_matching_text(queryset, value)
 
     def filter_updated_since(self, queryset, name, value):
-        return queryset.filter(Q(updated_at__gte=value) | Q(tags_updated_at__gte=value))
+        return products_updated_since(queryset, value)
 
 
 class ProductListApi(ListAPIView):
@@ -80,10 +80,7 @@ class ProductListApi(ListAPIView):
     pagination_ordering = "-id"
 
     def get_queryset(self):
-        approved = ProductTag.objects.select_related("tag").order_by("tag__normalized_name")
-        return Product.objects.select_related("suggested_by").prefetch_related(
-            Prefetch("approved_tags", queryset=approved)
-        )
+        return product_list_queryset()
 
 
 class ProductDetailApi(APIView):
@@ -93,31 +90,8 @@ class ProductDetailApi(APIView):
 
     @extend_schema(responses=ProductDetailSerializer)
     def get(self, request, external_id: str) -> Response:
-        product = get_object_or_404(Product.objects.select_related("suggested_by"), external_id=external_id)
-        approved = list(
-            product.approved_tags.select_related("tag", "approved_by", "model_version").order_by(
-                "tag__normalized_name"
-            )
-        )
-        suggestions = []
-        if product.suggested_by_id is not None:
-            suggestions = list(
-                Suggestion.objects.filter(product=product, model_version_id=product.suggested_by_id)
-                .select_related("tag")
-                .order_by("-score", "tag_id")
-            )
-        events = list(
-            ReviewEvent.objects.filter(product=product)
-            .select_related("user", "model_version")
-            .order_by("-created_at", "-id")[:REVIEW_HISTORY_LIMIT]
-        )
-        context = {
-            "approved": approved,
-            "suggestions": suggestions,
-            "events": events,
-            "paths": tag_paths(a.tag_id for a in approved),
-        }
-        return Response(ProductDetailSerializer(product, context=context).data)
+        product = get_object_or_404(product_detail_queryset(), external_id=external_id)
+        return Response(ProductDetailSerializer(product, context=product_detail(product=product)).data)
 
 
 # --- imports -----------------------------------------------------------------------------------------------
@@ -128,8 +102,10 @@ class ImportListApi(ListAPIView):
 
     permission_classes = [IsAdmin]
     serializer_class = ImportJobSerializer
-    queryset = ImportJob.objects.select_related("created_by")
     parser_classes = [LimitedMultiPartParser, LimitedFormParser]
+
+    def get_queryset(self):
+        return import_job_queryset()
 
     @extend_schema(
         request={"multipart/form-data": ImportCreateSerializer}, responses={202: ImportJobSerializer}
@@ -157,5 +133,5 @@ class ImportDetailApi(APIView):
 
     @extend_schema(responses=ImportJobSerializer)
     def get(self, request, pk: int) -> Response:
-        job = get_object_or_404(ImportJob.objects.select_related("created_by"), pk=pk)
+        job = get_object_or_404(import_job_queryset(), pk=pk)
         return Response(ImportJobSerializer(job).data)

@@ -28,7 +28,7 @@ from annotation.api.export.serializers import (
 from annotation.api.permissions import IsAdmin
 from annotation.io.writers import WRITERS, format_timestamp
 from annotation.models import ExportJob, JobStatus
-from annotation.selectors.exports import approved_tags_export
+from annotation.selectors.exports import approved_tags_export, export_job_queryset
 from annotation.services.exports import export_job_create, export_job_file
 
 HIGH_WATER_HEADER = OpenApiParameter(
@@ -91,7 +91,9 @@ class ExportJobListApi(ListAPIView):
 
     permission_classes = [IsAdmin]
     serializer_class = ExportJobSerializer
-    queryset = ExportJob.objects.select_related("created_by")
+
+    def get_queryset(self):
+        return export_job_queryset()
 
     @extend_schema(request=ExportJobCreateSerializer, responses={202: ExportJobSerializer})
     def post(self, request) -> Response:
@@ -110,7 +112,7 @@ class ExportJobDetailApi(APIView):
 
     @extend_schema(responses=ExportJobSerializer)
     def get(self, request, pk: int) -> Response:
-        job = get_object_or_404(ExportJob.objects.select_related("created_by"), pk=pk)
+        job = get_object_or_404(export_job_queryset(), pk=pk)
         return Response(ExportJobSerializer(job).data)
 
 

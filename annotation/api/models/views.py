@@ -20,7 +20,8 @@ from annotation.api.models.serializers import (
     TrainingJobSerializer,
 )
 from annotation.api.permissions import IsAdmin, ReadOperatorWriteAdmin
-from annotation.models import ModelVersion, TrainingJob, TrainingTrigger
+from annotation.models import ModelVersion, TrainingTrigger
+from annotation.selectors.models import model_version_queryset, training_job_latest_id, training_job_queryset
 from annotation.services.queue import UnknownStrategy, queue_strategies, queue_strategy, queue_strategy_set
 from annotation.services.suggestions import suggestion_refresh_latest
 from annotation.services.training import ModelVersionNotReady, model_version_activate, training_job_request
@@ -31,13 +32,17 @@ class ModelVersionListApi(generics.ListAPIView):
 
     permission_classes = [ReadOperatorWriteAdmin]
     serializer_class = ModelVersionSerializer
-    queryset = ModelVersion.objects.select_related("training_job")
+
+    def get_queryset(self):
+        return model_version_queryset()
 
 
 class ModelVersionDetailApi(generics.RetrieveAPIView):
     permission_classes = [ReadOperatorWriteAdmin]
     serializer_class = ModelVersionDetailSerializer
-    queryset = ModelVersion.objects.select_related("training_job")
+
+    def get_queryset(self):
+        return model_version_queryset()
 
 
 class ModelVersionActivateApi(APIView):
@@ -63,7 +68,7 @@ class ModelTrainApi(APIView):
 
     @extend_schema(request=None, responses={202: TrainingJobCreatedSerializer})
     def post(self, request) -> Response:
-        before = TrainingJob.objects.order_by("-id").values_list("id", flat=True).first()
+        before = training_job_latest_id()
         job = training_job_request(trigger=TrainingTrigger.API, user=request.user)
         body = {
             "job_id": job.id,
@@ -77,7 +82,9 @@ class ModelTrainApi(APIView):
 class TrainingJobListApi(generics.ListAPIView):
     permission_classes = [ReadOperatorWriteAdmin]
     serializer_class = TrainingJobSerializer
-    queryset = TrainingJob.objects.select_related("model_version")
+
+    def get_queryset(self):
+        return training_job_queryset()
 
 
 class TrainingJobDetailApi(generics.RetrieveAPIView):
@@ -85,7 +92,9 @@ class TrainingJobDetailApi(generics.RetrieveAPIView):
 
     permission_classes = [ReadOperatorWriteAdmin]
     serializer_class = TrainingJobSerializer
-    queryset = TrainingJob.objects.select_related("model_version")
+
+    def get_queryset(self):
+        return training_job_queryset()
 
 
 class SuggestionRefreshLatestApi(APIView):

@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from django.db.models import Exists, OuterRef, Q
 from django.shortcuts import get_object_or_404
 from django_filters import rest_framework as filters
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -30,8 +29,8 @@ from annotation.api.taxonomy.serializers import (
     TagSerializer,
     TagUpdateSerializer,
 )
-from annotation.models import Tag, TagAlias
-from annotation.selectors.taxonomy import tag_paths
+from annotation.models import Tag
+from annotation.selectors.taxonomy import tag_paths, tag_queryset, tags_matching_text
 from annotation.services.tags import (
     TagConflictError,
     TagRuleError,
@@ -40,7 +39,6 @@ from annotation.services.tags import (
     tag_merge,
     tag_update,
 )
-from annotation.taxonomy.names import TagNameError, normalize_tag_name
 
 CONFLICT = OpenApiResponse(ErrorSerializer, description="The name is taken, or the tag was merged away.")
 
@@ -57,7 +55,7 @@ def tag_errors() -> Iterator[None]:
 
 
 def _tag_body(tag: Tag) -> dict:
-    tag = Tag.objects.prefetch_related("aliases").get(pk=tag.pk)
+    tag = tag_queryset().get(pk=tag.pk)
     return TagSerializer(tag, context={"paths": tag_paths([tag.pk])}).data
 
 
@@ -77,12 +75,7 @@ class TagFilter(StrictFilterSet):
         fields: list[str] = []
 
     def filter_search(self, queryset, name, value):
-        try:
-            key = normalize_tag_name(value)
-        except TagNameError:
-            return queryset.none()
-        alias_hit = TagAlias.objects.filter(tag_id=OuterRef("pk"), normalized_name__contains=key)
-        return queryset.filter(Q(normalized_name__contains=key) | Exists(alias_hit))
+        return tags_matching_text(queryset, value)
 
 
 class TagListApi(ListAPIView):
@@ -92,7 +85,9 @@ class TagListApi(ListAPIView):
     serializer_class = TagSerializer
     filterset_class = TagFilter
     pagination_ordering = "normalized_name"
-    queryset = Tag.objects.prefetch_related("aliases")
+
+    def get_queryset(self):
+        return tag_queryset()
 
     def get_serializer_context(self):
         context = super().get_serializer_context()

@@ -6,9 +6,14 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.views import View
 
-from annotation.models import Product, ProductTag
 from annotation.roles import is_admin
-from annotation.selectors.catalog import CursorError, ProductListFilter, product_list
+from annotation.selectors.catalog import (
+    CursorError,
+    ProductListFilter,
+    approved_tag_names_by_product,
+    product_list,
+    product_page_queryset,
+)
 from annotation.selectors.review import claim_is_live, product_history, product_last_submit, review_card
 from annotation.views.access import OperatorRequiredMixin
 from annotation.views.catalog.forms import ProductFilterForm
@@ -31,13 +36,7 @@ class ProductListView(OperatorRequiredMixin, View):
         except CursorError as exc:
             error = str(exc)
             page = product_list(filters=filters)
-        tags_by_product: dict[int, list[str]] = {}
-        for product_id, name in (
-            ProductTag.objects.filter(product_id__in=[p.id for p in page.rows])
-            .order_by("tag__name")
-            .values_list("product_id", "tag__name")
-        ):
-            tags_by_product.setdefault(product_id, []).append(name)
+        tags_by_product = approved_tag_names_by_product([p.id for p in page.rows])
         rows = [
             {"product": p, "tags": tags_by_product.get(p.id, []), "claimed": claim_is_live(p)}
             for p in page.rows
@@ -67,7 +66,7 @@ class ProductListView(OperatorRequiredMixin, View):
 
 class ProductDetailView(OperatorRequiredMixin, View):
     def get(self, request: HttpRequest, pk: int) -> HttpResponse:
-        product = get_object_or_404(Product.objects.select_related("suggested_by", "claimed_by"), pk=pk)
+        product = get_object_or_404(product_page_queryset(), pk=pk)
         last_submit = product_last_submit(product=product)
         can_undo = last_submit is not None and (
             last_submit.user_id == request.user.pk or is_admin(request.user)

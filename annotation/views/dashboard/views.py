@@ -18,7 +18,6 @@ from django.shortcuts import render
 from django.urls import NoReverseMatch, reverse
 from django.views import View
 
-from annotation.models import ModelVersion
 from annotation.selectors.dashboard import (
     PER_TAG_SORT_KEYS,
     catalog_counts,
@@ -27,6 +26,7 @@ from annotation.selectors.dashboard import (
     review_activity,
     suspicious_labels,
 )
+from annotation.selectors.models import model_version_active_id
 from annotation.views.access import OperatorRequiredMixin
 
 T = TypeVar("T")
@@ -308,7 +308,7 @@ def _per_tag_params(request: HttpRequest) -> tuple[str, bool, int]:
 
 def _per_tag_context(request: HttpRequest) -> dict[str, Any]:
     sort, descending, rows = _per_tag_params(request)
-    active_id = ModelVersion.objects.filter(is_active=True).values_list("id", flat=True).first()
+    active_id = model_version_active_id()
     # A version's metrics never change once it is ready: its table is cached for an hour, by version.
     table = cached(
         f"per-tag:{active_id}:{sort}:{int(descending)}:{rows}",
@@ -383,7 +383,7 @@ class DashboardSuspiciousView(OperatorRequiredMixin, View):
     """Suspicious labels, loaded after the page (its scan is the slowest part of the dashboard)."""
 
     def get(self, request: HttpRequest) -> HttpResponse:
-        active_id = ModelVersion.objects.filter(is_active=True).values_list("id", flat=True).first()
+        active_id = model_version_active_id()
         # The slowest scan, and its answer changes with a new model version or new labels: kept longer
         # (the key names the active version, so an activation shows the new version's doubts at once).
         result = cached(f"suspicious:{active_id}", suspicious_labels, seconds=min(5 * _cache_seconds(), 300))

@@ -10,6 +10,7 @@ from django.views.generic import TemplateView
 
 from annotation.io.writers import WRITERS
 from annotation.models import OPEN_JOB_STATUSES, ExportJob, JobStatus
+from annotation.selectors.exports import export_job_queryset
 from annotation.services.exports import export_job_create, export_job_file
 from annotation.views.access import AdminRequiredMixin
 from annotation.views.export.forms import ExportStartForm
@@ -18,7 +19,7 @@ JOBS_SHOWN = 20
 
 
 def exports_context() -> dict:
-    jobs = list(ExportJob.objects.select_related("created_by")[:JOBS_SHOWN])
+    jobs = list(export_job_queryset()[:JOBS_SHOWN])
     return {"jobs": jobs, "jobs_open": any(job.status in OPEN_JOB_STATUSES for job in jobs)}
 
 

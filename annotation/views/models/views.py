@@ -8,7 +8,8 @@ from django.shortcuts import get_object_or_404, redirect
 from django.views import View
 from django.views.generic import TemplateView
 
-from annotation.models import OPEN_JOB_STATUSES, ModelVersion, TrainingJob, TrainingTrigger
+from annotation.models import OPEN_JOB_STATUSES, ModelVersion, TrainingTrigger
+from annotation.selectors.models import model_version_active, model_version_queryset, training_job_queryset
 from annotation.services.queue import UnknownStrategy, queue_strategies, queue_strategy, queue_strategy_set
 from annotation.services.suggestions import suggestion_refresh_latest
 from annotation.services.training import ModelVersionNotReady, model_version_activate, training_job_request
@@ -19,11 +20,11 @@ VERSIONS_SHOWN = 50
 
 def models_live_context() -> dict:
     """What the page and its polled partial show: versions, the current/last job, the refresh."""
-    versions = list(ModelVersion.objects.select_related("training_job")[:VERSIONS_SHOWN])
+    versions = list(model_version_queryset()[:VERSIONS_SHOWN])
     for version in versions:  # templates cannot read keys with "@"
         version.p_at_1 = (version.metrics or {}).get("p@1")
         version.p_at_5 = (version.metrics or {}).get("p@5")
-    job = TrainingJob.objects.select_related("model_version").first()
+    job = training_job_queryset().first()
     refresh = suggestion_refresh_latest()
     return {
         "versions": versions,
@@ -31,8 +32,7 @@ def models_live_context() -> dict:
         "job_open": job is not None and job.status in OPEN_JOB_STATUSES,
         "refresh": refresh,
         "refresh_percent": int(100 * refresh.done / refresh.total) if refresh and refresh.total else 100,
-        "active": next((v for v in versions if v.is_active), None)
-        or ModelVersion.objects.filter(is_active=True).first(),
+        "active": next((v for v in versions if v.is_active), None) or model_version_active(),
     }
 
 

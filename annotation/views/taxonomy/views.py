@@ -18,7 +18,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views import View
 
-from annotation.models import Tag, TagAlias
+from annotation.models import Tag
 from annotation.selectors.taxonomy import (
     hierarchy_closure_enabled,
     tag_children,
@@ -26,6 +26,7 @@ from annotation.selectors.taxonomy import (
     tag_merge_preview,
     tag_paths,
     tag_search,
+    taxonomy_counts,
 )
 from annotation.services.tags import (
     TagRuleError,
@@ -59,9 +60,7 @@ PICKER_LIMIT = 20
 def _page_context(**extra: Any) -> dict[str, Any]:
     return {
         "roots": tag_children(parent_id=None),
-        "tag_total": Tag.objects.filter(merged_into__isnull=True).count(),
-        "inactive_total": Tag.objects.filter(merged_into__isnull=True, is_active=False).count(),
-        "alias_total": TagAlias.objects.count(),
+        **taxonomy_counts(),
         "closure_form": HierarchyClosureForm(initial={"enabled": hierarchy_closure_enabled()}),
         "closure_enabled": hierarchy_closure_enabled(),
         **extra,
