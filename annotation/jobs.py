@@ -18,6 +18,8 @@ back. Every task claims its job with a conditional UPDATE, so a message sent twi
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
 from typing import Any
 
@@ -87,6 +89,31 @@ def queue_waiting(queue: str) -> int | None:
                 return 0
     except _BROKER_ERRORS:
         return None
+
+
+def queue_messages(queue: str, limit: int) -> list[tuple[str, tuple]] | None:
+    """(task name, args) of the first ``limit`` messages waiting in ``queue``, where the broker lets them be
+    read without taking them (Redis: the queue is a list); None elsewhere or when the broker is down."""
+    try:
+        with current_app.connection_for_write() as conn:
+            if conn.transport.driver_type != "redis":
+                return None
+            conn.ensure_connection(max_retries=1)
+            raw = conn.default_channel.client.lrange(queue, 0, limit - 1)
+    except _BROKER_ERRORS:
+        return None
+    messages = []
+    for item in raw:
+        try:
+            message = json.loads(item)
+            body = message["body"]
+            if message.get("properties", {}).get("body_encoding") == "base64":
+                body = base64.b64decode(body)
+            args = json.loads(body)[0]  # Celery's message protocol 2: [args, kwargs, embed]
+            messages.append((message["headers"]["task"], tuple(args)))
+        except (ValueError, KeyError, TypeError, IndexError):
+            continue  # not a task message this code sent (another content type): it cannot be ours
+    return messages
 
 
 def import_run_enqueue(job_id: int) -> None:

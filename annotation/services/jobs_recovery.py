@@ -12,8 +12,10 @@ stays ``queued`` and nothing would ever run it. The sweeper (task ``jobs_resend_
 - a queue-priority recompute requested that long ago and not served yet
   (``annotation.services.queue.RECOMPUTE_PENDING_SETTING``).
 
-Only when the job's queue holds no message at all: a message still waiting there may be this job's, and
-a queue that keeps filling (a long refresh) delays a lost job until it drains, never loses it.
+Only when no message for the job waits in its queue: on Redis the sweeper reads the waiting messages
+(up to ``PEEK_LIMIT``) without taking them; elsewhere, or behind a longer queue, only an empty queue
+proves the message gone, so a queue that keeps filling (a long refresh) delays a lost job until it
+drains, never loses it. (Beat's own periodic tasks wait in the same queue: hence the reading.)
 
 Running twice is safe by construction, which is what allows sending again without knowing for sure the
 message is gone: every task claims its job with a conditional UPDATE (``queued`` -> ``running``; a
@@ -36,6 +38,7 @@ from annotation.jobs import (
     MODEL_TRAIN,
     QUEUE_PRIORITIES_RECOMPUTE,
     SUGGESTIONS_REFRESH,
+    queue_messages,
     queue_waiting,
     task_queue,
     task_send_or_log,
@@ -53,6 +56,8 @@ from annotation.services.queue import RECOMPUTE_PENDING_SETTING
 
 logger = logging.getLogger(__name__)
 
+# Longer queues are not read: the job waits for them to drain (see the module docstring).
+PEEK_LIMIT = 1000
 # {refresh id: [done, when the sweeper first saw that count]} for the open refreshes.
 REFRESH_PROGRESS_SETTING = "jobs_sweeper_refresh_progress"
 
@@ -63,42 +68,54 @@ def jobs_resend_lost(*, now: dt.datetime | None = None) -> dict[str, list]:
     """Send again what waits with no message (see the module docstring). Returns what it sent, by task."""
     now = now or timezone.now()
     cutoff = now - dt.timedelta(seconds=float(settings.JOBS_RESEND_AFTER_SECONDS))
-    empty: dict[str, bool] = {}
+    waiting: dict[str, set | None] = {}
 
-    def queue_empty(task_name: str) -> bool:
+    def lost(task_name: str, *args) -> bool:
+        """No message for ``task_name`` with ``args`` waits (as far as the broker can tell)."""
         queue = task_queue(task_name)
-        if queue not in empty:
-            empty[queue] = queue_waiting(queue) == 0  # None (broker down): send nothing now
-        return empty[queue]
+        if queue not in waiting:
+            waiting[queue] = _waiting_messages(queue)
+        known = waiting[queue]
+        if known is None:
+            return False  # the broker is down, or the queue too long to read: next sweep
+        if task_name == SUGGESTIONS_REFRESH:  # any batch of the version's chain keeps it going
+            return not any(name == task_name and queued[:1] == args[:1] for name, queued in known)
+        return (task_name, args) not in known
 
     sent: dict[str, list] = {}
 
     def send(task_name: str, *args) -> None:
-        if task_send_or_log(task_name, *args):
+        if lost(task_name, *args) and task_send_or_log(task_name, *args):
             sent.setdefault(task_name, []).append(args[0] if len(args) == 1 else args)
 
     for model, task_name in _QUEUED_JOBS:
-        ids = list(
+        for job_id in (
             model.objects.filter(status=JobStatus.QUEUED, created_at__lt=cutoff)
             .order_by("id")
             .values_list("id", flat=True)
-        )
-        if ids and queue_empty(task_name):
-            for job_id in ids:
-                send(task_name, job_id)
-
-    stalled = _refreshes_stalled(now=now, cutoff=cutoff)
-    if stalled and queue_empty(SUGGESTIONS_REFRESH):
-        for version_id in stalled:
-            send(SUGGESTIONS_REFRESH, version_id, 0)
-
-    pending = Setting.objects.filter(key=RECOMPUTE_PENDING_SETTING, updated_at__lt=cutoff).exists()
-    if pending and queue_empty(QUEUE_PRIORITIES_RECOMPUTE):
+        ):
+            send(task_name, job_id)
+    for version_id in _refreshes_stalled(now=now, cutoff=cutoff):
+        send(SUGGESTIONS_REFRESH, version_id, 0)
+    if Setting.objects.filter(key=RECOMPUTE_PENDING_SETTING, updated_at__lt=cutoff).exists():
         send(QUEUE_PRIORITIES_RECOMPUTE)
 
     if sent:
         logger.warning("sent again the jobs the broker had lost: %s", sent)
     return sent
+
+
+def _waiting_messages(queue: str) -> set[tuple[str, tuple]] | None:
+    """The (task, args) waiting in ``queue``: empty when the queue is; None when unknown."""
+    count = queue_waiting(queue)
+    if count is None:
+        return None
+    if count == 0:
+        return set()
+    if count > PEEK_LIMIT:
+        return None
+    messages = queue_messages(queue, PEEK_LIMIT)
+    return None if messages is None else set(messages)
 
 
 def _refreshes_stalled(*, now: dt.datetime, cutoff: dt.datetime) -> list[int]:

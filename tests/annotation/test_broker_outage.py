@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
+from annotation import jobs
 from annotation.models import (
     ExportJob,
     ImportJob,
@@ -298,3 +299,15 @@ def test_whole_worker_kill_during_training_is_reaped_on_schedule_and_retraining_
     )
     assert finished.status == JobStatus.SUCCEEDED, finished.error
     assert ModelVersion.objects.filter(is_active=True).count() == 1
+
+
+def test_the_sweeper_reads_what_waits_in_redis_without_taking_it(redis):
+    redis.start()
+    jobs.task_send(jobs.EXPORT_RUN, 41)
+    jobs.task_send(jobs.QUEUE_PRIORITIES_RECOMPUTE)
+    assert jobs.queue_waiting("default") == 2
+    assert set(jobs.queue_messages("default", 10)) == {
+        (jobs.EXPORT_RUN, (41,)),
+        (jobs.QUEUE_PRIORITIES_RECOMPUTE, ()),
+    }
+    assert jobs.queue_waiting("default") == 2 and jobs.queue_waiting("train") == 0

@@ -28,10 +28,12 @@ def sent(monkeypatch) -> list[tuple]:
 
 
 @pytest.fixture
-def queues_empty(monkeypatch) -> dict[str, int]:
-    depth: dict[str, int] = {}
-    monkeypatch.setattr(jobs_recovery, "queue_waiting", lambda queue: depth.get(queue, 0))
-    return depth
+def waiting(monkeypatch) -> dict[str, list[tuple]]:
+    """What waits in each queue, as the sweeper reads it from the broker."""
+    messages: dict[str, list[tuple]] = {}
+    monkeypatch.setattr(jobs_recovery, "queue_waiting", lambda queue: len(messages.get(queue, [])))
+    monkeypatch.setattr(jobs_recovery, "queue_messages", lambda queue, limit: messages.get(queue, [])[:limit])
+    return messages
 
 
 def _age(model, job_id: int, seconds: float) -> None:
@@ -39,7 +41,7 @@ def _age(model, job_id: int, seconds: float) -> None:
 
 
 @pytest.mark.django_db
-def test_sweeper_resends_old_queued_jobs_only_when_their_queue_is_empty(settings, sent, queues_empty):
+def test_sweeper_resends_old_queued_jobs_whose_message_is_not_waiting(settings, sent, waiting):
     settings.JOBS_RESEND_AFTER_SECONDS = 60
     old_import = ImportJob.objects.create(source_name="a.jsonl", file_path="/nowhere", file_format="jsonl")
     _age(ImportJob, old_import.id, 120)
@@ -49,18 +51,32 @@ def test_sweeper_resends_old_queued_jobs_only_when_their_queue_is_empty(settings
     training = TrainingJob.objects.create(trigger="api")
     _age(TrainingJob, training.id, 120)
 
-    queues_empty["train"] = 1  # a message waits in the train queue: it may be this job's
+    # The training's message still waits; beat's own periodic task waits in the default queue.
+    waiting["train"] = [(jobs.MODEL_TRAIN, (training.id,))]
+    waiting["default"] = [(jobs.TRAINING_JOBS_REAP, ())]
     assert jobs_recovery.jobs_resend_lost() == {jobs.IMPORT_RUN: [old_import.id]}
     assert sent == [(jobs.IMPORT_RUN, old_import.id)]
 
-    queues_empty["train"] = 0
+    waiting["train"] = []
     sent.clear()
     jobs_recovery.jobs_resend_lost()
     assert (jobs.MODEL_TRAIN, training.id) in sent and (jobs.EXPORT_RUN, running.id) not in sent
 
 
 @pytest.mark.django_db
-def test_a_pending_priority_recompute_is_resent_and_cleared_by_the_recompute(settings, sent, queues_empty):
+def test_sweeper_waits_when_it_cannot_tell(settings, sent, waiting, monkeypatch):
+    settings.JOBS_RESEND_AFTER_SECONDS = 60
+    job = ImportJob.objects.create(source_name="a.jsonl", file_path="/nowhere", file_format="jsonl")
+    _age(ImportJob, job.id, 120)
+    waiting["default"] = [(jobs.EXPORT_RUN, (1,))] * (jobs_recovery.PEEK_LIMIT + 1)  # too long to read
+    assert jobs_recovery.jobs_resend_lost() == {}
+    monkeypatch.setattr(jobs_recovery, "queue_waiting", lambda queue: None)  # the broker is down
+    assert jobs_recovery.jobs_resend_lost() == {}
+    assert sent == []
+
+
+@pytest.mark.django_db
+def test_a_pending_priority_recompute_is_resent_and_cleared_by_the_recompute(settings, sent, waiting):
     settings.JOBS_RESEND_AFTER_SECONDS = 60
     with jobs.transaction.atomic():
         queue_priorities_request()
