@@ -10,10 +10,11 @@ from celery import shared_task
 
 from annotation.services.exports import export_job_run
 from annotation.services.imports import import_job_run
+from annotation.services.jobs_recovery import jobs_resend_lost as jobs_recovery_resend_lost
 from annotation.services.queue import queue_priorities_recompute as queue_priorities_rank
 from annotation.services.reviews import claims_release_expired as review_claims_release_expired
 from annotation.services.suggestions import suggestions_refresh_batch
-from annotation.services.training import training_jobs_fail_stale
+from annotation.services.training import training_jobs_reap as training_jobs_fail_stale_and_resume
 from annotation.services.training.run import model_version_train
 
 
@@ -39,7 +40,7 @@ def queue_priorities_recompute() -> None:
 
 @shared_task(name="annotation.tasks.training_jobs_reap", ignore_result=True)
 def training_jobs_reap() -> None:
-    training_jobs_fail_stale()
+    training_jobs_fail_stale_and_resume()
 
 
 @shared_task(name="annotation.tasks.claims_release_expired", ignore_result=True)
@@ -50,3 +51,8 @@ def claims_release_expired() -> None:
 @shared_task(name="annotation.tasks.export_run", ignore_result=True)
 def export_run(job_id: int) -> None:
     export_job_run(job_id)
+
+
+@shared_task(name="annotation.tasks.jobs_resend_lost", ignore_result=True)
+def jobs_resend_lost() -> None:
+    jobs_recovery_resend_lost()

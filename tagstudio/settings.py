@@ -313,10 +313,30 @@ CELERY_TASK_ACKS_LATE = True  # tasks are idempotent (conditional state updates)
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A web request never waits long on a broker that is down: a publish tries 3 times within about a second,
+# each connection attempt gives up after CELERY_BROKER_CONNECTION_TIMEOUT; the job then waits in its table
+# for the sweeper below (annotation.services.jobs_recovery).
+CELERY_BROKER_CONNECTION_TIMEOUT = env_float("CELERY_BROKER_CONNECTION_TIMEOUT", 2.0)
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 2,
+    "interval_start": 0,
+    "interval_step": 0.5,
+    "interval_max": 0.5,
+}
+if not TAGSTUDIO_EMBEDDED:
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": CELERY_BROKER_CONNECTION_TIMEOUT}
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {"annotation.tasks.model_train": {"queue": "train"}}
+# The sweeper sends again the jobs whose message the broker lost (queued that long, their queue empty);
+# the reaper fails a training whose heartbeat is older than TRAINING_STALE_AFTER_SECONDS. Beat runs them
+# (docker-compose's beat service; the embedded worker runs beat itself).
+JOBS_SWEEP_SECONDS = env_float("JOBS_SWEEP_SECONDS", 60.0)
+JOBS_RESEND_AFTER_SECONDS = env_float("JOBS_RESEND_AFTER_SECONDS", 120.0)
+TRAINING_REAP_SECONDS = env_float("TRAINING_REAP_SECONDS", 60.0)
 CELERY_BEAT_SCHEDULE = {
     "release-expired-claims": {"task": "annotation.tasks.claims_release_expired", "schedule": 300.0},
+    "resend-lost-jobs": {"task": "annotation.tasks.jobs_resend_lost", "schedule": JOBS_SWEEP_SECONDS},
+    "reap-stale-training": {"task": "annotation.tasks.training_jobs_reap", "schedule": TRAINING_REAP_SECONDS},
 }
 
 # --- TagStudio ---------------------------------------------------------------------------------------

@@ -2,11 +2,14 @@
 
 ``error`` is a stable machine-readable code (``invalid``, ``not_authenticated``, ``authentication_failed``,
 ``permission_denied``, ``not_found``, ``method_not_allowed``, ``conflict``, ``payload_too_large``,
-``throttled``, ``parse_error``, ``unsupported_media_type``, ``server_error``…); ``detail`` is a sentence for
+``throttled``, ``parse_error``, ``unsupported_media_type``, ``broker_unavailable``, ``server_error``…);
+``detail`` is a sentence for
 people; ``fields`` maps request fields (or query parameters) to their messages and is ``{}`` when the
 error is not about one field. Statuses: 400 bad input, 401 no/bad credentials (with
 ``WWW-Authenticate: Token``), 403 role or CSRF, 404, 405, 409 state conflict, 413 body too large,
-429 rate limit (with ``Retry-After``), 500 only for bugs.
+429 rate limit (with ``Retry-After``), 503 when the job broker cannot take a message sent before anything
+was written (with ``Retry-After``; work committed first is sent again by the job sweeper instead), 500 only
+for bugs.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from django.views.defaults import page_not_found
 from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler, set_rollback
+
+from annotation.jobs import BrokerUnavailable
 
 logger = logging.getLogger("annotation.api")
 
@@ -42,6 +47,12 @@ class PayloadTooLarge(exceptions.APIException):
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
     default_detail = "The request body is too large."
     default_code = "payload_too_large"
+
+
+class ServiceUnavailable(exceptions.APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "The job broker is unavailable; nothing was changed. Try again shortly."
+    default_code = "broker_unavailable"
 
 
 class ErrorSerializer(serializers.Serializer):
@@ -77,6 +88,8 @@ def _as_drf(exc: Exception) -> Exception:
     """Map Django's own exceptions to their API equivalents."""
     if isinstance(exc, RequestDataTooBig):
         return PayloadTooLarge()
+    if isinstance(exc, BrokerUnavailable):
+        return ServiceUnavailable()
     if isinstance(exc, Http404):
         return exceptions.NotFound()
     if isinstance(exc, PermissionDenied):
@@ -124,5 +137,7 @@ def json_exception_handler(exc: Exception, context: dict[str, Any]) -> Response 
         # contract is 401 + a Token challenge for missing or bad credentials.
         response.status_code = status.HTTP_401_UNAUTHORIZED
         response["WWW-Authenticate"] = 'Token realm="api"'
+    if isinstance(exc, ServiceUnavailable):
+        response["Retry-After"] = "30"
     response.data = body
     return response

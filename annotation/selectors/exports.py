@@ -8,25 +8,38 @@ annotation.services.exports):
 - ``python`` (any database, the embedded SQLite mode): keyset batches of products by id, their tags in one
   query per batch, rendered by the writers.
 
+One snapshot: everything an export reads — the deleted tags of its head, the tag, approver and version
+lookups, every product and its tags — comes from one transaction that sees the database as it was at one
+moment (:func:`export_snapshot`): ``REPEATABLE READ`` on PostgreSQL (``READ ONLY`` for the portable engine;
+the COPY engine fills its temporary lookup tables first, then turns the transaction ``READ ONLY``), a
+deferred read transaction on SQLite, whose WAL mode gives a reader the database as of its first read while
+the worker keeps writing. Imports and reviews that commit while an export streams are simply not in it:
+a product's record is always the tags it had at that moment, never a mix (issue 14: without it, tags
+created after the lookups were read vanished from records streamed later).
+
 Incremental sync: ``updated_since`` selects products whose ``tags_updated_at`` is at or after it (every
 service that changes approved tags, or a tag's name, path or state, stamps it). The high-water mark to pass
-next time is taken *before* the rows are read and moved back to the start of the oldest transaction still
-open in the database (and a configured clock-skew margin): a write that was not committed yet when the
-export read the table carries a timestamp at or after the mark, so the next export includes it. Records
-may repeat across exports; consumers apply them idempotently.
+next time is taken *before* the snapshot and moved back to the start of the oldest transaction still open
+in the database (and a configured clock-skew margin): a write the snapshot does not see was still open
+when the mark was taken (it started at or after that oldest start) or began afterwards, so its timestamp
+is at or after the mark and the next export includes it. Records may repeat across exports; consumers
+apply them idempotently. (SQLite cannot list open transactions: there the mark is the clock minus the
+margin, and the embedded mode's write transactions are short.)
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import logging
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import DatabaseError, connection
+from django.db import DatabaseError, connection, transaction
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
@@ -87,8 +100,44 @@ class ApprovedTagsExport:
         return self.counter.rows
 
     def chunks(self) -> Iterator[bytes]:
-        rows = _copy_rows(self) if self.engine == "copy" else _python_rows(self)
-        return frame(self.writer, self.meta, rows, self.counter)
+        """The export's bytes, read in one snapshot that stays open while they are iterated."""
+        # The COPY engine writes its temporary lookup tables, then turns the transaction read-only itself.
+        with export_snapshot(read_only=self.engine != "copy") as owned:
+            self.meta = dataclasses.replace(self.meta, deleted_tags=_deleted_tags(self.meta.updated_since))
+            rows = _copy_rows(self, snapshot_owned=owned) if self.engine == "copy" else _python_rows(self)
+            yield from frame(self.writer, self.meta, rows, self.counter)
+
+
+@contextmanager
+def export_snapshot(*, read_only: bool = True) -> Iterator[bool]:
+    """One consistent view of the database for every read inside; yields whether it opened the snapshot.
+
+    Inside a caller's transaction (a test, an atomic block) it cannot choose the isolation level and
+    reads in that transaction as it is."""
+    if connection.in_atomic_block:
+        yield False
+        return
+    if connection.vendor == "postgresql":
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ" + (", READ ONLY" if read_only else "")
+                )
+            yield True
+        return
+    if connection.vendor == "sqlite":
+        # Django's atomic() would BEGIN IMMEDIATE here and hold the write lock for the whole export; a
+        # deferred transaction only reads, and sees the database as of its first read (WAL mode).
+        connection.ensure_connection()
+        with connection.cursor() as cursor:
+            cursor.execute("BEGIN DEFERRED")
+        try:
+            yield True
+        finally:
+            with connection.cursor() as cursor:
+                cursor.execute("COMMIT")  # nothing was written: ends the read transaction
+        return
+    yield False
 
 
 # --- reads -----------------------------------------------------------------------------------------------
@@ -160,7 +209,7 @@ def export_job_queryset() -> QuerySet[ExportJob]:
 def approved_tags_export(
     *, file_format: str = "jsonl", updated_since: dt.datetime | None = None, engine: str | None = None
 ) -> ApprovedTagsExport:
-    """Prepare an export: fixes the high-water mark and the deletion list; rows stream from ``chunks()``."""
+    """Prepare an export: fixes the high-water mark; the deletion list and the rows stream from ``chunks()``."""
     if file_format not in EXPORT_FORMATS:
         raise ExportError(f"unknown export format {file_format!r}; use one of {', '.join(EXPORT_FORMATS)}")
     if engine is None:
@@ -169,10 +218,9 @@ def approved_tags_export(
         raise ExportError(f"export engine {engine!r} is not available on {connection.vendor}")
     if updated_since is not None and timezone.is_naive(updated_since):
         updated_since = timezone.make_aware(updated_since, dt.UTC)
-    mark = _high_water_mark()  # first: anything read afterwards is at or after it, or seen now
-    meta = ExportMeta(
-        high_water_mark=mark, updated_since=updated_since, deleted_tags=_deleted_tags(updated_since)
-    )
+    mark = _high_water_mark()  # before the snapshot: what it does not see is at or after the mark
+    # The deleted tags are read with the rows, in the snapshot ``chunks()`` opens.
+    meta = ExportMeta(high_water_mark=mark, updated_since=updated_since, deleted_tags=())
     return ApprovedTagsExport(file_format=file_format, engine=engine, meta=meta)
 
 
@@ -232,7 +280,8 @@ def _lookup_tables_load(cursor, lookups: _Lookups) -> None:
     """Each lookup rendered once, as the JSON and the CSV text a record embeds."""
     for table, columns in _LOOKUP_TABLES.items():
         cursor.execute(f"DROP TABLE IF EXISTS pg_temp.{table}")
-        cursor.execute(f"CREATE TEMPORARY TABLE {table} ({columns})")
+        # ON COMMIT DROP: the export's own snapshot ends read-only, where DROP is refused.
+        cursor.execute(f"CREATE TEMPORARY TABLE {table} ({columns}) ON COMMIT DROP")
     with cursor.copy("COPY export_tag (id, json, csv) FROM STDIN") as copy:
         for tag_id, (name, path) in lookups.tags.items():
             copy.write_row((tag_id, tag_head(name, path), csv_line([name, PATH_SEPARATOR.join(path)])))
@@ -317,12 +366,14 @@ def _copy_sql(export: ApprovedTagsExport) -> tuple[str, list]:
     return f"COPY ({select}) TO STDOUT (FORMAT binary)", params
 
 
-def _copy_rows(export: ApprovedTagsExport) -> Iterator[bytes]:
+def _copy_rows(export: ApprovedTagsExport, *, snapshot_owned: bool) -> Iterator[bytes]:
     lookups = _lookups()
     sql, params = _copy_sql(export)
     with connection.cursor() as wrapper:
         cursor = wrapper.cursor
         _lookup_tables_load(cursor, lookups)
+        if snapshot_owned:
+            cursor.execute("SET TRANSACTION READ ONLY")  # the tables go at commit
         try:
             with cursor.copy(sql, params) as copy:
                 # libpq hands over one row per read; the first read also carries the file header and the
@@ -336,7 +387,8 @@ def _copy_rows(export: ApprovedTagsExport) -> Iterator[bytes]:
                     yield message[_BINARY_FIELD:]
         finally:
             try:
-                _lookup_tables_drop(cursor)
+                if not snapshot_owned:
+                    _lookup_tables_drop(cursor)
             except DatabaseError:  # an aborted transaction: the temporary tables go with the session
                 logger.debug("export lookup tables left for the session to drop", exc_info=True)
 

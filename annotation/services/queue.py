@@ -26,6 +26,9 @@ from mlcore.selection import DEFAULT_STRATEGY, STRATEGIES, cold_start_rank, rank
 logger = logging.getLogger(__name__)
 
 STRATEGY_SETTING = "active_learning_strategy"
+# Set (to the request time) whenever a recompute is requested, cleared by the recompute that served it: a
+# request whose message the broker lost stays visible to the job sweeper (annotation.services.jobs_recovery).
+RECOMPUTE_PENDING_SETTING = "queue_priorities_requested_at"
 # Cold start clusters the texts of at most this many unreviewed products (a seeded sample of them); the
 # rest follow by id. Nobody reviews more than this before the first model exists.
 COLD_START_MAX_PRODUCTS = 100_000
@@ -78,6 +81,10 @@ def queue_strategy_set(*, strategy: str, user=None) -> str:
 
 def queue_priorities_request() -> None:
     """Recompute the priorities in the background once the caller's transaction commits."""
+    now = timezone.now()
+    Setting.objects.update_or_create(
+        key=RECOMPUTE_PENDING_SETTING, defaults={"value": now.isoformat(), "updated_at": now}
+    )
     queue_priorities_recompute_enqueue()
 
 
@@ -85,8 +92,14 @@ def queue_priorities_recompute() -> dict[str, Any]:
     """Rank the unreviewed products and store their priorities. Returns what it did (for logs/tests)."""
     started = time.monotonic()
     with _one_at_a_time():
+        # Read before ranking: a request made while this runs stays pending and is served again.
+        pending = (
+            Setting.objects.filter(key=RECOMPUTE_PENDING_SETTING).values_list("value", flat=True).first()
+        )
         active = ModelVersion.objects.filter(is_active=True).first()
         summary = _cold_start() if active is None else _rank_by_scores(active)
+        if pending is not None:
+            Setting.objects.filter(key=RECOMPUTE_PENDING_SETTING, value=pending).delete()
     summary["seconds"] = round(time.monotonic() - started, 2)
     logger.info("queue priorities: %s", summary)
     return summary

@@ -9,7 +9,9 @@ from annotation.services.exports import export_job_create
 from tagstudio.celery import app
 
 JOB_NAMES: set[str] = {
-    value for key, value in vars(jobs).items() if key.isupper() and value.startswith("annotation.tasks.")
+    value
+    for key, value in vars(jobs).items()
+    if key.isupper() and isinstance(value, str) and value.startswith("annotation.tasks.")
 }
 
 
@@ -27,6 +29,7 @@ def test_every_job_name_is_a_registered_task_and_every_task_has_a_name():
             "training_jobs_reap",
             "claims_release_expired",
             "export_run",
+            "jobs_resend_lost",
         )
     } == JOB_NAMES
     assert {getattr(tasks, name.rsplit(".", 1)[1]).name for name in JOB_NAMES} == JOB_NAMES

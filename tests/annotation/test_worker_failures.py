@@ -49,10 +49,12 @@ def _free_port() -> int:
 
 
 class PrivateRedis:
-    """A redis-server of our own, persisting to an append-only file so queued messages survive a restart."""
+    """A redis-server of our own, persisting to an append-only file so queued messages survive a restart
+    (``persist=False``: no persistence at all, a restart loses every message)."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, persist: bool = True) -> None:
         self.directory = directory
+        self.persist = persist
         self.port = _free_port()
         self.process: subprocess.Popen | None = None
         directory.mkdir(parents=True, exist_ok=True)
@@ -73,7 +75,8 @@ class PrivateRedis:
             pytest.fail("redis-server is not installed: `apt-get install redis-server` (see .ci/services)")
         self.process = subprocess.Popen(
             [server, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory)]
-            + ["--appendonly", "yes", "--appendfsync", "always", "--save", ""],
+            + (["--appendonly", "yes", "--appendfsync", "always"] if self.persist else ["--appendonly", "no"])
+            + ["--save", ""],
             stdout=open(self.directory / "redis.log", "ab"),  # noqa: SIM115 — closed with the process
             stderr=subprocess.STDOUT,
         )
@@ -135,7 +138,9 @@ def _database_url() -> str:
 
 
 class Worker:
-    def __init__(self, broker: PrivateRedis, log: Path) -> None:
+    def __init__(
+        self, broker: PrivateRedis, log: Path, *, beat: bool = False, env_extra: dict | None = None
+    ) -> None:
         env = dict(os.environ)
         env.update(
             {
@@ -151,11 +156,15 @@ class Worker:
                 "PYTHONUNBUFFERED": "1",
             }
         )
+        env.update(env_extra or {})
+        # Beat inside the worker, as the embedded mode runs it (the sweeper, the reaper).
+        beat_args = ["--beat", "--schedule", str(log.with_suffix(".beat"))] if beat else []
         self.log = log
         self.process = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "tagstudio", "worker", "-Q", "default,train"]
             + ["--concurrency", "1", "--pool", "prefork", "--loglevel", "INFO", "--without-gossip"]
-            + ["--without-mingle", "--without-heartbeat", "--hostname", f"loop-test-{os.getpid()}@%h"],
+            + ["--without-mingle", "--without-heartbeat", "--hostname", f"loop-test-{os.getpid()}@%h"]
+            + beat_args,
             cwd=REPO_ROOT,
             env=env,
             stdout=open(log, "ab"),  # noqa: SIM115 — closed with the process

@@ -1,8 +1,8 @@
 """`make run`: TagStudio on one machine, no external services.
 
 Migrates, creates an admin account (credentials printed and kept in var/admin_credentials.txt), loads
-the demo catalog and taxonomy on an empty database, starts a local Celery worker on the embedded
-file-based queue, asks it for a first model when none exists, and serves the app with gunicorn.
+the demo catalog and taxonomy on an empty database, starts a local Celery worker (with beat) on the
+embedded file-based queue, asks it for a first model when none exists, and serves the app with gunicorn.
 """
 
 from __future__ import annotations
@@ -71,6 +71,11 @@ class Command(BaseCommand):
                 "INFO",
                 "--hostname",
                 "embedded@%h",
+                # Beat inside the worker: the claim release, the job sweeper and the training reaper run
+                # on schedule here too (CELERY_BEAT_SCHEDULE).
+                "--beat",
+                "--schedule",
+                str(settings.VAR_DIR / "celerybeat-schedule"),
             ],
         )
         try:

@@ -21,6 +21,7 @@ from annotation.services.training.lifecycle import (
     stale_after_seconds,
     training_job_request,
     training_jobs_fail_stale,
+    training_jobs_reap,
 )
 from annotation.services.training.promotion import (
     ModelVersionNotReady,
@@ -46,6 +47,7 @@ __all__ = [
     "stale_after_seconds",
     "training_job_request",
     "training_jobs_fail_stale",
+    "training_jobs_reap",
     "validation_ids",
 ]
 

@@ -163,6 +163,16 @@ def training_jobs_fail_stale() -> int:
     return failed
 
 
+def training_jobs_reap() -> int:
+    """The periodic reaper (beat, every ``TRAINING_REAP_SECONDS``): fail the running jobs whose worker is
+    gone, then let automatic retraining go on, since it waited while that job was open (the reviews
+    submitted meanwhile count towards the next one). Returns how many jobs were failed."""
+    failed = training_jobs_fail_stale()
+    if failed:
+        reviews_submitted_hook()
+    return failed
+
+
 # --------------------------------------------------------------------------------------------------
 # Training a version
 # --------------------------------------------------------------------------------------------------
