@@ -3,20 +3,17 @@ from __future__ import annotations
 import pytest
 from rest_framework.test import APIClient
 
-from annotation.roles import ADMIN, OPERATOR
-from annotation.services.users import user_create
+from tests.factories import AdminFactory, OperatorFactory
 
 
 @pytest.fixture
 def operator(db):
-    user, _ = user_create(username="olivia", password="operator-pass-123", role=OPERATOR, validate=False)
-    return user
+    return OperatorFactory(username="olivia", password="operator-pass-123")
 
 
 @pytest.fixture
 def admin_user(db):
-    user, _ = user_create(username="adam", password="admin-pass-123", role=ADMIN, validate=False)
-    return user
+    return AdminFactory(username="adam", password="admin-pass-123")
 
 
 @pytest.fixture

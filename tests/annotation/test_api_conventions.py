@@ -13,8 +13,7 @@ from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from annotation.models import Product
-from annotation.roles import OPERATOR
-from annotation.services.users import user_create
+from tests.factories import OperatorFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -53,7 +52,7 @@ def test_bad_token_gets_401():
 
 
 def test_token_authentication_works():
-    _, key = user_create(username="tok", password="pw-123456789", role=OPERATOR, validate=False)
+    key = OperatorFactory(username="tok").auth_token.key
     assert token_client(key).get("/api/v1/products/").status_code == 200
 
 
@@ -102,8 +101,7 @@ def test_rate_limit_is_per_token_with_retry_after(settings):
         **settings.REST_FRAMEWORK,
         "DEFAULT_THROTTLE_RATES": {"user": "3/min", "anon": "3/min"},
     }
-    _, first = user_create(username="first", password="pw-123456789", role=OPERATOR, validate=False)
-    _, second = user_create(username="second", password="pw-123456789", role=OPERATOR, validate=False)
+    first, second = (OperatorFactory(username=name).auth_token.key for name in ("first", "second"))
     one, two = token_client(first), token_client(second)
     assert [one.get("/api/v1/products/").status_code for _ in range(3)] == [200, 200, 200]
     limited = one.get("/api/v1/products/")

@@ -9,10 +9,9 @@ from __future__ import annotations
 import pytest
 from django.core.cache import cache
 
-from annotation.roles import ADMIN, OPERATOR
 from annotation.services.tags import tag_create
-from annotation.services.users import user_create
 from tests.annotation.test_dashboard_views import build_history
+from tests.factories import AdminFactory, OperatorFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 PASSWORD = "browser-pass-123"
@@ -60,7 +59,7 @@ def login(page, base: str, username: str, then: str) -> None:
 
 
 def test_dashboard_charts_are_drawn(live_server, new_context, expect):
-    operator = user_create(username="dora", password=PASSWORD, role=OPERATOR, validate=False)[0]
+    operator = OperatorFactory(username="dora", password=PASSWORD)
     history = build_history(operator)
     page = new_context().new_page()
     errors: list[str] = []
@@ -93,7 +92,7 @@ def test_dashboard_charts_are_drawn(live_server, new_context, expect):
 
 
 def test_taxonomy_tree_expands_lazily_and_pickers_search(live_server, new_context, expect):
-    user_create(username="ada", password=PASSWORD, role=ADMIN, validate=False)
+    AdminFactory(username="ada", password=PASSWORD)
     shoes = tag_create(name="Shoes")
     sneakers = tag_create(name="Sneakers", parent=shoes)
     tag_create(name="Running shoes", parent=sneakers)
