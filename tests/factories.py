@@ -86,6 +86,8 @@ class ModelVersionFactory(DjangoModelFactory):
 
     version = factory.Sequence(lambda n: f"v{n}")
     state = ModelState.READY
+    train_size = 0
+    valid_size = factory.LazyAttribute(lambda version: version.train_size // 5)
 
 
 class SuggestionFactory(DjangoModelFactory):
@@ -99,14 +101,22 @@ class SuggestionFactory(DjangoModelFactory):
 
 
 class ProductTagFactory(DjangoModelFactory):
-    """An approved tag; by review unless ``source`` says otherwise."""
+    """An approved tag; by review unless ``source`` says otherwise. ``stamp_product=True`` also stamps the
+    product's ``tags_updated_at`` as the services do when they change its tags (what incremental export
+    reads)."""
 
     class Meta:
         model = ProductTag
+        skip_postgeneration_save = True
 
     product = factory.SubFactory(ProductFactory)
     tag = factory.SubFactory(TagFactory)
     source = TagSource.REVIEW
+
+    @factory.post_generation
+    def stamp_product(product_tag: ProductTag, create: bool, stamp: bool | None, **_) -> None:
+        if create and stamp:
+            Product.objects.filter(pk=product_tag.product_id).update(tags_updated_at=timezone.now())
 
 
 class ReviewEventFactory(DjangoModelFactory):

@@ -32,17 +32,14 @@ from rest_framework.authtoken.models import Token
 from annotation.models import (
     ExportJob,
     ImportJob,
-    ModelState,
-    ModelVersion,
-    Product,
     Setting,
     SuggestionRefresh,
     Tag,
-    TagAlias,
     TrainingJob,
     TrainingTrigger,
 )
 from annotation.roles import ADMIN, OPERATOR, roles_ensure
+from tests.factories import ModelVersionFactory, ProductFactory, TagFactory
 
 ANON, PUBLIC, NOBODY = "anonymous", "public", "nobody"
 ROLES = (ANON, OPERATOR, ADMIN)
@@ -234,10 +231,9 @@ def world(db):
             account.groups.add(Group.objects.get(name=role))
         return account
 
-    tag = Tag.objects.create(name="Shirts", normalized_name="shirts")
-    TagAlias.objects.create(tag=tag, name="Shirt", normalized_name="shirt")
-    products = [Product.objects.create(external_id=f"SKU-{i}", title="Shirt") for i in (1, 2)]
-    version = ModelVersion.objects.create(version="v1", state=ModelState.READY)
+    tag = TagFactory(name="Shirts", aliases=("Shirt",))
+    products = [ProductFactory(external_id=f"SKU-{i}", title="Shirt") for i in (1, 2)]
+    version = ModelVersionFactory(version="v1")
     SuggestionRefresh.objects.create(model_version=version)
     Setting.objects.create(key="matrix", value=True)
     victim = user("matrix-victim", OPERATOR)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.utils import timezone
 
-from annotation.models import Product, ProductTag, Setting, Tag, TagSource
+from annotation.models import Setting, Tag, TagSource
 from annotation.selectors_taxonomy import (
     HIERARCHY_CLOSURE_SETTING,
     hierarchy_closure_enabled,
@@ -19,6 +19,7 @@ from annotation.selectors_taxonomy import (
 from annotation.services.tags import tag_alias_add, tag_create, tag_deactivate, tag_merge
 from annotation.services.taxonomy_settings import hierarchy_closure_set
 from mlcore.postprocess import PostProcessConfig, postprocess_scores
+from tests.factories import ProductFactory, ProductTagFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -75,9 +76,9 @@ def test_hierarchy_closure_setting_overrides_the_deployment_default(settings, ad
 
 
 def test_tree_levels_with_counts(shoes_taxonomy):
-    product = Product.objects.create(external_id="p1", title="Runner")
-    ProductTag.objects.create(product=product, tag=shoes_taxonomy["running"], source=TagSource.REVIEW)
-    ProductTag.objects.create(product=product, tag=shoes_taxonomy["sneakers"], source=TagSource.HIERARCHY)
+    product = ProductFactory(external_id="p1", title="Runner")
+    ProductTagFactory(product=product, tag=shoes_taxonomy["running"], source=TagSource.REVIEW)
+    ProductTagFactory(product=product, tag=shoes_taxonomy["sneakers"], source=TagSource.HIERARCHY)
     roots = tag_children(parent_id=None)
     assert [row["name"] for row in roots["tags"]] == ["Shoes"]  # the merged "Kicks" is no longer a tag
     assert roots["tags"][0]["child_count"] == 2 and roots["next_after"] is None
