@@ -8,7 +8,7 @@ import pytest
 from annotation.models import ModelVersion, Product, ReviewStatus, Suggestion
 from annotation.services.queue import queue_priorities_recompute, queue_strategy, queue_strategy_set
 from annotation.taxonomy import TagResolver
-from tests.annotation.test_training_support import catalog_load, demo_rows, memory_broker
+from tests.annotation.training_support import catalog_load, demo_rows, memory_broker
 from tests.factories import ModelVersionFactory
 
 pytestmark = pytest.mark.django_db

@@ -22,7 +22,7 @@ from annotation.services.suggestions import (
     suggestions_refresh_request,
 )
 from annotation.services.training import model_version_activate, model_version_train, training_job_request
-from tests.annotation.test_training_support import FAST_TAGGER, catalog_load, demo_rows, memory_broker
+from tests.annotation.training_support import FAST_TAGGER, catalog_load, demo_rows, memory_broker
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 

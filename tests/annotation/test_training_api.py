@@ -9,7 +9,7 @@ from rest_framework.test import APIClient
 
 from annotation.models import JobStatus, ModelState, ModelVersion, Setting, TrainingJob, TrainingTrigger
 from annotation.services.queue import STRATEGY_SETTING
-from tests.annotation.test_training_support import memory_broker
+from tests.annotation.training_support import memory_broker
 from tests.factories import ModelVersionFactory
 
 pytestmark = pytest.mark.django_db

@@ -11,7 +11,7 @@ from django.test import Client
 
 from annotation.models import JobStatus, ModelState, ModelVersion, Setting, SuggestionRefresh, TrainingJob
 from annotation.services.queue import STRATEGY_SETTING
-from tests.annotation.test_training_support import memory_broker
+from tests.annotation.training_support import memory_broker
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 

@@ -26,7 +26,7 @@ from annotation.services.training import (
     training_jobs_fail_stale,
 )
 from annotation.taxonomy import TagResolver
-from tests.annotation.test_training_support import catalog_load, demo_rows, memory_broker
+from tests.annotation.training_support import catalog_load, demo_rows, memory_broker
 
 
 @pytest.fixture(autouse=True)
