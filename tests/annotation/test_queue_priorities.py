@@ -8,16 +8,10 @@ import pytest
 from annotation.models import ModelVersion, Product, ReviewStatus, Suggestion
 from annotation.services.queue import queue_priorities_recompute, queue_strategy, queue_strategy_set
 from annotation.taxonomy import TagResolver
-from tests.annotation.training_support import catalog_load, demo_rows, memory_broker
+from tests.annotation.training_support import catalog_load, demo_rows
 from tests.factories import ModelVersionFactory
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _no_shared_broker():
-    with memory_broker():
-        yield
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("in_memory_broker")]
 
 
 def _queue_order() -> list[int]:

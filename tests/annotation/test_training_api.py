@@ -9,16 +9,9 @@ from rest_framework.test import APIClient
 
 from annotation.models import JobStatus, ModelState, ModelVersion, Setting, TrainingJob, TrainingTrigger
 from annotation.services.queue import STRATEGY_SETTING
-from tests.annotation.training_support import memory_broker
 from tests.factories import ModelVersionFactory
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _no_shared_broker():
-    with memory_broker():
-        yield
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("in_memory_broker")]
 
 
 def test_train_endpoint_returns_202_with_the_job_and_is_debounced(admin_api):
