@@ -7,7 +7,6 @@ import base64
 import json
 
 import pytest
-from django.core.cache import cache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
@@ -15,14 +14,7 @@ from rest_framework.test import APIClient
 from annotation.models import Product
 from tests.factories import OperatorFactory
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _fresh_throttle_buckets():
-    cache.clear()
-    yield
-    cache.clear()
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("empty_cache")]
 
 
 def token_client(key: str) -> APIClient:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from django.core.cache import cache
 from django.utils import timezone
 
 from annotation.models import (
@@ -34,15 +33,7 @@ from tests.factories import (
     products_create,
 )
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def empty_cache():
-    """Closed days' review figures are cached across calls: every test starts from an empty cache."""
-    cache.clear()
-    yield
-    cache.clear()
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("empty_cache")]
 
 
 def review(product, user, *, when, shown=(), final=(), added=(), version=None, action=ReviewAction.SUBMIT):

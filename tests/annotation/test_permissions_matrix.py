@@ -23,7 +23,6 @@ from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.contrib.contenttypes.models import ContentType
-from django.core.cache import cache
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils.regex_helper import normalize
@@ -40,6 +39,8 @@ from annotation.models import (
 )
 from annotation.roles import ADMIN, OPERATOR, roles_ensure
 from tests.factories import ModelVersionFactory, ProductFactory, TagFactory
+
+pytestmark = pytest.mark.usefixtures("empty_cache")
 
 ANON, PUBLIC, NOBODY = "anonymous", "public", "nobody"
 ROLES = (ANON, OPERATOR, ADMIN)
@@ -314,11 +315,6 @@ def expected(access: Access, route: str, role: str, method: str) -> int:
     if route.startswith("api/"):
         return 401 if role == ANON else 403
     return 302 if role == ANON else access.denied
-
-
-@pytest.fixture(autouse=True)
-def _fresh_throttle_buckets():
-    cache.clear()
 
 
 def test_every_pattern_has_an_expectation():

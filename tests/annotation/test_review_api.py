@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.core.cache import cache
 from rest_framework.test import APIClient
 
 from annotation.models import Product, ProductTag, ReviewEvent, ReviewStatus, TagSource
@@ -16,13 +15,7 @@ from tests.factories import (
     suggestions_create,
 )
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _fresh_cache():
-    """The queue size is cached for a few seconds; each test starts without another test's figure."""
-    cache.clear()
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("empty_cache")]
 
 
 @pytest.fixture

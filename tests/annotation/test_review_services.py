@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from django.core.cache import cache
 from django.utils import timezone
 
 from annotation.models import Product, ProductTag, ReviewAction, ReviewEvent, ReviewStatus, Tag, TagSource
@@ -31,13 +30,7 @@ from tests.factories import (
     suggestions_create,
 )
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _fresh_cache():
-    """The queue size is cached for a few seconds; each test starts without another test's figure."""
-    cache.clear()
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("empty_cache")]
 
 
 @pytest.fixture

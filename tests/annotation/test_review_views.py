@@ -6,7 +6,6 @@ import re
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.core.cache import cache
 from django.test import Client
 from django.urls import NoReverseMatch, reverse
 
@@ -14,13 +13,7 @@ from annotation.models import Product, ProductTag, ReviewEvent, ReviewStatus, Ta
 from annotation.selectors_review import ProductListFilter, product_list
 from tests.factories import ModelVersionFactory, TagFactory, products_create, suggestions_create
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _fresh_cache():
-    """The queue size is cached for a few seconds; each test starts without another test's figure."""
-    cache.clear()
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("empty_cache")]
 
 
 HTMX = {"HTTP_HX_REQUEST": "true"}

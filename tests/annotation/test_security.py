@@ -20,12 +20,9 @@ from annotation.roles import OPERATOR
 from annotation.services.users import user_create
 from tests.factories import AdminFactory, OperatorFactory
 
+pytestmark = pytest.mark.usefixtures("empty_cache")
+
 REPO_ROOT = settings.BASE_DIR
-
-
-@pytest.fixture(autouse=True)
-def _fresh_throttle_buckets():
-    cache.clear()
 
 
 # --- CSRF -----------------------------------------------------------------------------------------------

@@ -7,13 +7,17 @@ downloaded browser).
 from __future__ import annotations
 
 import pytest
-from django.core.cache import cache
 
 from annotation.services.tags import tag_create
 from tests.annotation.test_dashboard_views import build_history
 from tests.factories import AdminFactory, OperatorFactory
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.slow,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("empty_cache"),
+]
 PASSWORD = "browser-pass-123"
 
 # For every chart: its drawn marks and the area they cover on screen (getBBox of the marks' group).
@@ -41,13 +45,6 @@ def expect():
     from playwright.sync_api import expect as playwright_expect
 
     return playwright_expect
-
-
-@pytest.fixture(autouse=True)
-def empty_cache():
-    cache.clear()
-    yield
-    cache.clear()
 
 
 def login(page, base: str, username: str, then: str) -> None:
