@@ -7,7 +7,17 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
-from annotation.models import Product, ProductTag, ReviewAction, ReviewEvent, ReviewStatus, Tag, TagSource
+from annotation.models import (
+    Product,
+    ProductTag,
+    ReviewAction,
+    ReviewEvent,
+    ReviewStatus,
+    Tag,
+    TagSource,
+    TrainingJob,
+    TrainingTrigger,
+)
 from annotation.selectors_review import review_card, review_stats
 from annotation.services import reviews
 from annotation.services.reviews import (
@@ -265,14 +275,19 @@ def test_hierarchy_closure_approves_ancestors(operator, settings):
     assert list(ProductTag.objects.filter(product=other).values_list("tag_id", flat=True)) == [maxi.pk]
 
 
-def test_learning_loop_hook_runs_after_commit(operator, django_capture_on_commit_callbacks):
-    training = pytest.importorskip("annotation.services.training")
-    if not hasattr(training, "reviews_submitted_hook"):
-        pytest.skip("the learning loop has no reviews_submitted_hook yet")
+@pytest.mark.usefixtures("in_memory_broker")
+def test_learning_loop_hook_runs_after_commit(operator, settings, django_capture_on_commit_callbacks):
+    """Once the submit commits, the learning loop counts it: with a threshold of one review, it asks for a
+    training; before the commit, nothing is asked."""
+    settings.RETRAIN_AFTER_REVIEWS = 1
     (product,) = products_create(1)
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         review_submit(product=product, user=operator, tags=[])
-    assert training.reviews_submitted_hook in callbacks
+    assert not TrainingJob.objects.exists()
+    for callback in callbacks:  # the commit
+        callback()
+    job = TrainingJob.objects.get()
+    assert (job.trigger, job.reviews_at_request) == (TrainingTrigger.AUTO, 1)
 
 
 def test_stats_count_own_kept_submits(operator, other_operator):
