@@ -170,15 +170,18 @@ def test_errors_are_json_even_for_the_export_format_parameter(admin_api):
     assert json.loads(json.dumps(body))  # plain JSON, not a renderer-specific page
 
 
-def test_api_page_not_found_answers_json_under_api(rf):
-    """The project's handler404 for /api/ paths (wired in tagstudio/urls.py) keeps the error shape."""
-    from annotation.api.errors import api_page_not_found
-
-    response = api_page_not_found(rf.get("/api/v1/tags/abc/"), None)
+@pytest.mark.parametrize("path", ["/api/v1/no-such-resource/", "/api/v1/tags/abc/", "/api/v2/products/"])
+def test_api_page_not_found_answers_json_under_api(client, settings, path):
+    """A path under /api/ that no route matches answers in the API's error shape (the project's handler404,
+    wired in tagstudio/urls.py); other paths keep Django's HTML page."""
+    settings.DEBUG = False  # with DEBUG on, Django shows its technical 404 page instead of handler404
+    response = client.get(path)
     assert response.status_code == 404
+    assert response["Content-Type"] == "application/json"
     assert json.loads(response.content) == {
         "error": "not_found",
         "detail": "No API endpoint matches this path.",
         "fields": {},
     }
-    assert api_page_not_found(rf.get("/no-such-page/"), None)["Content-Type"].startswith("text/html")
+    page = client.get("/no-such-page/")
+    assert page.status_code == 404 and page["Content-Type"].startswith("text/html")
