@@ -12,7 +12,6 @@ from annotation.selectors_taxonomy import (
     tag_ancestors,
     tag_children,
     tag_search,
-    taxonomy_aliases_map,
     taxonomy_inactive_tags,
     taxonomy_parents_map,
 )
@@ -45,18 +44,13 @@ def test_maps_for_postprocessing(shoes_taxonomy):
         "Boots": "Shoes",
     }
     assert taxonomy_parents_map(key="normalized_name")["running shoes"] == "sneakers"
-    assert taxonomy_aliases_map() == {"trainers": "Sneakers", "Kicks": "Sneakers"}
-    assert taxonomy_aliases_map(key="normalized_name") == {"trainers": "sneakers", "kicks": "sneakers"}
     assert taxonomy_inactive_tags() == {"Boots"}
 
-    # The maps plug straight into mlcore's post-processing: an old "Kicks" score counts for "Sneakers",
-    # a selected child selects its ancestors, a deactivated tag is never suggested.
-    config = PostProcessConfig(
-        aliases=taxonomy_aliases_map(), parents=taxonomy_parents_map(), blocked=taxonomy_inactive_tags()
-    )
+    # The maps plug straight into mlcore's post-processing: a selected child selects its ancestors, a
+    # deactivated tag is never suggested.
+    config = PostProcessConfig(parents=taxonomy_parents_map(), blocked=taxonomy_inactive_tags())
     result = {
-        s.tag: s.selected
-        for s in postprocess_scores({"Kicks": 0.2, "Running shoes": 0.9, "Boots": 0.95}, config=config)
+        s.tag: s.selected for s in postprocess_scores({"Running shoes": 0.9, "Boots": 0.95}, config=config)
     }
     assert result == {"Running shoes": True, "Sneakers": True, "Shoes": True}
 
