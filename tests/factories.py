@@ -4,7 +4,9 @@ about a service's rules calls the service, not these."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
+from pathlib import Path
 
 import factory
 from django.conf import settings
@@ -165,3 +167,15 @@ def suggestions_create(
     if current:
         Product.objects.filter(pk=product.pk).update(suggested_by=version)
         product.suggested_by = version
+
+
+def catalog_jsonl_write(path: Path, rows: list) -> Path:
+    """A JSONL catalog file, one line per row: a dict as JSON (UTF-8, not escaped), a str as it is (for
+    malformed lines)."""
+    path.write_text(
+        "".join(
+            (row if isinstance(row, str) else json.dumps(row, ensure_ascii=False)) + "\n" for row in rows
+        ),
+        encoding="utf-8",
+    )
+    return path
