@@ -95,7 +95,6 @@ def test_api_conforms_to_its_schema(live_server, seeded, settings, tmp_path):
     root = Path(__file__).resolve().parents[2]
     env = {
         **os.environ,
-        "SCHEMATHESIS_HOOKS": "tests.annotation.test_schema_fuzz_hooks",
         "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")])),
     }
     # Run from a temporary folder: schemathesis keeps its cache (.schemathesis/) in the working directory.
