@@ -12,3 +12,6 @@ urlpatterns = [
     path("api/v1/", include("annotation.api.urls")),
     path("", include("annotation.urls")),
 ]
+
+# An unrouted path under /api/ answers in the API's JSON error shape; other paths get Django's 404 page.
+handler404 = "annotation.api.errors.api_page_not_found"

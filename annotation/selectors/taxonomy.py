@@ -43,35 +43,6 @@ def taxonomy_parents_map(*, key: TagKey = "name") -> dict[str, str | None]:
     return {value: label.get(parent_id) if parent_id is not None else None for _, value, parent_id in rows}
 
 
-def taxonomy_aliases_map(*, key: TagKey = "name") -> dict[str, str]:
-    """Every alias and every merged-away tag -> the canonical tag it resolves to.
-
-    Feeds ``PostProcessConfig.aliases``: a model trained before a merge still scores the old label, and
-    its score then goes to the tag it was merged into ("the label map follows at the next training").
-    """
-    names = dict(Tag.objects.values_list("id", key))
-    merged_into = dict(Tag.objects.filter(merged_into__isnull=False).values_list("id", "merged_into_id"))
-
-    def canonical(tag_id: int) -> int:
-        seen = set()
-        while tag_id in merged_into and tag_id not in seen:
-            seen.add(tag_id)
-            tag_id = merged_into[tag_id]
-        return tag_id
-
-    out: dict[str, str] = {}
-    alias_key = "name" if key == "name" else "normalized_name"
-    for alias, tag_id in TagAlias.objects.values_list(alias_key, "tag_id"):
-        target = names.get(canonical(tag_id))
-        if target is not None and target != alias:
-            out[alias] = target
-    for tag_id in merged_into:
-        source, target = names.get(tag_id), names.get(canonical(tag_id))
-        if source is not None and target is not None and source != target:
-            out[source] = target
-    return out
-
-
 def taxonomy_inactive_tags(*, key: TagKey = "name") -> set[str]:
     """Deactivated canonical tags: never suggested (``PostProcessConfig.blocked``), kept on old products."""
     return set(_canonical_tags().filter(is_active=False).values_list(key, flat=True))

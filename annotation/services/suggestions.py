@@ -348,19 +348,3 @@ def _refresh_finish_if_done(version: ModelVersion) -> None:
 def suggestion_refresh_latest() -> SuggestionRefresh | None:
     """The refresh of the active version (the one the models page reports), if any."""
     return SuggestionRefresh.objects.filter(model_version__is_active=True).order_by("-id").first()
-
-
-def suggestions_current(product: Product) -> list[Suggestion]:
-    """The product's suggestions from the active version, best first; empty while they are being computed.
-
-    Cards never mix versions: only rows of the active version, and only when the product's current
-    suggestions are that version's.
-    """
-    active = ModelVersion.objects.filter(is_active=True).first()
-    if active is None or product.suggested_by_id != active.id:
-        return []
-    return list(
-        Suggestion.objects.filter(product=product, model_version=active)
-        .select_related("tag")
-        .order_by("-score", "tag_id")
-    )

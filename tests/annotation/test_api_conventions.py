@@ -7,23 +7,14 @@ import base64
 import json
 
 import pytest
-from django.core.cache import cache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from annotation.models import Product
-from annotation.roles import OPERATOR
-from annotation.services.users import user_create
+from tests.factories import OperatorFactory
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _fresh_throttle_buckets():
-    cache.clear()
-    yield
-    cache.clear()
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("empty_cache")]
 
 
 def token_client(key: str) -> APIClient:
@@ -53,7 +44,7 @@ def test_bad_token_gets_401():
 
 
 def test_token_authentication_works():
-    _, key = user_create(username="tok", password="pw-123456789", role=OPERATOR, validate=False)
+    key = OperatorFactory(username="tok").auth_token.key
     assert token_client(key).get("/api/v1/products/").status_code == 200
 
 
@@ -102,8 +93,7 @@ def test_rate_limit_is_per_token_with_retry_after(settings):
         **settings.REST_FRAMEWORK,
         "DEFAULT_THROTTLE_RATES": {"user": "3/min", "anon": "3/min"},
     }
-    _, first = user_create(username="first", password="pw-123456789", role=OPERATOR, validate=False)
-    _, second = user_create(username="second", password="pw-123456789", role=OPERATOR, validate=False)
+    first, second = (OperatorFactory(username=name).auth_token.key for name in ("first", "second"))
     one, two = token_client(first), token_client(second)
     assert [one.get("/api/v1/products/").status_code for _ in range(3)] == [200, 200, 200]
     limited = one.get("/api/v1/products/")
@@ -180,15 +170,18 @@ def test_errors_are_json_even_for_the_export_format_parameter(admin_api):
     assert json.loads(json.dumps(body))  # plain JSON, not a renderer-specific page
 
 
-def test_api_page_not_found_answers_json_under_api(rf):
-    """The project's handler404 for /api/ paths (wired in tagstudio/urls.py) keeps the error shape."""
-    from annotation.api.errors import api_page_not_found
-
-    response = api_page_not_found(rf.get("/api/v1/tags/abc/"), None)
+@pytest.mark.parametrize("path", ["/api/v1/no-such-resource/", "/api/v1/tags/abc/", "/api/v2/products/"])
+def test_api_page_not_found_answers_json_under_api(client, settings, path):
+    """A path under /api/ that no route matches answers in the API's error shape (the project's handler404,
+    wired in tagstudio/urls.py); other paths keep Django's HTML page."""
+    settings.DEBUG = False  # with DEBUG on, Django shows its technical 404 page instead of handler404
+    response = client.get(path)
     assert response.status_code == 404
+    assert response["Content-Type"] == "application/json"
     assert json.loads(response.content) == {
         "error": "not_found",
         "detail": "No API endpoint matches this path.",
         "fields": {},
     }
-    assert api_page_not_found(rf.get("/no-such-page/"), None)["Content-Type"].startswith("text/html")
+    page = client.get("/no-such-page/")
+    assert page.status_code == 404 and page["Content-Type"].startswith("text/html")

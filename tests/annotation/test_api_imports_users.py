@@ -12,9 +12,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework.test import APIClient
 
 from annotation.models import ImportJob, Product
-from annotation.roles import OPERATOR
 from annotation.services.imports import import_job_run
-from annotation.services.users import user_create
+from tests.factories import OperatorFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -111,7 +110,7 @@ def token_client(key: str) -> APIClient:
 
 
 def test_me_and_own_token_rotation():
-    _, key = user_create(username="olga", password="pw-123456789", role=OPERATOR, validate=False)
+    key = OperatorFactory(username="olga").auth_token.key
     client = token_client(key)
     me = client.get("/api/v1/me/").json()
     assert (me["username"], me["role"], me["has_token"]) == ("olga", "operator", True)

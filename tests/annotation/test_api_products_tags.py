@@ -9,18 +9,19 @@ from django.urls import resolve
 from django.utils import timezone
 
 from annotation.models import (
-    ModelState,
-    ModelVersion,
-    Product,
-    ProductTag,
     ReviewAction,
-    ReviewEvent,
     ReviewStatus,
-    Suggestion,
     Tag,
     TagSource,
 )
 from annotation.services.tags import tag_alias_add, tag_create
+from tests.factories import (
+    ModelVersionFactory,
+    ProductFactory,
+    ProductTagFactory,
+    ReviewEventFactory,
+    SuggestionFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -32,11 +33,11 @@ def shop(admin_user):
     linen = tag_create(name="Linen")
     tag_alias_add(tag=linen, name="flax")
     old, new = (
-        ModelVersion.objects.create(version="v1", state=ModelState.READY),
-        ModelVersion.objects.create(version="v2", state=ModelState.READY),
+        ModelVersionFactory(version="v1"),
+        ModelVersionFactory(version="v2"),
     )
     week_ago = timezone.now() - dt.timedelta(days=7)
-    shirt = Product.objects.create(
+    shirt = ProductFactory(
         external_id="SKU/1",
         title="Linen shirt",
         brand="Acme",
@@ -45,15 +46,15 @@ def shop(admin_user):
         updated_at=week_ago,
         tags_updated_at=timezone.now(),
     )
-    dress = Product.objects.create(external_id="SKU-2", title="Summer dress", updated_at=week_ago)
-    ProductTag.objects.create(
+    dress = ProductFactory(external_id="SKU-2", title="Summer dress", updated_at=week_ago)
+    ProductTagFactory(
         product=shirt, tag=shirts, source=TagSource.REVIEW, approved_by=admin_user, model_version=new
     )
-    ProductTag.objects.create(product=shirt, tag=linen, source=TagSource.IMPORT)
-    Suggestion.objects.create(product=shirt, tag=linen, model_version=new, score=0.8, selected=True)
-    Suggestion.objects.create(product=shirt, tag=shirts, model_version=new, score=0.6)
-    Suggestion.objects.create(product=shirt, tag=tops, model_version=old, score=0.99)  # stale version
-    ReviewEvent.objects.create(
+    ProductTagFactory(product=shirt, tag=linen, source=TagSource.IMPORT)
+    SuggestionFactory(product=shirt, tag=linen, model_version=new, score=0.8, selected=True)
+    SuggestionFactory(product=shirt, tag=shirts, model_version=new, score=0.6)
+    SuggestionFactory(product=shirt, tag=tops, model_version=old, score=0.99)  # stale version
+    ReviewEventFactory(
         product=shirt, user=admin_user, action=ReviewAction.SUBMIT, model_version=new, final_tags=[shirts.pk]
     )
     return {"shirt": shirt, "dress": dress, "tags": (tops, shirts, linen)}

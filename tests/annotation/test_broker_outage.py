@@ -39,8 +39,8 @@ from annotation.models import (
 from annotation.services.training import training_job_request
 from annotation.services.training.run import model_version_train
 from mlcore.selection import DEFAULT_STRATEGY, STRATEGIES
-from tests.annotation.test_training_support import FAST_TAGGER, catalog_load, demo_rows, memory_broker
 from tests.annotation.test_worker_failures import PrivateRedis, Worker, _reset_producers, _wait_for
+from tests.annotation.training_support import FAST_TAGGER, catalog_load, demo_rows, memory_broker
 
 # annotation.services.queue.RECOMPUTE_PENDING_SETTING (spelled out: the test also runs against older code)
 RECOMPUTE_PENDING_SETTING = "queue_priorities_requested_at"

@@ -5,19 +5,15 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from django.core.cache import cache
 from django.utils import timezone
 
 from annotation.models import (
     ModelState,
-    ModelVersion,
     Product,
-    ProductTag,
     ReviewAction,
     ReviewEvent,
     ReviewStatus,
     Suggestion,
-    Tag,
     TagSource,
 )
 from annotation.selectors.dashboard import (
@@ -28,41 +24,16 @@ from annotation.selectors.dashboard import (
     review_activity,
     suspicious_labels,
 )
+from tests.factories import (
+    ModelVersionFactory,
+    ProductTagFactory,
+    ReviewEventFactory,
+    SuggestionFactory,
+    TagFactory,
+    products_create,
+)
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def empty_cache():
-    """Closed days' review figures are cached across calls: every test starts from an empty cache."""
-    cache.clear()
-    yield
-    cache.clear()
-
-
-def make_products(n: int, *, reviewed: int = 0, prefix: str = "p") -> list[Product]:
-    return Product.objects.bulk_create(
-        [
-            Product(
-                external_id=f"{prefix}{i}",
-                title=f"Product {i}",
-                review_status=ReviewStatus.REVIEWED if i < reviewed else ReviewStatus.UNREVIEWED,
-            )
-            for i in range(n)
-        ]
-    )
-
-
-def make_version(name: str, *, metrics: dict, train_size: int, created_at: dt.datetime, active=False):
-    return ModelVersion.objects.create(
-        version=name,
-        state=ModelState.READY,
-        is_active=active,
-        metrics=metrics,
-        train_size=train_size,
-        valid_size=train_size // 5,
-        created_at=created_at,
-    )
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("empty_cache")]
 
 
 def review(product, user, *, when, shown=(), final=(), added=(), version=None, action=ReviewAction.SUBMIT):
@@ -77,7 +48,7 @@ def review(product, user, *, when, shown=(), final=(), added=(), version=None, a
         }
         for i, (name, selected) in enumerate(shown)
     ]
-    return ReviewEvent.objects.create(
+    return ReviewEventFactory(
         product=product,
         user=user,
         action=action,
@@ -93,7 +64,8 @@ def review(product, user, *, when, shown=(), final=(), added=(), version=None, a
 
 
 def test_catalog_counts(operator):
-    products = make_products(10, reviewed=4)
+    products = products_create(10)
+    Product.objects.filter(pk__in=[p.pk for p in products[:4]]).update(review_status=ReviewStatus.REVIEWED)
     future = timezone.now() + dt.timedelta(minutes=5)
     Product.objects.filter(pk=products[5].pk).update(claimed_by=operator, claim_expires_at=future)
     # An expired claim is free again: not counted.
@@ -113,9 +85,9 @@ def test_catalog_counts(operator):
 
 def test_review_activity_per_day_operator_and_version(operator, admin_user):
     now = timezone.now()
-    products = make_products(6)
-    v1 = make_version("v1", metrics={}, train_size=10, created_at=now - dt.timedelta(days=5))
-    v2 = make_version("v2", metrics={}, train_size=20, created_at=now - dt.timedelta(days=1))
+    products = products_create(6)
+    v1 = ModelVersionFactory(version="v1", metrics={}, train_size=10, created_at=now - dt.timedelta(days=5))
+    v2 = ModelVersionFactory(version="v2", metrics={}, train_size=20, created_at=now - dt.timedelta(days=1))
     # operator: two cards. The first keeps both selected suggestions (the unselected "zip" is listed as
     # rejected by the audit, which does not make the card changed); the second drops one selected
     # suggestion and adds a tag.
@@ -189,7 +161,7 @@ def test_review_activity_per_day_operator_and_version(operator, admin_user):
 
 def test_review_activity_caches_closed_days_only(operator):
     now = timezone.now()
-    products = make_products(4)
+    products = products_create(4)
     yesterday = now - dt.timedelta(days=1)
     review(products[0], operator, when=yesterday, shown=[("a", True)], final=["a"])
     review(products[1], operator, when=now, shown=[("a", True)], final=["a"])
@@ -208,20 +180,22 @@ def test_review_activity_caches_closed_days_only(operator):
 
 def test_model_timeline_and_learning_curve():
     now = timezone.now()
-    make_version(
-        "v1",
+    ModelVersionFactory(
+        version="v1",
         metrics={"micro_f1": 0.5, "p@1": 0.6, "per_tag": {}},
         train_size=100,
         created_at=now - dt.timedelta(days=3),
     )
-    make_version(
-        "v2",
+    ModelVersionFactory(
+        version="v2",
         metrics={"micro_f1": 0.7, "p@1": 0.8, "p@5": 0.3},
         train_size=300,
         created_at=now - dt.timedelta(days=2),
     )
-    make_version("v3", metrics={"micro_f1": 0.65, "p@1": 0.75}, train_size=200, created_at=now, active=True)
-    ModelVersion.objects.create(version="broken", state=ModelState.FAILED, created_at=now)
+    ModelVersionFactory(
+        version="v3", metrics={"micro_f1": 0.65, "p@1": 0.75}, train_size=200, created_at=now, is_active=True
+    )
+    ModelVersionFactory(version="broken", state=ModelState.FAILED, created_at=now)
 
     timeline = model_versions_timeline()
     assert [row["version"] for row in timeline] == ["v1", "v2", "v3"]
@@ -241,12 +215,12 @@ def test_per_tag_quality_worst_first_and_sortable():
         "scarf": {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 2},
         "hat": {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 9},
     }
-    make_version(
-        "v1",
+    ModelVersionFactory(
+        version="v1",
         metrics={"micro_f1": 0.6, "per_tag": per_tag},
         train_size=50,
         created_at=timezone.now(),
-        active=True,
+        is_active=True,
     )
     table = per_tag_quality()
     # Worst F1 first; between equal F1, the tag with more support first.
@@ -270,82 +244,66 @@ def test_per_tag_quality_without_active_model():
 
 def test_suspicious_labels_confidence_rule():
     now = timezone.now()
-    version = make_version("v1", metrics={}, train_size=10, created_at=now, active=True)
-    old = make_version("v0", metrics={}, train_size=5, created_at=now - dt.timedelta(days=1))
-    dress, boots, shoes, hat = (
-        Tag.objects.create(name=n, normalized_name=n) for n in ("dress", "boots", "shoes", "hat")
-    )
-    wrong, fine, unscored, old_only = make_products(4)
-    for product in (wrong, fine, unscored, old_only):
-        product.tags_updated_at = now
-        product.save(update_fields=["tags_updated_at"])
+    version = ModelVersionFactory(version="v1", metrics={}, train_size=10, created_at=now, is_active=True)
+    old = ModelVersionFactory(version="v0", metrics={}, train_size=5, created_at=now - dt.timedelta(days=1))
+    dress, boots, shoes, hat = (TagFactory(name=n) for n in ("dress", "boots", "shoes", "hat"))
+    wrong, fine, unscored, old_only = products_create(4, tags_updated_at=now)
 
     # wrong: approved "boots" scored 0.01 while "dress" (absent) scores 0.97 -> suspicious.
-    ProductTag.objects.create(product=wrong, tag=boots, source=TagSource.REVIEW)
-    ProductTag.objects.create(product=wrong, tag=hat, source=TagSource.REVIEW)
-    Suggestion.objects.bulk_create(
-        [
-            Suggestion(product=wrong, tag=dress, model_version=version, score=0.97),
-            Suggestion(product=wrong, tag=boots, model_version=version, score=0.01),
-            Suggestion(product=wrong, tag=hat, model_version=version, score=0.6),
-        ]
-    )
+    ProductTagFactory(product=wrong, tag=boots, source=TagSource.REVIEW)
+    ProductTagFactory(product=wrong, tag=hat, source=TagSource.REVIEW)
+    SuggestionFactory(product=wrong, tag=dress, model_version=version, score=0.97)
+    SuggestionFactory(product=wrong, tag=boots, model_version=version, score=0.01)
+    SuggestionFactory(product=wrong, tag=hat, model_version=version, score=0.6)
     # fine: the high-scored tag is approved -> nothing to object to.
-    ProductTag.objects.create(product=fine, tag=dress, source=TagSource.REVIEW)
-    ProductTag.objects.create(product=fine, tag=boots, source=TagSource.IMPORT)
-    Suggestion.objects.bulk_create(
-        [
-            Suggestion(product=fine, tag=dress, model_version=version, score=0.95),
-            Suggestion(product=fine, tag=boots, model_version=version, score=0.02),
-        ]
-    )
+    ProductTagFactory(product=fine, tag=dress, source=TagSource.REVIEW)
+    ProductTagFactory(product=fine, tag=boots, source=TagSource.IMPORT)
+    SuggestionFactory(product=fine, tag=dress, model_version=version, score=0.95)
+    SuggestionFactory(product=fine, tag=boots, model_version=version, score=0.02)
     # unscored: approved "shoes" has no stored suggestion, and the lowest stored score (0.03) bounds it.
-    ProductTag.objects.create(product=unscored, tag=shoes, source=TagSource.IMPORT)
-    Suggestion.objects.bulk_create(
-        [
-            Suggestion(product=unscored, tag=dress, model_version=version, score=0.93),
-            Suggestion(product=unscored, tag=hat, model_version=version, score=0.03),
-        ]
-    )
+    ProductTagFactory(product=unscored, tag=shoes, source=TagSource.IMPORT)
+    SuggestionFactory(product=unscored, tag=dress, model_version=version, score=0.93)
+    SuggestionFactory(product=unscored, tag=hat, model_version=version, score=0.03)
     # old_only: the disagreement comes from an inactive version -> ignored.
-    ProductTag.objects.create(product=old_only, tag=boots, source=TagSource.REVIEW)
-    Suggestion.objects.bulk_create(
-        [
-            Suggestion(product=old_only, tag=dress, model_version=old, score=0.99),
-            Suggestion(product=old_only, tag=boots, model_version=old, score=0.001),
-        ]
-    )
+    ProductTagFactory(product=old_only, tag=boots, source=TagSource.REVIEW)
+    SuggestionFactory(product=old_only, tag=dress, model_version=old, score=0.99)
+    SuggestionFactory(product=old_only, tag=boots, model_version=old, score=0.001)
 
     result = suspicious_labels()
     assert result["version"] == "v1"
     rows = {row["external_id"]: row for row in result["rows"]}
-    assert set(rows) == {"p0", "p2"}
-    assert [t["tag"] for t in rows["p0"]["doubted"]] == ["boots"]
-    assert rows["p0"]["doubted"][0]["score"] == pytest.approx(0.01)
-    assert [(t["tag"], t["score"]) for t in rows["p0"]["missing"]] == [("dress", pytest.approx(0.97))]
-    assert rows["p2"]["doubted"][0]["score"] is None
-    assert rows["p2"]["doubted"][0]["bound"] == pytest.approx(0.03)
+    assert set(rows) == {wrong.external_id, unscored.external_id}
+    assert [t["tag"] for t in rows[wrong.external_id]["doubted"]] == ["boots"]
+    assert rows[wrong.external_id]["doubted"][0]["score"] == pytest.approx(0.01)
+    assert [(t["tag"], t["score"]) for t in rows[wrong.external_id]["missing"]] == [
+        ("dress", pytest.approx(0.97))
+    ]
+    assert rows[unscored.external_id]["doubted"][0]["score"] is None
+    assert rows[unscored.external_id]["doubted"][0]["bound"] == pytest.approx(0.03)
     # Most suspicious first: the lower label quality against the stronger objection.
-    assert [row["external_id"] for row in result["rows"]] == ["p0", "p2"]
+    assert [row["external_id"] for row in result["rows"]] == [wrong.external_id, unscored.external_id]
 
     # With a product whose lowest stored score is high, an unscored approved tag is not known to be low.
     Suggestion.objects.filter(product=unscored, tag=hat).update(score=0.4)
-    assert {row["external_id"] for row in suspicious_labels()["rows"]} == {"p0"}
+    assert {row["external_id"] for row in suspicious_labels()["rows"]} == {wrong.external_id}
 
 
 def test_suspicious_labels_scans_recent_products_only():
     now = timezone.now()
-    version = make_version("v1", metrics={}, train_size=10, created_at=now, active=True)
-    dress, boots = (Tag.objects.create(name=n, normalized_name=n) for n in ("dress", "boots"))
-    older, newer = make_products(2)
+    version = ModelVersionFactory(version="v1", metrics={}, train_size=10, created_at=now, is_active=True)
+    dress, boots = (TagFactory(name=n) for n in ("dress", "boots"))
+    older, newer = products_create(2)
     for product, when in ((older, now - dt.timedelta(days=3)), (newer, now)):
         product.tags_updated_at = when
         product.save(update_fields=["tags_updated_at"])
-        ProductTag.objects.create(product=product, tag=boots, source=TagSource.REVIEW)
-        Suggestion.objects.create(product=product, tag=dress, model_version=version, score=0.99)
-        Suggestion.objects.create(product=product, tag=boots, model_version=version, score=0.01)
-    assert [row["external_id"] for row in suspicious_labels(scan_products=1)["rows"]] == ["p1"]
-    assert {row["external_id"] for row in suspicious_labels(scan_products=10)["rows"]} == {"p0", "p1"}
+        ProductTagFactory(product=product, tag=boots, source=TagSource.REVIEW)
+        SuggestionFactory(product=product, tag=dress, model_version=version, score=0.99)
+        SuggestionFactory(product=product, tag=boots, model_version=version, score=0.01)
+    assert [row["external_id"] for row in suspicious_labels(scan_products=1)["rows"]] == [newer.external_id]
+    assert {row["external_id"] for row in suspicious_labels(scan_products=10)["rows"]} == {
+        older.external_id,
+        newer.external_id,
+    }
 
 
 def test_suspicious_labels_without_active_model():

@@ -7,32 +7,24 @@ import re
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.core.cache import cache
 from django.urls import reverse
 from django.utils import timezone
 
 from annotation.models import (
-    ModelState,
-    ModelVersion,
     Product,
-    ProductTag,
-    ReviewAction,
-    ReviewEvent,
     ReviewStatus,
-    Suggestion,
-    Tag,
-    TagSource,
 )
 from annotation.views.dashboard.views import bar_chart, line_chart
+from tests.factories import (
+    ModelVersionFactory,
+    ProductTagFactory,
+    ReviewEventFactory,
+    SuggestionFactory,
+    TagFactory,
+    products_create,
+)
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def empty_cache():
-    cache.clear()
-    yield
-    cache.clear()
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("empty_cache")]
 
 
 def build_history(operator) -> dict:
@@ -42,35 +34,26 @@ def build_history(operator) -> dict:
         "dress": {"precision": 0.9, "recall": 0.8, "f1": 0.847, "support": 30},
         "boots": {"precision": 0.1, "recall": 0.2, "f1": 0.133, "support": 4},
     }
-    v1 = ModelVersion.objects.create(
+    v1 = ModelVersionFactory(
         version="v1",
-        state=ModelState.READY,
         metrics={"micro_f1": 0.55, "p@1": 0.6},
         train_size=100,
         created_at=now - dt.timedelta(days=3),
     )
-    v2 = ModelVersion.objects.create(
+    v2 = ModelVersionFactory(
         version="v2",
-        state=ModelState.READY,
         is_active=True,
         metrics={"micro_f1": 0.71, "p@1": 0.8, "p@5": 0.3, "per_tag": per_tag},
         train_size=400,
         created_at=now - dt.timedelta(days=1),
     )
-    dress = Tag.objects.create(name="dress", normalized_name="dress")
-    boots = Tag.objects.create(name="boots", normalized_name="boots")
-    products = Product.objects.bulk_create(
-        [
-            Product(external_id=f"SKU-{i}", title=f"Product {i}", review_status=ReviewStatus.REVIEWED)
-            for i in range(4)
-        ]
-    )
+    dress, boots = TagFactory(name="dress"), TagFactory(name="boots")
+    products = products_create(4, review_status=ReviewStatus.REVIEWED)
     for i, product in enumerate(products):
         version = v1 if i < 2 else v2
-        ReviewEvent.objects.create(
+        ReviewEventFactory(
             product=product,
             user=operator,
-            action=ReviewAction.SUBMIT,
             created_at=now - dt.timedelta(days=i % 3),
             model_version=version,
             shown=[
@@ -83,9 +66,9 @@ def build_history(operator) -> dict:
         )
     suspicious = products[3]
     Product.objects.filter(pk=suspicious.pk).update(tags_updated_at=now)
-    ProductTag.objects.create(product=suspicious, tag=boots, source=TagSource.REVIEW)
-    Suggestion.objects.create(product=suspicious, tag=dress, model_version=v2, score=0.98, selected=True)
-    Suggestion.objects.create(product=suspicious, tag=boots, model_version=v2, score=0.01)
+    ProductTagFactory(product=suspicious, tag=boots)
+    SuggestionFactory(product=suspicious, tag=dress, model_version=v2, score=0.98, selected=True)
+    SuggestionFactory(product=suspicious, tag=boots, model_version=v2, score=0.01)
     return {"suspicious": suspicious}
 
 

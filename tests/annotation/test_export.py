@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import functools
 import io
 import json
 import time
@@ -16,18 +17,15 @@ from django.db import connection
 from django.utils import timezone
 
 from annotation.io.writers import CSV_COLUMNS
-from annotation.models import ExportJob, JobStatus, ModelState, ModelVersion, Product, ProductTag, TagSource
+from annotation.models import ExportJob, JobStatus, Product, ProductTag, TagSource
 from annotation.services import exports
 from annotation.services.tags import tag_create, tag_deactivate, tag_merge, tag_rename
+from tests.factories import ModelVersionFactory, ProductFactory, ProductTagFactory
 
 pytestmark = pytest.mark.django_db
 
-
-def approve(product: Product, tag, source=TagSource.REVIEW, user=None, version=None) -> None:
-    ProductTag.objects.create(
-        product=product, tag=tag, source=source, approved_by=user, model_version=version
-    )
-    Product.objects.filter(pk=product.pk).update(tags_updated_at=timezone.now())
+# Approve a tag the way the services do: the product's tags_updated_at moves with it.
+approve = functools.partial(ProductTagFactory, stamp_product=True)
 
 
 @pytest.fixture
@@ -39,16 +37,16 @@ def catalog(admin_user):
     tee = tag_create(name="Tee")
     denim = tag_create(name="jean")
     vintage = tag_create(name="Vintage")
-    version = ModelVersion.objects.create(version="v7", state=ModelState.READY)
-    p1 = Product.objects.create(external_id="p1", title="Oxford shirt")
-    p2 = Product.objects.create(external_id="a/b", title="Tee with slash id")
-    p3 = Product.objects.create(external_id='sku,"3"', title="Vintage only")
-    Product.objects.create(external_id="untagged", title="Never tagged")
-    approve(p1, shirts, user=admin_user, version=version)
-    approve(p1, denim, source=TagSource.IMPORT)
-    approve(p2, tee, user=admin_user)
-    approve(p2, vintage, user=admin_user)
-    approve(p3, vintage, source=TagSource.IMPORT)
+    version = ModelVersionFactory(version="v7")
+    p1 = ProductFactory(external_id="p1", title="Oxford shirt")
+    p2 = ProductFactory(external_id="a/b", title="Tee with slash id")
+    p3 = ProductFactory(external_id='sku,"3"', title="Vintage only")
+    ProductFactory(external_id="untagged", title="Never tagged")
+    approve(product=p1, tag=shirts, approved_by=admin_user, model_version=version)
+    approve(product=p1, tag=denim, source=TagSource.IMPORT)
+    approve(product=p2, tag=tee, approved_by=admin_user)
+    approve(product=p2, tag=vintage, approved_by=admin_user)
+    approve(product=p3, tag=vintage, source=TagSource.IMPORT)
     tag_merge(source=tee, target=shirts)
     tag_rename(tag=denim, name="Jeans")
     tag_deactivate(tag=vintage)
@@ -176,7 +174,7 @@ def test_incremental_export_from_the_high_water_mark(catalog, settings):
         tags_updated_at=first.high_water_mark - dt.timedelta(hours=1)
     )
     # After the mark: a new approval on p1, and p2 loses its last tag.
-    approve(p1, tag_create(name="Linen"))
+    approve(product=p1, tag=tag_create(name="Linen"))
     ProductTag.objects.filter(product=p2).delete()
     Product.objects.filter(pk=p2.pk).update(tags_updated_at=timezone.now())
     tag_deactivate(tag=tag_create(name="Retired"))

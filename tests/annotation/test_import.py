@@ -21,6 +21,7 @@ from annotation.services.imports import (
     write_tags_generic,
 )
 from annotation.taxonomy.resolver import TagResolver
+from tests.factories import catalog_jsonl_write
 
 pytestmark = pytest.mark.django_db
 
@@ -45,16 +46,6 @@ CATALOG = [
     },
     {"id": 1001, "title": "Numeric SKU", "attributes": {"size": "M", "note": "a\\b"}},
 ]
-
-
-def write_jsonl(path: Path, rows: list) -> Path:
-    path.write_text(
-        "".join(
-            (row if isinstance(row, str) else json.dumps(row, ensure_ascii=False)) + "\n" for row in rows
-        ),
-        encoding="utf-8",
-    )
-    return path
 
 
 def snapshot() -> dict:
@@ -93,7 +84,7 @@ def tags_of(external_id: str) -> set[str]:
 
 
 def test_import_creates_products_and_approved_import_tags(tmp_path):
-    stats = import_products(write_jsonl(tmp_path / "c.jsonl", CATALOG))
+    stats = import_products(catalog_jsonl_write(tmp_path / "c.jsonl", CATALOG))
     assert (stats.rows_total, stats.rows_ok, stats.rows_rejected) == (4, 4, 0)
     assert (stats.products_created, stats.products_updated, stats.tags_added) == (4, 0, 4)
 
@@ -145,7 +136,7 @@ def test_bad_rows_are_reported_and_good_rows_imported(tmp_path):
 
 def test_error_details_are_capped_but_every_rejected_row_is_counted(tmp_path, settings):
     settings.IMPORT_MAX_ERRORS_KEPT = 3
-    stats = import_products(write_jsonl(tmp_path / "c.jsonl", [{"id": f"b{i}"} for i in range(10)]))
+    stats = import_products(catalog_jsonl_write(tmp_path / "c.jsonl", [{"id": f"b{i}"} for i in range(10)]))
     assert (stats.rows_rejected, len(stats.errors)) == (10, 3)
 
 
@@ -166,7 +157,7 @@ def test_a_file_that_is_not_a_catalog_writes_nothing(tmp_path, name, data):
 
 
 def test_reimporting_the_same_file_changes_nothing(tmp_path):
-    path = write_jsonl(tmp_path / "c.jsonl", CATALOG)
+    path = catalog_jsonl_write(tmp_path / "c.jsonl", CATALOG)
     import_products(path)
     before = snapshot()
     stats = import_products(path)
@@ -180,7 +171,7 @@ def test_reimporting_the_same_file_changes_nothing(tmp_path):
 
 
 def test_changed_row_updates_the_product_and_keeps_its_history(tmp_path, operator):
-    path = write_jsonl(tmp_path / "c.jsonl", CATALOG)
+    path = catalog_jsonl_write(tmp_path / "c.jsonl", CATALOG)
     import_products(path)
     shirt = Product.objects.get(external_id="sku-1")
     # Review history on the product: an operator's tag and an audit event; the suggestion flag is cleared.
@@ -194,7 +185,7 @@ def test_changed_row_updates_the_product_and_keeps_its_history(tmp_path, operato
         dict(CATALOG[0], title="Red organic cotton T-shirt", tags=["Apparel", "Red", "Organic"]),
         *CATALOG[1:],
     ]
-    stats = import_products(write_jsonl(tmp_path / "c2.jsonl", changed))
+    stats = import_products(catalog_jsonl_write(tmp_path / "c2.jsonl", changed))
 
     assert (stats.products_created, stats.products_updated, stats.tags_added) == (0, 1, 1)
     updated = Product.objects.get(pk=shirt.pk)
@@ -209,7 +200,7 @@ def test_changed_row_updates_the_product_and_keeps_its_history(tmp_path, operato
 
 
 def test_a_reviewed_product_keeps_the_tags_its_reviewer_chose(tmp_path):
-    path = write_jsonl(tmp_path / "c.jsonl", CATALOG)
+    path = catalog_jsonl_write(tmp_path / "c.jsonl", CATALOG)
     import_products(path)
     shirt = Product.objects.get(external_id="sku-1")
     ProductTag.objects.filter(product=shirt, tag__normalized_name="red").delete()  # the reviewer removed it
@@ -220,7 +211,7 @@ def test_a_reviewed_product_keeps_the_tags_its_reviewer_chose(tmp_path):
     assert tags_of("sku-1") == {"Apparel"}
     # An unreviewed product still takes tags the file adds.
     grown = [CATALOG[0], dict(CATALOG[1], tags=["Denim"]), *CATALOG[2:]]
-    assert import_products(write_jsonl(tmp_path / "c2.jsonl", grown)).tags_added == 1
+    assert import_products(catalog_jsonl_write(tmp_path / "c2.jsonl", grown)).tags_added == 1
     assert tags_of("sku-2") == {"Denim"} and tags_of("sku-1") == {"Apparel"}
 
 
@@ -228,14 +219,14 @@ def test_tag_names_fold_and_aliases_resolve_to_existing_tags(tmp_path):
     tshirt = Tag.objects.create(name="T-Shirt", normalized_name="t shirt")
     TagAlias.objects.create(tag=tshirt, name="Tee", normalized_name="tee")
     rows = [{"id": "a", "title": "A tee", "tags": ["t_shirt", "TEE", "Ｔ－ＳＨＩＲＴ", "  t  shirt "]}]
-    stats = import_products(write_jsonl(tmp_path / "c.jsonl", rows))
+    stats = import_products(catalog_jsonl_write(tmp_path / "c.jsonl", rows))
     assert stats.tags_added == 1
     assert list(ProductTag.objects.values_list("tag_id", flat=True)) == [tshirt.pk]
     assert Tag.objects.count() == 1
 
 
 def test_ignore_tags_loads_the_products_alone(tmp_path):
-    path = write_jsonl(tmp_path / "c.jsonl", CATALOG)
+    path = catalog_jsonl_write(tmp_path / "c.jsonl", CATALOG)
     stats = import_products(path, ignore_tags=True)
     assert (stats.products_created, stats.tags_added) == (4, 0)
     assert not Tag.objects.exists() and not ProductTag.objects.exists()
@@ -246,7 +237,7 @@ def test_ignore_tags_loads_the_products_alone(tmp_path):
 
 
 def test_csv_imports_the_same_catalog_as_jsonl(tmp_path):
-    import_products(write_jsonl(tmp_path / "c.jsonl", CATALOG))
+    import_products(catalog_jsonl_write(tmp_path / "c.jsonl", CATALOG))
     from_jsonl = snapshot()
     Product.objects.all().delete()
     Tag.objects.all().delete()
@@ -282,7 +273,7 @@ def test_csv_imports_the_same_catalog_as_jsonl(tmp_path):
 
 def test_a_repeated_id_in_one_file_takes_the_later_row(tmp_path):
     rows = [{"id": "dup", "title": "First"}, {"id": "x", "title": "Other"}, {"id": "dup", "title": "Second"}]
-    stats = import_products(write_jsonl(tmp_path / "c.jsonl", rows))
+    stats = import_products(catalog_jsonl_write(tmp_path / "c.jsonl", rows))
     assert stats.products_created == 2
     assert Product.objects.get(external_id="dup").title == "Second"
 
@@ -296,7 +287,7 @@ def test_into_an_empty_catalog_an_id_repeated_in_a_later_batch_updates_the_produ
         {"id": "a", "title": "Second A", "tags": ["Blue"]},
         {"id": "d", "title": "D"},
     ]
-    stats = import_products(write_jsonl(tmp_path / "c.jsonl", rows), batch_size=2, parallel=False)
+    stats = import_products(catalog_jsonl_write(tmp_path / "c.jsonl", rows), batch_size=2, parallel=False)
     assert (stats.products_created, stats.products_updated, stats.tags_added) == (4, 1, 2)
     assert Product.objects.get(external_id="a").title == "Second A"
     assert tags_of("a") == {"Red", "Blue"}
@@ -312,7 +303,7 @@ def test_into_an_empty_catalog_a_concurrent_writer_still_falls_back_to_upsert(tm
         return written
 
     monkeypatch.setattr(imports._WrittenIds, "for_catalog", staticmethod(empty_then_written))
-    stats = import_products(write_jsonl(tmp_path / "c.jsonl", CATALOG))
+    stats = import_products(catalog_jsonl_write(tmp_path / "c.jsonl", CATALOG))
     assert (stats.products_created, stats.products_updated) == (3, 1)
     assert Product.objects.get(external_id="sku-1").title == "Red cotton T-shirt"
 
@@ -334,7 +325,7 @@ def _catalog_with_everything(size: int) -> list:
 
 
 def test_the_parser_process_gives_the_same_result_as_in_process_parsing(tmp_path):
-    path = write_jsonl(tmp_path / "c.jsonl", _catalog_with_everything(400))
+    path = catalog_jsonl_write(tmp_path / "c.jsonl", _catalog_with_everything(400))
     in_process = import_products(path, batch_size=40, parallel=False)
     expected = snapshot()
     Product.objects.all().delete()
@@ -358,7 +349,7 @@ def test_a_failing_parser_process_fails_the_import_instead_of_hanging(tmp_path, 
         raise RuntimeError("validator exploded")
 
     monkeypatch.setattr(readers, "validate_row", broken)  # inherited by the forked parser
-    path = write_jsonl(tmp_path / "c.jsonl", CATALOG)
+    path = catalog_jsonl_write(tmp_path / "c.jsonl", CATALOG)
     with pytest.raises(RuntimeError, match="validator exploded"):
         import_products(path, parallel=True)
     assert not Product.objects.exists()
@@ -368,7 +359,7 @@ def test_a_concurrent_writer_makes_the_batch_fall_back_to_upsert(tmp_path, monke
     # Another import created sku-1 after this batch looked up its ids: the lookup saw nothing.
     Product.objects.create(external_id="sku-1", title="Created meanwhile", content_hash="other")
     monkeypatch.setattr(pg_writer, "_lookup", lambda cursor, external_ids: {})
-    stats = import_products(write_jsonl(tmp_path / "c.jsonl", CATALOG))
+    stats = import_products(catalog_jsonl_write(tmp_path / "c.jsonl", CATALOG))
     assert (stats.products_created, stats.products_updated, stats.tags_added) == (3, 1, 4)
     assert Product.objects.get(external_id="sku-1").title == "Red cotton T-shirt"
     assert tags_of("sku-1") == {"Apparel", "Red"}
@@ -382,7 +373,7 @@ def _rows(path: Path) -> list[ProductRow]:
 
 def test_generic_writer_follows_the_same_rules(tmp_path):
     """The embedded (SQLite) mode's writer, run here on PostgreSQL through Django's bulk operations."""
-    rows = _rows(write_jsonl(tmp_path / "c.jsonl", CATALOG))
+    rows = _rows(catalog_jsonl_write(tmp_path / "c.jsonl", CATALOG))
     resolver = TagResolver()
     created, updated, ids = write_products_generic(rows)
     assert (created, updated) == (4, 0)
@@ -395,7 +386,7 @@ def test_generic_writer_follows_the_same_rules(tmp_path):
 
     Product.objects.filter(external_id="zh-1").update(review_status=ReviewStatus.REVIEWED)
     changed = _rows(
-        write_jsonl(
+        catalog_jsonl_write(
             tmp_path / "c2.jsonl",
             [
                 dict(CATALOG[0], title="Renamed"),
@@ -412,7 +403,7 @@ def test_generic_writer_follows_the_same_rules(tmp_path):
 
 
 def test_parse_batches_encodes_copy_lines_for_postgres(tmp_path):
-    path = write_jsonl(tmp_path / "c.jsonl", CATALOG)
+    path = catalog_jsonl_write(tmp_path / "c.jsonl", CATALOG)
     (batch,) = parse_batches(path, "jsonl", batch_size=100, max_errors=10, encode=True)
     assert batch.external_ids == ["sku-1", "sku-2", "zh-1", "1001"]
     lines = batch.copy_lines()

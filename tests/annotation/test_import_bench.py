@@ -8,11 +8,10 @@ import sys
 
 import pytest
 
-from tests.conftest import REPO_ROOT, SHARED_DATA
+from tests.conftest import REPO_ROOT, shared_data_dir
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not any(SHARED_DATA.glob("*/dev.jsonl")), reason="needs ../shared/data")
 def test_import_bench_runs_and_checks_the_database(tmp_path):
     completed = subprocess.run(
         [
@@ -20,6 +19,8 @@ def test_import_bench_runs_and_checks_the_database(tmp_path):
             "bench/import_bench.py",
             "--rows",
             "3000",
+            "--data-dir",
+            str(shared_data_dir()),
             "--bench-db",
             "tagstudio_bench_import_smoke",
             "--no-write-readme",

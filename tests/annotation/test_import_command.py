@@ -8,7 +8,6 @@ import os
 import sqlite3
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -17,6 +16,7 @@ from django.db import connection
 from annotation.models import ImportJob, JobStatus, Product, ProductTag, Tag
 from annotation.services.imports import import_job_create, import_job_run
 from tests.conftest import REPO_ROOT
+from tests.factories import catalog_jsonl_write
 
 GOOD = [
     {"id": "sku-1", "title": "Red cotton T-shirt", "tags": ["Apparel", "Red"], "lang": "en"},
@@ -31,16 +31,6 @@ BAD_LINES = [
 ]
 
 
-def write_lines(path: Path, lines: list) -> Path:
-    path.write_text(
-        "".join(
-            (line if isinstance(line, str) else json.dumps(line, ensure_ascii=False)) + "\n" for line in lines
-        ),
-        encoding="utf-8",
-    )
-    return path
-
-
 def run_command(*args) -> tuple[str, str]:
     out, err = io.StringIO(), io.StringIO()
     call_command("import_products", *args, "--no-progress", stdout=out, stderr=err)
@@ -49,7 +39,7 @@ def run_command(*args) -> tuple[str, str]:
 
 @pytest.mark.django_db
 def test_clean_file_imports_and_reports_counts(tmp_path):
-    path = write_lines(tmp_path / "c.jsonl", GOOD)
+    path = catalog_jsonl_write(tmp_path / "c.jsonl", GOOD)
     out, err = run_command(str(path))
     assert out.strip() == "3 rows imported (3 new, 0 updated, 0 unchanged), 3 tags approved, 0 rows rejected."
     assert err == ""
@@ -59,7 +49,7 @@ def test_clean_file_imports_and_reports_counts(tmp_path):
 
 @pytest.mark.django_db
 def test_rejected_rows_are_listed_and_the_exit_status_is_1(tmp_path):
-    path = write_lines(tmp_path / "c.jsonl", BAD_LINES)
+    path = catalog_jsonl_write(tmp_path / "c.jsonl", BAD_LINES)
     err = io.StringIO()
     with pytest.raises(CommandError, match="2 rows rejected") as caught:
         call_command("import_products", str(path), "--no-progress", stdout=io.StringIO(), stderr=err)
@@ -71,7 +61,7 @@ def test_rejected_rows_are_listed_and_the_exit_status_is_1(tmp_path):
 
 @pytest.mark.django_db
 def test_ignore_tags_option(tmp_path):
-    out, _ = run_command(str(write_lines(tmp_path / "c.jsonl", GOOD)), "--ignore-tags")
+    out, _ = run_command(str(catalog_jsonl_write(tmp_path / "c.jsonl", GOOD)), "--ignore-tags")
     assert "0 tags approved" in out
     assert Product.objects.count() == 3 and not ProductTag.objects.exists() and not Tag.objects.exists()
 
@@ -82,7 +72,7 @@ def test_a_file_that_is_not_a_catalog_is_refused_before_anything_is_written(tmp_
     path.write_bytes(b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01" + bytes(200))
     with pytest.raises(CommandError, match="binary file.*Nothing was imported"):
         run_command(str(path))
-    headerless = write_lines(tmp_path / "c.csv", ["sku-1,Red shirt,Acme"])
+    headerless = catalog_jsonl_write(tmp_path / "c.csv", ["sku-1,Red shirt,Acme"])
     with pytest.raises(CommandError, match="lacks the column"):
         run_command(str(headerless))
     with pytest.raises(CommandError, match="no such file"):
@@ -92,7 +82,7 @@ def test_a_file_that_is_not_a_catalog_is_refused_before_anything_is_written(tmp_
 
 @pytest.mark.django_db
 def test_import_job_records_counts_and_errors(tmp_path, admin_user):
-    path = write_lines(tmp_path / "upload.jsonl", BAD_LINES)
+    path = catalog_jsonl_write(tmp_path / "upload.jsonl", BAD_LINES)
     with path.open("rb") as upload:
         job = import_job_create(source=upload, filename="upload.jsonl", user=admin_user)
     assert job.status == JobStatus.QUEUED and job.file_format == "jsonl"
@@ -132,12 +122,15 @@ def test_command_exit_status_in_a_real_process(tmp_path):
     url = f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
     env = {**os.environ, "DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "tagstudio.settings"}
     bad = _manage(
-        "import_products", str(write_lines(tmp_path / "bad.jsonl", BAD_LINES)), "--no-progress", env=env
+        "import_products",
+        str(catalog_jsonl_write(tmp_path / "bad.jsonl", BAD_LINES)),
+        "--no-progress",
+        env=env,
     )
     assert bad.returncode == 1, bad.stderr
     assert "line 2: title: must be a string, got number" in bad.stderr
     good = _manage(
-        "import_products", str(write_lines(tmp_path / "good.jsonl", GOOD)), "--no-progress", env=env
+        "import_products", str(catalog_jsonl_write(tmp_path / "good.jsonl", GOOD)), "--no-progress", env=env
     )
     assert good.returncode == 0, good.stderr
     assert Product.objects.count() == 4  # sku-1 is in both files
@@ -177,10 +170,10 @@ def test_embedded_sqlite_mode_imports_with_the_generic_writer(tmp_path):
     }
     taxonomy = tmp_path / "tags.csv"
     taxonomy.write_text("name,parent,aliases\nRed,Colour,crimson|scarlet\nColour,,\n", encoding="utf-8")
-    catalog = write_lines(
+    catalog = catalog_jsonl_write(
         tmp_path / "c.jsonl", [*GOOD, {"id": "sku-9", "title": "Scarf", "tags": ["Crimson"]}]
     )
-    changed = write_lines(
+    changed = catalog_jsonl_write(
         tmp_path / "c2.jsonl", [dict(GOOD[0], title="Red T-shirt, organic"), *BAD_LINES[1:2]]
     )
     steps = [

@@ -24,7 +24,6 @@ from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.contrib.contenttypes.models import ContentType
-from django.core.cache import cache
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils.regex_helper import normalize
@@ -33,17 +32,16 @@ from rest_framework.authtoken.models import Token
 from annotation.models import (
     ExportJob,
     ImportJob,
-    ModelState,
-    ModelVersion,
-    Product,
     Setting,
     SuggestionRefresh,
     Tag,
-    TagAlias,
     TrainingJob,
     TrainingTrigger,
 )
 from annotation.roles import ADMIN, OPERATOR, roles_ensure
+from tests.factories import ModelVersionFactory, ProductFactory, TagFactory
+
+pytestmark = pytest.mark.usefixtures("empty_cache")
 
 ANON, PUBLIC, NOBODY = "anonymous", "public", "nobody"
 ROLES = (ANON, OPERATOR, ADMIN)
@@ -235,10 +233,9 @@ def world(db):
             account.groups.add(Group.objects.get(name=role))
         return account
 
-    tag = Tag.objects.create(name="Shirts", normalized_name="shirts")
-    TagAlias.objects.create(tag=tag, name="Shirt", normalized_name="shirt")
-    products = [Product.objects.create(external_id=f"SKU-{i}", title="Shirt") for i in (1, 2)]
-    version = ModelVersion.objects.create(version="v1", state=ModelState.READY)
+    tag = TagFactory(name="Shirts", aliases=("Shirt",))
+    products = [ProductFactory(external_id=f"SKU-{i}", title="Shirt") for i in (1, 2)]
+    version = ModelVersionFactory(version="v1")
     SuggestionRefresh.objects.create(model_version=version)
     Setting.objects.create(key="matrix", value=True)
     victim = user("matrix-victim", OPERATOR)
@@ -329,11 +326,6 @@ def expected(access: Access, route: str, role: str, method: str) -> int:
     if route.startswith("api/"):
         return 401 if role == ANON else 403
     return 302 if role == ANON else access.denied
-
-
-@pytest.fixture(autouse=True)
-def _fresh_throttle_buckets():
-    cache.clear()
 
 
 def test_every_pattern_has_an_expectation():

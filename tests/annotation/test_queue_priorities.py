@@ -5,18 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from annotation.models import ModelState, ModelVersion, Product, ReviewStatus, Suggestion
+from annotation.models import ModelVersion, Product, ReviewStatus, Suggestion
 from annotation.services.queue import queue_priorities_recompute, queue_strategy, queue_strategy_set
 from annotation.taxonomy.resolver import TagResolver
-from tests.annotation.test_training_support import catalog_load, demo_rows, memory_broker
+from tests.annotation.training_support import catalog_load, demo_rows
+from tests.factories import ModelVersionFactory
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _no_shared_broker():
-    with memory_broker():
-        yield
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("in_memory_broker")]
 
 
 def _queue_order() -> list[int]:
@@ -54,9 +49,7 @@ def test_reviewed_products_are_not_ranked():
 def _active_version_with_scores(products, scores_by_product: dict[int, dict[str, float]]) -> ModelVersion:
     names = sorted({name for scores in scores_by_product.values() for name in scores})
     tag_ids, _ = TagResolver().resolve(names, create=True)
-    version = ModelVersion.objects.create(
-        version="v-scores", state=ModelState.READY, config={"tag_ids": {n: tag_ids[n] for n in names}}
-    )
+    version = ModelVersionFactory(version="v-scores", config={"tag_ids": {n: tag_ids[n] for n in names}})
     ModelVersion.objects.filter(id=version.id).update(is_active=True)
     Suggestion.objects.bulk_create(
         [
@@ -122,7 +115,7 @@ def test_stale_versions_scores_are_ignored():
     version = _active_version_with_scores(products, {p.id: {"a": 0.5, "b": 0.5} for p in products})
     # A newer active version has no suggestions yet: nothing is ranked on the old version's scores.
     ModelVersion.objects.filter(id=version.id).update(is_active=False)
-    newer = ModelVersion.objects.create(version="v-newer", state=ModelState.READY)
+    newer = ModelVersionFactory(version="v-newer")
     ModelVersion.objects.filter(id=newer.id).update(is_active=True)
     summary = queue_priorities_recompute()
     assert summary["ranked"] == 0

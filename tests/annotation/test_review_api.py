@@ -4,36 +4,33 @@ from __future__ import annotations
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.core.cache import cache
 from rest_framework.test import APIClient
 
 from annotation.models import Product, ProductTag, ReviewEvent, ReviewStatus, TagSource
-from annotation.roles import OPERATOR
-from annotation.services.users import user_create
-from tests.annotation.review_helpers import make_products, make_tag, make_version, suggest
+from tests.factories import (
+    ModelVersionFactory,
+    OperatorFactory,
+    TagFactory,
+    products_create,
+    suggestions_create,
+)
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _fresh_cache():
-    """The queue size is cached for a few seconds; each test starts without another test's figure."""
-    cache.clear()
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("empty_cache")]
 
 
 @pytest.fixture
 def other_api(db) -> APIClient:
-    user, token = user_create(username="otto", password="x", role=OPERATOR, validate=False)
+    token = OperatorFactory(username="otto", password="x").auth_token.key
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
     return client
 
 
 def test_next_claims_and_returns_product_suggestions_and_expiry(operator_api, operator):
-    (product,) = make_products(1, priority=1.0)
-    red, blue = make_tag("Red"), make_tag("Blue")
+    (product,) = products_create(1, priority=1.0)
+    red, blue = TagFactory(name="Red"), TagFactory(name="Blue")
     ProductTag.objects.create(product=product, tag=blue, source=TagSource.IMPORT)
-    suggest(product, make_version("v3", active=True), {red: 0.8, blue: 0.3})
+    suggestions_create(product, ModelVersionFactory(version="v3", is_active=True), {red: 0.8, blue: 0.3})
 
     response = operator_api.post("/api/v1/review/next/")
 
@@ -58,8 +55,8 @@ def test_next_answers_204_on_an_empty_queue(operator_api):
 
 
 def test_submit_then_the_queue_moves_on(operator_api):
-    first, second = make_products(2)
-    make_tag("Red")
+    first, second = products_create(2)
+    TagFactory(name="Red")
     operator_api.post("/api/v1/review/next/")
 
     response = operator_api.post(
@@ -76,8 +73,8 @@ def test_submit_then_the_queue_moves_on(operator_api):
 
 
 def test_submit_409_when_another_user_holds_the_claim(operator_api, other_api):
-    (product,) = make_products(1)
-    make_tag("Red")
+    (product,) = products_create(1)
+    TagFactory(name="Red")
     assert other_api.post("/api/v1/review/next/").status_code == 200
 
     response = operator_api.post(
@@ -92,8 +89,8 @@ def test_submit_409_when_another_user_holds_the_claim(operator_api, other_api):
 
 
 def test_submit_400_names_the_unknown_tags_in_fields(operator_api):
-    (product,) = make_products(1)
-    make_tag("Red")
+    (product,) = products_create(1)
+    TagFactory(name="Red")
 
     response = operator_api.post(
         f"/api/v1/products/{product.external_id}/review/",
@@ -110,7 +107,7 @@ def test_submit_400_names_the_unknown_tags_in_fields(operator_api):
 
 
 def test_submit_400_on_a_malformed_body(operator_api):
-    (product,) = make_products(1)
+    (product,) = products_create(1)
     response = operator_api.post(
         f"/api/v1/products/{product.external_id}/review/", {"tags": "Red"}, format="json"
     )
@@ -133,7 +130,7 @@ def test_external_ids_with_slashes_are_addressable(operator_api):
 
 
 def test_release_returns_the_product_to_the_queue(operator_api, other_api):
-    (product,) = make_products(1)
+    (product,) = products_create(1)
     operator_api.post("/api/v1/review/next/")
 
     assert other_api.post(f"/api/v1/products/{product.external_id}/release/").status_code == 409
@@ -144,8 +141,8 @@ def test_release_returns_the_product_to_the_queue(operator_api, other_api):
 
 
 def test_undo_over_the_api(operator_api):
-    (product,) = make_products(1)
-    make_tag("Red")
+    (product,) = products_create(1)
+    TagFactory(name="Red")
     operator_api.post(f"/api/v1/products/{product.external_id}/review/", {"tags": ["Red"]}, format="json")
 
     response = operator_api.post("/api/v1/review/undo/")
@@ -156,7 +153,7 @@ def test_undo_over_the_api(operator_api):
 
 
 def test_review_api_needs_a_role_and_credentials():
-    (product,) = make_products(1)
+    (product,) = products_create(1)
     anonymous = APIClient()
     assert anonymous.post("/api/v1/review/next/").status_code == 401
     nobody = get_user_model().objects.create_user("nobody", password="x")
@@ -172,7 +169,7 @@ def test_review_api_needs_a_role_and_credentials():
 
 
 def test_session_requests_need_the_csrf_token(operator):
-    make_products(1)
+    products_create(1)
     client = APIClient(enforce_csrf_checks=True)
     client.login(username="olivia", password="operator-pass-123")
     response = client.post("/api/v1/review/next/")

@@ -15,10 +15,8 @@ import pytest
 from django.db import connection
 
 from annotation.models import Product, ProductTag, ReviewAction, ReviewEvent, ReviewStatus
-from annotation.roles import OPERATOR
 from annotation.services.reviews import review_claim_next, review_release, review_submit
-from annotation.services.users import user_create
-from tests.annotation.review_helpers import make_products, make_tag
+from tests.factories import OperatorFactory, TagFactory, products_create
 
 THREADS = 20
 ROUNDS = 8
@@ -27,13 +25,10 @@ ROUNDS = 8
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_twenty_concurrent_reviewers_never_share_a_product_and_lose_nothing():
-    users = [
-        user_create(username=f"op{i:02d}", password="x", role=OPERATOR, validate=False)[0]
-        for i in range(THREADS)
-    ]
-    tags = [make_tag(f"Tag {i}") for i in range(5)]
+    users = [OperatorFactory(username=f"op{i:02d}", password="x") for i in range(THREADS)]
+    tags = [TagFactory(name=f"Tag {i}") for i in range(5)]
     # More products than submits, with ties in priority, so the queue head is contended every round.
-    make_products(THREADS * ROUNDS + 40, priority=0.0)
+    products_create(THREADS * ROUNDS + 40, priority=0.0)
 
     held: dict[int, int] = {}  # product id -> user id, while a thread holds the claim
     held_lock = threading.Lock()

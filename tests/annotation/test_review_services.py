@@ -5,11 +5,19 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from django.core.cache import cache
 from django.utils import timezone
 
-from annotation.models import Product, ProductTag, ReviewAction, ReviewEvent, ReviewStatus, Tag, TagSource
-from annotation.roles import OPERATOR
+from annotation.models import (
+    Product,
+    ProductTag,
+    ReviewAction,
+    ReviewEvent,
+    ReviewStatus,
+    Tag,
+    TagSource,
+    TrainingJob,
+    TrainingTrigger,
+)
 from annotation.selectors.review import review_card, review_stats
 from annotation.services import reviews
 from annotation.services.reviews import (
@@ -24,22 +32,20 @@ from annotation.services.reviews import (
     review_submit,
     review_undo,
 )
-from annotation.services.users import user_create
-from tests.annotation.review_helpers import make_products, make_tag, make_version, suggest
+from tests.factories import (
+    ModelVersionFactory,
+    OperatorFactory,
+    TagFactory,
+    products_create,
+    suggestions_create,
+)
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _fresh_cache():
-    """The queue size is cached for a few seconds; each test starts without another test's figure."""
-    cache.clear()
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("empty_cache")]
 
 
 @pytest.fixture
 def other_operator(db):
-    user, _ = user_create(username="otto", password="x", role=OPERATOR, validate=False)
-    return user
+    return OperatorFactory(username="otto", password="x")
 
 
 def _expire_claim(product: Product) -> None:
@@ -50,8 +56,8 @@ def _expire_claim(product: Product) -> None:
 
 
 def test_claim_next_follows_priority_then_id_and_never_hands_out_a_held_product(operator, other_operator):
-    low = make_products(2, prefix="LOW", priority=0.0)
-    high = make_products(2, prefix="HIGH", priority=5.0)
+    low = products_create(2, prefix="LOW", priority=0.0)
+    high = products_create(2, prefix="HIGH", priority=5.0)
 
     first = review_claim_next(user=operator)
     second = review_claim_next(user=other_operator)
@@ -67,7 +73,7 @@ def test_claim_next_follows_priority_then_id_and_never_hands_out_a_held_product(
 
 
 def test_expired_claim_returns_to_the_queue_and_the_sweep_clears_it(operator, other_operator):
-    (product,) = make_products(1)
+    (product,) = products_create(1)
     assert review_claim_next(user=operator).pk == product.pk
     assert review_claim_next(user=other_operator) is None  # held: nothing else in the queue
 
@@ -83,7 +89,7 @@ def test_expired_claim_returns_to_the_queue_and_the_sweep_clears_it(operator, ot
 def test_claims_release_expired_task_runs_the_service(operator):
     from annotation.tasks import claims_release_expired as task
 
-    (product,) = make_products(1)
+    (product,) = products_create(1)
     review_claim_next(user=operator)
     _expire_claim(product)
     task.apply()  # the task body in-process (a worker would run the same function)
@@ -92,7 +98,7 @@ def test_claims_release_expired_task_runs_the_service(operator):
 
 
 def test_skip_releases_records_and_hides_the_product_from_this_operator_only(operator, other_operator):
-    first, second = make_products(2)
+    first, second = products_create(2)
     assert review_claim_next(user=operator).pk == first.pk
 
     event = review_skip(product=first, user=operator)
@@ -105,7 +111,7 @@ def test_skip_releases_records_and_hides_the_product_from_this_operator_only(ope
 
 
 def test_release_frees_own_claim_and_refuses_someone_elses(operator, other_operator, admin_user):
-    (product,) = make_products(1)
+    (product,) = products_create(1)
     review_claim_next(user=operator)
 
     with pytest.raises(ClaimConflict):
@@ -118,7 +124,7 @@ def test_release_frees_own_claim_and_refuses_someone_elses(operator, other_opera
 
 
 def test_claiming_a_given_product_releases_the_previous_claim(operator, other_operator):
-    first, second = make_products(2)
+    first, second = products_create(2)
     review_claim_next(user=operator)
     review_claim(product=second, user=operator)
 
@@ -131,11 +137,11 @@ def test_claiming_a_given_product_releases_the_previous_claim(operator, other_op
 
 
 def test_submit_writes_tags_product_state_and_one_audit_event(operator):
-    (product,) = make_products(1)
-    red, dress, wool = make_tag("Red"), make_tag("Dress"), make_tag("Wool")
-    cotton = make_tag("Cotton")
-    version = make_version("v7", active=True)
-    suggest(product, version, {red: 0.91, dress: 0.72, wool: 0.2})
+    (product,) = products_create(1)
+    red, dress, wool = TagFactory(name="Red"), TagFactory(name="Dress"), TagFactory(name="Wool")
+    cotton = TagFactory(name="Cotton")
+    version = ModelVersionFactory(version="v7", is_active=True)
+    suggestions_create(product, version, {red: 0.91, dress: 0.72, wool: 0.2})
     review_claim_next(user=operator)
 
     event = review_submit(product=product, user=operator, tags=["red", "DRESS", "Cotton"])
@@ -165,11 +171,11 @@ def test_submit_writes_tags_product_state_and_one_audit_event(operator):
 
 
 def test_card_and_audit_show_only_the_current_versions_suggestions(operator):
-    (product,) = make_products(1)
-    red, blue = make_tag("Red"), make_tag("Blue")
-    old, new = make_version("old"), make_version("new", active=True)
-    suggest(product, old, {blue: 0.99}, current=False)
-    suggest(product, new, {red: 0.6})
+    (product,) = products_create(1)
+    red, blue = TagFactory(name="Red"), TagFactory(name="Blue")
+    old, new = ModelVersionFactory(version="old"), ModelVersionFactory(version="new", is_active=True)
+    suggestions_create(product, old, {blue: 0.99}, current=False)
+    suggestions_create(product, new, {red: 0.6})
 
     card = review_card(product=Product.objects.get(pk=product.pk))
     assert [(chip.name, chip.score) for chip in card.suggestions] == [("Red", 0.6)]
@@ -180,8 +186,8 @@ def test_card_and_audit_show_only_the_current_versions_suggestions(operator):
 
 
 def test_submit_keeps_existing_approvals_and_records_removals(operator):
-    (product,) = make_products(1)
-    kept, dropped = make_tag("Kept"), make_tag("Dropped")
+    (product,) = products_create(1)
+    kept, dropped = TagFactory(name="Kept"), TagFactory(name="Dropped")
     ProductTag.objects.create(product=product, tag=kept, source=TagSource.IMPORT)
     ProductTag.objects.create(product=product, tag=dropped, source=TagSource.IMPORT)
 
@@ -194,9 +200,9 @@ def test_submit_keeps_existing_approvals_and_records_removals(operator):
 
 
 def test_aliases_and_merged_tags_resolve_to_the_canonical_tag(operator):
-    (product,) = make_products(1)
-    sneakers = make_tag("Sneakers", aliases=("trainers",))
-    old = make_tag("Running shoe")
+    (product,) = products_create(1)
+    sneakers = TagFactory(name="Sneakers", aliases=("trainers",))
+    old = TagFactory(name="Running shoe")
     Tag.objects.filter(pk=old.pk).update(merged_into=sneakers)
 
     event = review_submit(product=product, user=operator, tags=["Trainers", "running-shoe"])
@@ -206,9 +212,9 @@ def test_aliases_and_merged_tags_resolve_to_the_canonical_tag(operator):
 
 
 def test_operator_cannot_create_tags_and_nothing_is_written(operator):
-    (product,) = make_products(1)
-    make_tag("Red")
-    make_tag("Retired", active=False)
+    (product,) = products_create(1)
+    TagFactory(name="Red")
+    TagFactory(name="Retired", is_active=False)
     tags_before = Tag.objects.count()
 
     with pytest.raises(UnknownTags) as info:
@@ -223,7 +229,7 @@ def test_operator_cannot_create_tags_and_nothing_is_written(operator):
 
 
 def test_admin_creates_unknown_tags_on_submit(admin_user):
-    (product,) = make_products(1)
+    (product,) = products_create(1)
 
     event = review_submit(product=product, user=admin_user, tags=["Linen  Blend"])
 
@@ -233,8 +239,8 @@ def test_admin_creates_unknown_tags_on_submit(admin_user):
 
 
 def test_submit_is_refused_while_another_user_holds_the_claim(operator, other_operator):
-    (product,) = make_products(1)
-    make_tag("Red")
+    (product,) = products_create(1)
+    TagFactory(name="Red")
     review_claim_next(user=other_operator)
 
     with pytest.raises(ClaimConflict):
@@ -247,10 +253,10 @@ def test_submit_is_refused_while_another_user_holds_the_claim(operator, other_op
 
 
 def test_hierarchy_closure_approves_ancestors(operator, settings):
-    (product,) = make_products(1)
-    clothing = make_tag("Clothing")
-    dresses = make_tag("Dresses", parent=clothing)
-    maxi = make_tag("Maxi dress", parent=dresses)
+    (product,) = products_create(1)
+    clothing = TagFactory(name="Clothing")
+    dresses = TagFactory(name="Dresses", parent=clothing)
+    maxi = TagFactory(name="Maxi dress", parent=dresses)
 
     event = review_submit(product=product, user=operator, tags=["Maxi dress"])
 
@@ -264,27 +270,32 @@ def test_hierarchy_closure_approves_ancestors(operator, settings):
     assert event.added == ["Maxi dress"]
 
     settings.TAGSTUDIO_HIERARCHY_CLOSURE = False
-    (other,) = make_products(1, prefix="OFF")
+    (other,) = products_create(1, prefix="OFF")
     review_submit(product=other, user=operator, tags=["Maxi dress"])
     assert list(ProductTag.objects.filter(product=other).values_list("tag_id", flat=True)) == [maxi.pk]
 
 
-def test_learning_loop_hook_runs_after_commit(operator, django_capture_on_commit_callbacks):
-    training = pytest.importorskip("annotation.services.training")
-    if not hasattr(training, "reviews_submitted_hook"):
-        pytest.skip("the learning loop has no reviews_submitted_hook yet")
-    (product,) = make_products(1)
+@pytest.mark.usefixtures("in_memory_broker")
+def test_learning_loop_hook_runs_after_commit(operator, settings, django_capture_on_commit_callbacks):
+    """Once the submit commits, the learning loop counts it: with a threshold of one review, it asks for a
+    training; before the commit, nothing is asked."""
+    settings.RETRAIN_AFTER_REVIEWS = 1
+    (product,) = products_create(1)
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         review_submit(product=product, user=operator, tags=[])
-    assert training.reviews_submitted_hook in callbacks
+    assert not TrainingJob.objects.exists()
+    for callback in callbacks:  # the commit
+        callback()
+    job = TrainingJob.objects.get()
+    assert (job.trigger, job.reviews_at_request) == (TrainingTrigger.AUTO, 1)
 
 
 def test_stats_count_own_kept_submits(operator, other_operator):
-    products = make_products(3)
+    products = products_create(3)
     for product in products:
         review_submit(product=product, user=operator, tags=[])
     review_undo(user=operator)
-    make_products(2, prefix="Q")
+    products_create(2, prefix="Q")
 
     stats = review_stats(user=operator)
     assert (stats.today, stats.total) == (2, 2)
@@ -296,8 +307,8 @@ def test_stats_count_own_kept_submits(operator, other_operator):
 
 
 def test_undo_restores_previous_tags_exactly_and_reopens_the_product(operator):
-    first, second = make_products(2)
-    imported, chosen = make_tag("Imported"), make_tag("Chosen")
+    first, second = products_create(2)
+    imported, chosen = TagFactory(name="Imported"), TagFactory(name="Chosen")
     ProductTag.objects.create(product=first, tag=imported, source=TagSource.IMPORT)
     before = list(
         ProductTag.objects.filter(product=first).values("tag_id", "source", "approved_by", "approved_at")
@@ -325,8 +336,8 @@ def test_undo_restores_previous_tags_exactly_and_reopens_the_product(operator):
 
 
 def test_undo_of_a_re_review_keeps_the_product_reviewed(operator):
-    (product,) = make_products(1)
-    make_tag("A"), make_tag("B")
+    (product,) = products_create(1)
+    TagFactory(name="A"), TagFactory(name="B")
     review_submit(product=product, user=operator, tags=["A"])
     review_submit(product=product, user=operator, tags=["B"])
 
@@ -338,8 +349,8 @@ def test_undo_of_a_re_review_keeps_the_product_reviewed(operator):
 
 
 def test_undo_window_and_product_page_undo(operator, other_operator, admin_user):
-    (product,) = make_products(1)
-    make_tag("A")
+    (product,) = products_create(1)
+    TagFactory(name="A")
     event = review_submit(product=product, user=operator, tags=["A"])
     ReviewEvent.objects.filter(pk=event.pk).update(created_at=timezone.now() - dt.timedelta(hours=2))
 
@@ -354,8 +365,8 @@ def test_undo_window_and_product_page_undo(operator, other_operator, admin_user)
 
 
 def test_undo_is_refused_after_someone_reviewed_the_product_again(operator, other_operator):
-    (product,) = make_products(1)
-    make_tag("A"), make_tag("B")
+    (product,) = products_create(1)
+    TagFactory(name="A"), TagFactory(name="B")
     review_submit(product=product, user=operator, tags=["A"])
     review_submit(product=product, user=other_operator, tags=["B"])
 
@@ -364,7 +375,7 @@ def test_undo_is_refused_after_someone_reviewed_the_product_again(operator, othe
 
 
 def test_unknown_tags_error_lists_invalid_names(operator):
-    (product,) = make_products(1)
+    (product,) = products_create(1)
     with pytest.raises(UnknownTags) as info:
         review_submit(product=product, user=operator, tags=["---"])
     assert info.value.names == ["---"]

@@ -6,21 +6,14 @@ import re
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.core.cache import cache
 from django.test import Client
 from django.urls import NoReverseMatch, reverse
 
 from annotation.models import Product, ProductTag, ReviewEvent, ReviewStatus, Tag
 from annotation.selectors.catalog import ProductListFilter, product_list
-from tests.annotation.review_helpers import make_products, make_tag, make_version, suggest
+from tests.factories import ModelVersionFactory, TagFactory, products_create, suggestions_create
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _fresh_cache():
-    """The queue size is cached for a few seconds; each test starts without another test's figure."""
-    cache.clear()
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("empty_cache")]
 
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
@@ -56,13 +49,13 @@ def test_login_with_password_lands_on_the_review_page(operator):
 
 
 def test_review_page_shows_card_chips_scores_and_shortcuts(operator_client, operator):
-    (product,) = make_products(1, description="Line one\nLine two")
+    (product,) = products_create(1, description="Line one\nLine two")
     Product.objects.filter(pk=product.pk).update(
         category_path=["Women", "Dresses"], attributes={"color": "red", "sizes": ["S", "M"]}
     )
-    red, blue, wool = make_tag("Red"), make_tag("Blue"), make_tag("Wool")
+    red, blue, wool = TagFactory(name="Red"), TagFactory(name="Blue"), TagFactory(name="Wool")
     ProductTag.objects.create(product=product, tag=wool, source="import")
-    suggest(product, make_version("v2", active=True), {red: 0.93, blue: 0.41})
+    suggestions_create(product, ModelVersionFactory(version="v2", is_active=True), {red: 0.93, blue: 0.41})
 
     page = operator_client.get("/review/").content.decode()
 
@@ -81,10 +74,10 @@ def test_review_page_shows_card_chips_scores_and_shortcuts(operator_client, oper
 
 
 def test_htmx_submit_saves_and_returns_the_next_card(operator_client):
-    first, second = make_products(2)
-    red = make_tag("Red")
-    version = make_version("v1", active=True)
-    suggest(first, version, {red: 0.9})
+    first, second = products_create(2)
+    red = TagFactory(name="Red")
+    version = ModelVersionFactory(version="v1", is_active=True)
+    suggestions_create(first, version, {red: 0.9})
     operator_client.get("/review/")
 
     response = operator_client.post(
@@ -103,15 +96,15 @@ def test_htmx_submit_saves_and_returns_the_next_card(operator_client):
 
 
 def test_plain_form_submit_redirects_to_the_review_page(operator_client):
-    (product,) = make_products(1)
+    (product,) = products_create(1)
     response = operator_client.post(f"/review/{product.pk}/submit/", {"tags": []})
     assert response.status_code == 302 and response["Location"] == "/review/"
     assert Product.objects.get(pk=product.pk).review_status == ReviewStatus.REVIEWED
 
 
 def test_operator_gets_a_clear_message_for_an_unknown_tag_and_keeps_the_card(operator_client):
-    (product,) = make_products(1)
-    make_tag("Red")
+    (product,) = products_create(1)
+    TagFactory(name="Red")
     operator_client.get("/review/")
 
     response = operator_client.post(f"/review/{product.pk}/submit/", {"tags": ["Red", "Glitter"]}, **HTMX)
@@ -126,8 +119,8 @@ def test_operator_gets_a_clear_message_for_an_unknown_tag_and_keeps_the_card(ope
 
 
 def test_tag_check_and_autocomplete(operator_client, admin_client_):
-    make_tag("Sneakers", aliases=("Trainers",))
-    make_tag("Sandals")
+    TagFactory(name="Sneakers", aliases=("Trainers",))
+    TagFactory(name="Sandals")
     ok = operator_client.get("/review/tags/check/", {"name": "trainers"}).json()
     assert ok == {"ok": True, "name": "Sneakers", "new": False, "message": ""}
     refused = operator_client.get("/review/tags/check/", {"name": "Glitter"}).json()
@@ -141,7 +134,7 @@ def test_tag_check_and_autocomplete(operator_client, admin_client_):
 
 
 def test_skip_and_undo_through_the_page(operator_client):
-    first, second = make_products(2)
+    first, second = products_create(2)
     operator_client.get("/review/")
     html = operator_client.post(f"/review/{first.pk}/skip/", **HTMX).content.decode()
     assert f"Skipped {first.external_id}" in html and second.title in html
@@ -174,8 +167,8 @@ def test_script_in_product_text_is_escaped(operator_client):
 
 
 def test_product_list_keyset_pages_cover_everything_once(operator_client):
-    make_products(7, prefix="A", priority=2.0)
-    make_products(8, prefix="B", priority=1.0)
+    products_create(7, prefix="A", priority=2.0)
+    products_create(8, prefix="B", priority=1.0)
     seen: list[str] = []
     url = "/products/?status=unreviewed&sort=priority"
     pages = 0
@@ -192,9 +185,9 @@ def test_product_list_keyset_pages_cover_everything_once(operator_client):
 
 @pytest.mark.parametrize("sort", ["priority", "updated"])
 def test_product_list_selector_pages_without_gaps_or_repeats(operator, sort):
-    make_products(5, prefix="A", priority=3.0)
-    make_products(6, prefix="B", priority=3.0)
-    make_products(4, prefix="C", priority=-1.0)
+    products_create(5, prefix="A", priority=3.0)
+    products_create(6, prefix="B", priority=3.0)
+    products_create(4, prefix="C", priority=-1.0)
     filters = ProductListFilter(status="unreviewed", sort=sort)
     seen, cursor = [], ""
     while True:
@@ -209,9 +202,9 @@ def test_product_list_selector_pages_without_gaps_or_repeats(operator, sort):
 
 
 def test_product_list_filters(operator_client, operator):
-    reviewed, claimed, plain = make_products(3)
+    reviewed, claimed, plain = products_create(3)
     Product.objects.filter(pk=plain.pk).update(title="Blue linen shirt")
-    red = make_tag("Red", aliases=("crimson",))
+    red = TagFactory(name="Red", aliases=("crimson",))
     ProductTag.objects.create(product=reviewed, tag=red, source="review")
     Product.objects.filter(pk=reviewed.pk).update(review_status="reviewed")
     operator_client.post(f"/products/{claimed.pk}/claim/")
@@ -231,8 +224,8 @@ def test_product_list_filters(operator_client, operator):
 
 
 def test_product_page_opens_a_product_for_re_review_and_undo(operator_client, operator):
-    (product,) = make_products(1)
-    make_tag("Red")
+    (product,) = products_create(1)
+    TagFactory(name="Red")
     operator_client.post(f"/review/{product.pk}/submit/", {"tags": ["Red"]})
     page = operator_client.get(f"/products/{product.pk}/").content.decode()
     assert "Re-review this product" in page and "Undo the last review" in page
@@ -246,7 +239,7 @@ def test_product_page_opens_a_product_for_re_review_and_undo(operator_client, op
 
 
 def test_product_page_claim_conflict_is_reported(operator_client, admin_client_):
-    (product,) = make_products(1)
+    (product,) = products_create(1)
     admin_client_.get("/review/")
     response = operator_client.post(f"/products/{product.pk}/claim/", follow=True)
     assert "is being reviewed by adam" in response.content.decode()
@@ -286,7 +279,7 @@ def test_users_without_a_role_get_403():
     ],
 )
 def test_every_review_form_enforces_csrf(operator, path):
-    (product,) = make_products(1)
+    (product,) = products_create(1)
     client = Client(enforce_csrf_checks=True)
     client.login(username="olivia", password="operator-pass-123")
     response = client.post(path.format(pk=product.pk), {"tags": []})
@@ -312,7 +305,7 @@ def test_nav_links_only_to_installed_pages(operator_client):
 
 @pytest.mark.parametrize("sort", ["priority", "updated"])
 def test_text_search_reads_a_bounded_window_and_continues(operator, sort):
-    products = make_products(30, prefix="T", priority=1.0)
+    products = products_create(30, prefix="T", priority=1.0)
     wanted = {products[i].pk for i in (2, 11, 12, 25, 29)}
     Product.objects.filter(pk__in=wanted).update(title="Linen shirt")
     filters = ProductListFilter(status="unreviewed", sort=sort, text="LINEN")
@@ -333,6 +326,6 @@ def test_text_search_reads_a_bounded_window_and_continues(operator, sort):
 
 
 def test_text_search_finds_an_exact_sku_anywhere(operator):
-    make_products(40, prefix="S")
+    products_create(40, prefix="S")
     page = product_list(filters=ProductListFilter(status="all", text="S-0039"), text_window=5)
     assert [p.external_id for p in page.rows][:1] == ["S-0039"]

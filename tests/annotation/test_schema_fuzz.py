@@ -17,16 +17,17 @@ from annotation.models import (
     ExportJob,
     ImportJob,
     JobStatus,
-    ModelState,
-    ModelVersion,
-    Product,
-    ProductTag,
     ReviewAction,
-    ReviewEvent,
-    Suggestion,
     TagSource,
 )
 from annotation.services.tags import tag_alias_add, tag_create
+from tests.factories import (
+    ModelVersionFactory,
+    ProductFactory,
+    ProductTagFactory,
+    ReviewEventFactory,
+    SuggestionFactory,
+)
 
 # Examples per operation and phase: enough to reach every documented status code, bounded so the whole
 # run stays within a few minutes on two cores.
@@ -42,16 +43,14 @@ def seeded(admin_user, operator):
     tops = tag_create(name="Tops")
     shirts = tag_create(name="Shirts", parent=tops)
     tag_alias_add(tag=shirts, name="shirt")
-    version = ModelVersion.objects.create(version="v1", state=ModelState.READY, is_active=True)
+    version = ModelVersionFactory(version="v1", is_active=True)
     for i in range(12):
-        product = Product.objects.create(
+        product = ProductFactory(
             external_id=f"SKU-{i}", title=f"Shirt {i}", suggested_by=version, tags_updated_at=timezone.now()
         )
-        ProductTag.objects.create(
-            product=product, tag=shirts, source=TagSource.REVIEW, approved_by=admin_user
-        )
-        Suggestion.objects.create(product=product, tag=tops, model_version=version, score=0.7, selected=True)
-        ReviewEvent.objects.create(
+        ProductTagFactory(product=product, tag=shirts, source=TagSource.REVIEW, approved_by=admin_user)
+        SuggestionFactory(product=product, tag=tops, model_version=version, score=0.7, selected=True)
+        ReviewEventFactory(
             product=product, user=admin_user, action=ReviewAction.SUBMIT, final_tags=[shirts.pk]
         )
     ImportJob.objects.create(
@@ -96,7 +95,6 @@ def test_api_conforms_to_its_schema(live_server, seeded, settings, tmp_path):
     root = Path(__file__).resolve().parents[2]
     env = {
         **os.environ,
-        "SCHEMATHESIS_HOOKS": "tests.annotation.test_schema_fuzz_hooks",
         "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")])),
     }
     # Run from a temporary folder: schemathesis keeps its cache (.schemathesis/) in the working directory.

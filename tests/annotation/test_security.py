@@ -16,15 +16,13 @@ from django.core.cache import cache
 from django.test import Client
 from rest_framework.test import APIClient
 
-from annotation.roles import ADMIN, OPERATOR
+from annotation.roles import OPERATOR
 from annotation.services.users import user_create
+from tests.factories import AdminFactory, OperatorFactory
+
+pytestmark = pytest.mark.usefixtures("empty_cache")
 
 REPO_ROOT = settings.BASE_DIR
-
-
-@pytest.fixture(autouse=True)
-def _fresh_throttle_buckets():
-    cache.clear()
 
 
 # --- CSRF -----------------------------------------------------------------------------------------------
@@ -32,9 +30,8 @@ def _fresh_throttle_buckets():
 
 @pytest.fixture
 def admin_session(db):
-    user, token = user_create(
-        username="csrf-admin", password="a-long-enough-passphrase", role=ADMIN, validate=False
-    )
+    user = AdminFactory(username="csrf-admin", password="a-long-enough-passphrase")
+    token = user.auth_token.key
     client = Client(enforce_csrf_checks=True)
     client.force_login(user)
     return client, token
@@ -119,7 +116,7 @@ def test_the_api_never_shows_password_hashes(admin_api, admin_user):
 
 
 def test_rate_limit_cache_keys_do_not_contain_tokens(db):
-    _, key = user_create(username="cachey", password="pw-123456789", role=OPERATOR, validate=False)
+    key = OperatorFactory(username="cachey").auth_token.key
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
     assert client.get("/api/v1/me/").status_code == 200

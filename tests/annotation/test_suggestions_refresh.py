@@ -17,26 +17,30 @@ from annotation.models import (
 from annotation.services.queue import queue_priorities_recompute
 from annotation.services.suggestions import (
     suggestion_refresh_latest,
-    suggestions_current,
     suggestions_refresh_batch,
     suggestions_refresh_request,
 )
 from annotation.services.training import model_version_activate, model_version_train, training_job_request
-from tests.annotation.test_training_support import FAST_TAGGER, catalog_load, demo_rows, memory_broker
+from tests.annotation.training_support import catalog_load, demo_rows
 
-pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture(autouse=True)
-def _no_shared_broker():
-    with memory_broker():
-        yield
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("in_memory_broker", "fast_tagger"),
+]
 
 
-@pytest.fixture(autouse=True)
-def fast_tagger(settings):
-    settings.TAGSTUDIO_TAGGER = FAST_TAGGER
-    settings.MODEL_PROMOTION = "auto"
+def _current_suggestions(product: Product) -> list[Suggestion]:
+    """The product's suggestions from the active version, best first; empty while its current suggestions
+    (``Product.suggested_by``) are another version's."""
+    active = ModelVersion.objects.filter(is_active=True).first()
+    if active is None or product.suggested_by_id != active.id:
+        return []
+    return list(
+        Suggestion.objects.filter(product=product, model_version=active)
+        .select_related("tag")
+        .order_by("-score", "tag_id")
+    )
 
 
 def _trained_version() -> ModelVersion:
@@ -78,7 +82,7 @@ def test_activation_refreshes_every_unreviewed_product_in_batches():
     assert not unreviewed.filter(needs_suggestion=True).exists()
     assert unreviewed.filter(suggested_by=version).count() == 45
     for product in unreviewed[:5]:
-        shown = suggestions_current(product)
+        shown = _current_suggestions(product)
         assert shown and len(shown) <= 20
         assert {s.model_version_id for s in shown} == {version.id}
         assert [s.score for s in shown] == sorted((s.score for s in shown), reverse=True)
@@ -116,7 +120,7 @@ def test_products_imported_later_get_the_active_versions_suggestions():
     _run_refresh(version, size=100)
     newcomer.refresh_from_db()
     assert newcomer.suggested_by == version and not newcomer.needs_suggestion
-    assert suggestions_current(newcomer)
+    assert _current_suggestions(newcomer)
 
 
 def test_a_superseded_version_stops_and_its_suggestions_are_never_current(admin_user):
@@ -132,10 +136,10 @@ def test_a_superseded_version_stops_and_its_suggestions_are_never_current(admin_
     assert suggestions_refresh_batch(model_version_id=old.id, size=100) == 0
     assert not SuggestionRefresh.objects.filter(model_version=old, status__in=["queued", "running"]).exists()
     product = Product.objects.filter(review_status=ReviewStatus.UNREVIEWED).first()
-    assert suggestions_current(product) == []  # still the old version's suggestions: not shown
+    assert _current_suggestions(product) == []  # still the old version's suggestions: not shown
     _run_refresh(new, size=100)
     product.refresh_from_db()
-    assert {s.model_version_id for s in suggestions_current(product)} == {new.id}
+    assert {s.model_version_id for s in _current_suggestions(product)} == {new.id}
     # The old version's rows stay for the audit trail.
     assert Suggestion.objects.filter(model_version=old).count() == old_rows
     # Rolling back recomputes with the old version, reusing its rows (no duplicates).
@@ -143,7 +147,7 @@ def test_a_superseded_version_stops_and_its_suggestions_are_never_current(admin_
     _run_refresh(old, size=100)
     assert Suggestion.objects.filter(model_version=old).count() == old_rows
     product.refresh_from_db()
-    assert {s.model_version_id for s in suggestions_current(product)} == {old.id}
+    assert {s.model_version_id for s in _current_suggestions(product)} == {old.id}
 
 
 def test_deactivated_tags_are_not_suggested():

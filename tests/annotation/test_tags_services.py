@@ -8,12 +8,9 @@ import pytest
 from django.utils import timezone
 
 from annotation.models import (
-    ModelState,
-    ModelVersion,
     Product,
     ProductTag,
     ReviewAction,
-    ReviewEvent,
     Suggestion,
     Tag,
     TagAlias,
@@ -34,6 +31,13 @@ from annotation.services.tags import (
     tag_update,
 )
 from annotation.taxonomy.resolver import TagResolver
+from tests.factories import (
+    ModelVersionFactory,
+    ProductFactory,
+    ProductTagFactory,
+    ReviewEventFactory,
+    SuggestionFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -41,11 +45,11 @@ LONG_AGO = timezone.now() - dt.timedelta(days=30)
 
 
 def make_product(external_id: str, *tags: Tag, user=None) -> Product:
-    product = Product.objects.create(
+    product = ProductFactory(
         external_id=external_id, title=f"Product {external_id}", tags_updated_at=LONG_AGO
     )
     for tag in tags:
-        ProductTag.objects.create(product=product, tag=tag, source=TagSource.REVIEW, approved_by=user)
+        ProductTagFactory(product=product, tag=tag, source=TagSource.REVIEW, approved_by=user)
     return product
 
 
@@ -139,12 +143,12 @@ def test_merge_moves_everything_to_the_target(admin_user):
     tag_merge(source=old, target=tee)  # merged into the source earlier: must end up one hop from shirt
     both = make_product("both", shirt, tee, user=admin_user)
     only_tee = make_product("only-tee", tee, user=admin_user)
-    version = ModelVersion.objects.create(version="v1", state=ModelState.READY)
-    Suggestion.objects.create(product=both, tag=shirt, model_version=version, score=0.3, selected=False)
-    Suggestion.objects.create(product=both, tag=tee, model_version=version, score=0.9, selected=True)
-    Suggestion.objects.create(product=only_tee, tag=tee, model_version=version, score=0.4)
+    version = ModelVersionFactory(version="v1")
+    SuggestionFactory(product=both, tag=shirt, model_version=version, score=0.3, selected=False)
+    SuggestionFactory(product=both, tag=tee, model_version=version, score=0.9, selected=True)
+    SuggestionFactory(product=only_tee, tag=tee, model_version=version, score=0.4)
     # The review service's audit shapes: names in the lists, {tag, tag_id} rows in shown/previous_tags.
-    event = ReviewEvent.objects.create(
+    event = ReviewEventFactory(
         product=both,
         user=admin_user,
         action=ReviewAction.SUBMIT,
@@ -160,7 +164,7 @@ def test_merge_moves_everything_to_the_target(admin_user):
         accepted=["tee"],
         removed=["TeeShirt"],  # the name of a tag merged into tee earlier (an alias of tee now)
     )
-    legacy = ReviewEvent.objects.create(  # an event that stored ids
+    legacy = ReviewEventFactory(  # an event that stored ids
         product=only_tee, user=admin_user, action=ReviewAction.SUBMIT, final_tags=[tee.pk], accepted=[tee.pk]
     )
 

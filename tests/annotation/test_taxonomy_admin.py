@@ -6,8 +6,9 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.urls import reverse
 
-from annotation.models import ImportJob, ModelState, ModelVersion, Setting, Tag, TrainingJob
+from annotation.models import ImportJob, Setting, Tag, TrainingJob
 from annotation.services.tags import tag_alias_add, tag_create
+from tests.factories import ModelVersionFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -23,7 +24,7 @@ def test_changelists_load_and_search_tags_by_alias(staff_client):
     tee = tag_create(name="T-Shirt")
     tag_alias_add(tag=tee, name="tee")
     tag_create(name="Dress")
-    ModelVersion.objects.create(version="v1", state=ModelState.READY, metrics={"micro_f1": 0.7, "p@1": 0.8})
+    ModelVersionFactory(version="v1", metrics={"micro_f1": 0.7, "p@1": 0.8})
     ImportJob.objects.create(source_name="a.jsonl", file_path="/tmp/a.jsonl", file_format="jsonl")
     TrainingJob.objects.create(trigger="manual")
     Setting.objects.create(key="hierarchy_closure", value=True)

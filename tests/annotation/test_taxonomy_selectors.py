@@ -5,20 +5,20 @@ from __future__ import annotations
 import pytest
 from django.utils import timezone
 
-from annotation.models import Product, ProductTag, Setting, Tag, TagSource
+from annotation.models import Setting, Tag, TagSource
 from annotation.selectors.taxonomy import (
     HIERARCHY_CLOSURE_SETTING,
     hierarchy_closure_enabled,
     tag_ancestors,
     tag_children,
     tag_search,
-    taxonomy_aliases_map,
     taxonomy_inactive_tags,
     taxonomy_parents_map,
 )
 from annotation.services.tags import tag_alias_add, tag_create, tag_deactivate, tag_merge
 from annotation.services.taxonomy_settings import hierarchy_closure_set
 from mlcore.postprocess import PostProcessConfig, postprocess_scores
+from tests.factories import ProductFactory, ProductTagFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -44,18 +44,13 @@ def test_maps_for_postprocessing(shoes_taxonomy):
         "Boots": "Shoes",
     }
     assert taxonomy_parents_map(key="normalized_name")["running shoes"] == "sneakers"
-    assert taxonomy_aliases_map() == {"trainers": "Sneakers", "Kicks": "Sneakers"}
-    assert taxonomy_aliases_map(key="normalized_name") == {"trainers": "sneakers", "kicks": "sneakers"}
     assert taxonomy_inactive_tags() == {"Boots"}
 
-    # The maps plug straight into mlcore's post-processing: an old "Kicks" score counts for "Sneakers",
-    # a selected child selects its ancestors, a deactivated tag is never suggested.
-    config = PostProcessConfig(
-        aliases=taxonomy_aliases_map(), parents=taxonomy_parents_map(), blocked=taxonomy_inactive_tags()
-    )
+    # The maps plug straight into mlcore's post-processing: a selected child selects its ancestors, a
+    # deactivated tag is never suggested.
+    config = PostProcessConfig(parents=taxonomy_parents_map(), blocked=taxonomy_inactive_tags())
     result = {
-        s.tag: s.selected
-        for s in postprocess_scores({"Kicks": 0.2, "Running shoes": 0.9, "Boots": 0.95}, config=config)
+        s.tag: s.selected for s in postprocess_scores({"Running shoes": 0.9, "Boots": 0.95}, config=config)
     }
     assert result == {"Running shoes": True, "Sneakers": True, "Shoes": True}
 
@@ -75,9 +70,9 @@ def test_hierarchy_closure_setting_overrides_the_deployment_default(settings, ad
 
 
 def test_tree_levels_with_counts(shoes_taxonomy):
-    product = Product.objects.create(external_id="p1", title="Runner")
-    ProductTag.objects.create(product=product, tag=shoes_taxonomy["running"], source=TagSource.REVIEW)
-    ProductTag.objects.create(product=product, tag=shoes_taxonomy["sneakers"], source=TagSource.HIERARCHY)
+    product = ProductFactory(external_id="p1", title="Runner")
+    ProductTagFactory(product=product, tag=shoes_taxonomy["running"], source=TagSource.REVIEW)
+    ProductTagFactory(product=product, tag=shoes_taxonomy["sneakers"], source=TagSource.HIERARCHY)
     roots = tag_children(parent_id=None)
     assert [row["name"] for row in roots["tags"]] == ["Shoes"]  # the merged "Kicks" is no longer a tag
     assert roots["tags"][0]["child_count"] == 2 and roots["next_after"] is None

@@ -7,18 +7,16 @@ from django.urls import reverse
 from django.utils import timezone
 
 from annotation.models import (
-    ModelState,
-    ModelVersion,
     Product,
     ProductTag,
     Setting,
-    Suggestion,
     Tag,
     TagAlias,
     TagSource,
 )
 from annotation.selectors.taxonomy import HIERARCHY_CLOSURE_SETTING, TREE_PAGE_SIZE, hierarchy_closure_enabled
 from annotation.services.tags import tag_alias_add, tag_create
+from tests.factories import ModelVersionFactory, ProductTagFactory, SuggestionFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -38,7 +36,7 @@ def operator_client(client, operator):
 def approve(tag: Tag, *external_ids: str) -> None:
     for external_id in external_ids:
         product, _ = Product.objects.get_or_create(external_id=external_id, defaults={"title": external_id})
-        ProductTag.objects.create(product=product, tag=tag, source=TagSource.REVIEW)
+        ProductTagFactory(product=product, tag=tag, source=TagSource.REVIEW)
 
 
 def test_operator_cannot_reach_taxonomy_pages(operator_client):
@@ -195,8 +193,8 @@ def test_merge_confirmation_shows_what_moves_then_merges(admin_client, admin_use
     child = tag_create(name="Tee polo", parent=tee)
     approve(tee, "p1", "p2", "p3")
     approve(shirt, "p1")
-    version = ModelVersion.objects.create(version="v1", state=ModelState.READY)
-    Suggestion.objects.create(
+    version = ModelVersionFactory(version="v1")
+    SuggestionFactory(
         product=Product.objects.get(external_id="p2"), tag=tee, model_version=version, score=0.7
     )
 

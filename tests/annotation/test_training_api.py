@@ -9,15 +9,9 @@ from rest_framework.test import APIClient
 
 from annotation.models import JobStatus, ModelState, ModelVersion, Setting, TrainingJob, TrainingTrigger
 from annotation.services.queue import STRATEGY_SETTING
-from tests.annotation.test_training_support import memory_broker
+from tests.factories import ModelVersionFactory
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _no_shared_broker():
-    with memory_broker():
-        yield
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("in_memory_broker")]
 
 
 def test_train_endpoint_returns_202_with_the_job_and_is_debounced(admin_api):
@@ -38,7 +32,7 @@ def test_train_endpoint_returns_202_with_the_job_and_is_debounced(admin_api):
 
 def test_operators_cannot_train_or_activate_but_can_read(operator_api):
     assert operator_api.post("/api/v1/models/train/").status_code == 403
-    version = ModelVersion.objects.create(version="v-x", state=ModelState.READY, artifact_path="/nowhere")
+    version = ModelVersionFactory(version="v-x", artifact_path="/nowhere")
     assert operator_api.post(f"/api/v1/models/{version.id}/activate/").status_code == 403
     assert operator_api.get("/api/v1/models/").status_code == 200
     assert not TrainingJob.objects.exists()
@@ -51,10 +45,8 @@ def test_anonymous_requests_are_refused():
 
 
 def test_models_list_has_metrics_and_active_flag(admin_api):
-    old = ModelVersion.objects.create(
-        version="v1", state=ModelState.READY, metrics={"micro_f1": 0.5, "p@1": 0.6, "per_tag": {"a": {}}}
-    )
-    ModelVersion.objects.create(version="v2", state=ModelState.FAILED)
+    old = ModelVersionFactory(version="v1", metrics={"micro_f1": 0.5, "p@1": 0.6, "per_tag": {"a": {}}})
+    ModelVersionFactory(version="v2", state=ModelState.FAILED)
     ModelVersion.objects.filter(id=old.id).update(is_active=True)
     response = admin_api.get("/api/v1/models/")
     assert response.status_code == 200
@@ -66,7 +58,7 @@ def test_models_list_has_metrics_and_active_flag(admin_api):
 
 
 def test_activating_a_version_that_is_not_ready_is_a_conflict(admin_api):
-    failed = ModelVersion.objects.create(version="v-failed", state=ModelState.FAILED)
+    failed = ModelVersionFactory(version="v-failed", state=ModelState.FAILED)
     response = admin_api.post(f"/api/v1/models/{failed.id}/activate/")
     assert response.status_code == 409
     assert response.json()["error"] == "conflict" and "only a ready version" in response.json()["detail"]
@@ -74,7 +66,7 @@ def test_activating_a_version_that_is_not_ready_is_a_conflict(admin_api):
 
 
 def test_activating_a_ready_version_without_its_artifact_is_a_conflict(admin_api):
-    version = ModelVersion.objects.create(version="v-gone", state=ModelState.READY, artifact_path="/nowhere")
+    version = ModelVersionFactory(version="v-gone", artifact_path="/nowhere")
     response = admin_api.post(f"/api/v1/models/{version.id}/activate/")
     assert response.status_code == 409 and "no artifact" in response.json()["detail"]
     assert not ModelVersion.objects.filter(is_active=True).exists()
@@ -127,7 +119,7 @@ def test_models_page_is_for_admins_only(admin_user, operator):
 def test_models_page_shows_versions_job_progress_and_strategy(admin_user):
     from mlcore.selection import DEFAULT_STRATEGY
 
-    ModelVersion.objects.create(version="v7", state=ModelState.READY, metrics={"micro_f1": 0.812, "p@1": 0.9})
+    ModelVersionFactory(version="v7", metrics={"micro_f1": 0.812, "p@1": 0.9})
     job = TrainingJob.objects.create(
         trigger=TrainingTrigger.MANUAL,
         status=JobStatus.RUNNING,

@@ -11,15 +11,13 @@ from django.test import Client
 
 from annotation.models import JobStatus, ModelState, ModelVersion, Setting, SuggestionRefresh, TrainingJob
 from annotation.services.queue import STRATEGY_SETTING
-from tests.annotation.test_training_support import memory_broker
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture(autouse=True)
-def _no_shared_broker():
-    with memory_broker():
-        yield
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.slow,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("in_memory_broker"),
+]
 
 
 CHROMIUM = Path(os.environ.get("TAGSTUDIO_CHROMIUM", "/usr/bin/chromium"))

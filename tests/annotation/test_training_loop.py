@@ -27,21 +27,13 @@ from annotation.services.training import (
     model_version_train,
     training_job_request,
 )
-from tests.annotation.test_training_support import FAST_TAGGER, catalog_load, demo_rows, memory_broker
+from tests.annotation.training_support import catalog_load, demo_rows
 
-pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture(autouse=True)
-def _no_shared_broker():
-    with memory_broker():
-        yield
-
-
-@pytest.fixture(autouse=True)
-def fast_tagger(settings):
-    settings.TAGSTUDIO_TAGGER = FAST_TAGGER
-    settings.MODEL_PROMOTION = "auto"
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("in_memory_broker", "fast_tagger"),
+]
 
 
 def _train(trigger: str = TrainingTrigger.MANUAL) -> TrainingJob:

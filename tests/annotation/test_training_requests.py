@@ -26,13 +26,9 @@ from annotation.services.training import (
     training_jobs_fail_stale,
 )
 from annotation.taxonomy.resolver import TagResolver
-from tests.annotation.test_training_support import catalog_load, demo_rows, memory_broker
+from tests.annotation.training_support import catalog_load, demo_rows
 
-
-@pytest.fixture(autouse=True)
-def _no_shared_broker():
-    with memory_broker():
-        yield
+pytestmark = pytest.mark.usefixtures("in_memory_broker")
 
 
 @pytest.mark.django_db

@@ -7,7 +7,7 @@ import pytest
 from annotation.services.training import VALID_FRACTION, TrainingDataError, validation_ids
 from mlcore.data import group_key
 from mlcore.types import ProductRecord
-from tests.annotation.test_training_support import demo_rows
+from tests.annotation.training_support import demo_rows
 
 
 def _records(rows: list[dict]) -> list[ProductRecord]:

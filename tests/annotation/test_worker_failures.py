@@ -34,7 +34,7 @@ from annotation.models import (
     TrainingTrigger,
 )
 from annotation.services.training import training_job_request
-from tests.annotation.test_training_support import FAST_TAGGER, catalog_load, demo_rows
+from tests.annotation.training_support import FAST_TAGGER, catalog_load, demo_rows
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 

@@ -7,14 +7,17 @@ downloaded browser).
 from __future__ import annotations
 
 import pytest
-from django.core.cache import cache
 
-from annotation.roles import ADMIN, OPERATOR
 from annotation.services.tags import tag_create
-from annotation.services.users import user_create
 from tests.annotation.test_dashboard_views import build_history
+from tests.factories import AdminFactory, OperatorFactory
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.slow,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("empty_cache"),
+]
 PASSWORD = "browser-pass-123"
 
 # For every chart: its drawn marks and the area they cover on screen (getBBox of the marks' group).
@@ -44,13 +47,6 @@ def expect():
     return playwright_expect
 
 
-@pytest.fixture(autouse=True)
-def empty_cache():
-    cache.clear()
-    yield
-    cache.clear()
-
-
 def login(page, base: str, username: str, then: str) -> None:
     page.goto(f"{base}/login/?next={then}")
     page.fill("#id_username", username)
@@ -60,7 +56,7 @@ def login(page, base: str, username: str, then: str) -> None:
 
 
 def test_dashboard_charts_are_drawn(live_server, new_context, expect):
-    operator = user_create(username="dora", password=PASSWORD, role=OPERATOR, validate=False)[0]
+    operator = OperatorFactory(username="dora", password=PASSWORD)
     history = build_history(operator)
     page = new_context().new_page()
     errors: list[str] = []
@@ -93,7 +89,7 @@ def test_dashboard_charts_are_drawn(live_server, new_context, expect):
 
 
 def test_taxonomy_tree_expands_lazily_and_pickers_search(live_server, new_context, expect):
-    user_create(username="ada", password=PASSWORD, role=ADMIN, validate=False)
+    AdminFactory(username="ada", password=PASSWORD)
     shoes = tag_create(name="Shoes")
     sneakers = tag_create(name="Sneakers", parent=shoes)
     tag_create(name="Running shoes", parent=sneakers)

@@ -5,9 +5,13 @@ from __future__ import annotations
 import pytest
 
 from annotation.models import Product, ProductTag, ReviewAction, ReviewEvent, ReviewStatus
-from annotation.roles import OPERATOR
-from annotation.services.users import user_create
-from tests.annotation.review_helpers import make_products, make_tag, make_version, suggest
+from tests.factories import (
+    ModelVersionFactory,
+    OperatorFactory,
+    TagFactory,
+    products_create,
+    suggestions_create,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 PASSWORD = "operator-pass-123"
@@ -21,7 +25,7 @@ def expect():
 
 
 def _operator(name: str):
-    return user_create(username=name, password=PASSWORD, role=OPERATOR, validate=False)[0]
+    return OperatorFactory(username=name, password=PASSWORD)
 
 
 def _login_by_keyboard(page, base: str, username: str) -> None:
@@ -43,11 +47,11 @@ def test_shortcuts_pressed_before_htmx_settles_the_new_card_still_go_through_htm
     """htmx binds a swapped-in card's forms when it settles; a fast operator's key must not fall through
     to a native form post (a full page load that puts the notice outside the card)."""
     _operator("fast")
-    red = make_tag("Red")
-    version = make_version("v1", active=True)
-    first, second = (make_products(1, prefix=p, priority=prio)[0] for p, prio in (("A", 2), ("B", 1)))
-    suggest(first, version, {red: 0.9})
-    suggest(second, version, {red: 0.8})
+    red = TagFactory(name="Red")
+    version = ModelVersionFactory(version="v1", is_active=True)
+    first, second = (products_create(1, prefix=p, priority=prio)[0] for p, prio in (("A", 2), ("B", 1)))
+    suggestions_create(first, version, {red: 0.9})
+    suggestions_create(second, version, {red: 0.8})
     page = new_context().new_page()
     _login_by_keyboard(page, live_server.url, "fast")
     expect(_card(page)).to_have_attribute("data-product", first.external_id)
@@ -65,14 +69,14 @@ def test_shortcuts_pressed_before_htmx_settles_the_new_card_still_go_through_htm
 
 def test_operator_reviews_three_products_by_keyboard_only(live_server, new_context, expect):
     _operator("kim")
-    red, blue, _ = make_tag("Red"), make_tag("Blue"), make_tag("Cotton")
-    version = make_version("v1", active=True)
+    red, blue, _ = TagFactory(name="Red"), TagFactory(name="Blue"), TagFactory(name="Cotton")
+    version = ModelVersionFactory(version="v1", is_active=True)
     first, second, third = (
-        make_products(1, prefix=p, priority=prio)[0] for p, prio in (("A", 3), ("B", 2), ("C", 1))
+        products_create(1, prefix=p, priority=prio)[0] for p, prio in (("A", 3), ("B", 2), ("C", 1))
     )
-    suggest(first, version, {red: 0.9, blue: 0.3})
-    suggest(second, version, {red: 0.8, blue: 0.7})
-    suggest(third, version, {blue: 0.6})
+    suggestions_create(first, version, {red: 0.9, blue: 0.3})
+    suggestions_create(second, version, {red: 0.8, blue: 0.7})
+    suggestions_create(third, version, {blue: 0.6})
     page = new_context().new_page()
 
     _login_by_keyboard(page, live_server.url, "kim")
@@ -115,7 +119,7 @@ def test_operator_reviews_three_products_by_keyboard_only(live_server, new_conte
 
 def test_operator_cannot_add_an_unknown_tag_and_is_told_why(live_server, new_context, expect):
     _operator("kim")
-    make_products(1)
+    products_create(1)
     page = new_context().new_page()
     _login_by_keyboard(page, live_server.url, "kim")
 
@@ -130,7 +134,7 @@ def test_operator_cannot_add_an_unknown_tag_and_is_told_why(live_server, new_con
 def test_two_operators_never_see_the_same_product(live_server, new_context, expect):
     _operator("ann")
     _operator("ben")
-    make_products(12)
+    products_create(12)
     pages = {}
     for name in ("ann", "ben"):
         page = new_context().new_page()
@@ -197,8 +201,8 @@ def test_operator_cannot_reach_admin_pages(live_server, new_context):
 
 def test_every_form_enforces_csrf(live_server, new_context, expect):
     _operator("kim")
-    product, second = make_products(2)
-    make_tag("Red")
+    product, second = products_create(2)
+    TagFactory(name="Red")
     context = new_context()
     page = context.new_page()
     _login_by_keyboard(page, live_server.url, "kim")
