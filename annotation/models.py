@@ -315,7 +315,8 @@ class ReviewEvent(models.Model):
     model_version = models.ForeignKey(
         ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    # [{"tag": name, "tag_id": id, "score": float, "model_version": version}], as the card showed them.
+    # [{"tag": name, "tag_id": id, "score": float, "selected": bool, "model_version": version, "visible": bool}]:
+    # the suggestions of the card's version ("visible": on the card, not behind an unopened "more").
     shown = models.JSONField(default=list, blank=True)
     previous_tags = models.JSONField(default=list, blank=True)
     final_tags = models.JSONField(default=list, blank=True)
