@@ -250,11 +250,19 @@ def _release(locked: Product, *, user, now: dt.datetime) -> bool:
     return True
 
 
-def review_skip(*, product: Product, user) -> ReviewEvent:
-    """Skip: release the claim and record a skip event (the product leaves this user's queue for a while)."""
+def review_skip(*, product: Product, user, claim: str | uuid.UUID | None = None) -> ReviewEvent:
+    """Skip: release the claim and record a skip event (the product leaves this user's queue for a while).
+
+    With the card's ``claim`` token, a card that went stale (saved, skipped or claimed again since) is
+    refused with ClaimStale instead of recording a skip of a product the card no longer stands for.
+    """
     now = timezone.now()
     with transaction.atomic(durable=True):
         locked = _lock_product(product)
+        if claim is not None:
+            token = _claim_uuid(claim)
+            if token is None or token != locked.claim_token:
+                raise ClaimStale(locked)
         _release(locked, user=user, now=now)
         shown = _shown_rows(locked, version_id=locked.suggested_by_id)
         return ReviewEvent.objects.create(

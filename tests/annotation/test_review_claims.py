@@ -319,3 +319,22 @@ def test_html_zero_tags_show_the_confirm_step(client, operator):
         f"/review/{product.pk}/submit/", {"claim": claim, "no_tag_applies": "1"}, HTTP_HX_REQUEST="true"
     )
     assert saved.status_code == 200 and _submits(product) == 1
+
+
+@pytest.mark.django_db
+def test_a_stale_card_cannot_skip(client, operator):
+    client.force_login(operator)
+    (product,) = make_products(1)
+    client.get("/review/")
+    claim = str(Product.objects.get(pk=product.pk).claim_token)
+    assert (
+        client.post(f"/review/{product.pk}/submit/", {"claim": claim}, HTTP_HX_REQUEST="true").status_code
+        == 200
+    )
+
+    stale = client.post(f"/review/{product.pk}/skip/", {"claim": claim}, HTTP_HX_REQUEST="true")
+
+    assert stale.status_code == 409 and "changed since you opened it" in stale.content.decode()
+    assert not ReviewEvent.objects.filter(action=ReviewAction.SKIP).exists()
+    with pytest.raises(ClaimStale):
+        review_skip(product=product, user=operator, claim="not-a-token")

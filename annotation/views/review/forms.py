@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from django import forms
 from django.core.exceptions import ValidationError
 
@@ -65,3 +67,14 @@ class ReviewSubmitForm(forms.Form):
     prechecked = forms.BooleanField(required=False)
     # The confirm step's answer to "no tag checked, but the model suggested some".
     no_tag_applies = forms.BooleanField(required=False)
+
+
+class ReviewSkipForm(forms.Form):
+    # The card's claim token (absent: a form from before tokens; the skip is not checked against it).
+    claim = forms.UUIDField(required=False)
+
+    def cleaned_claim(self) -> uuid.UUID | str | None:
+        """The posted token, or None when absent or not a token we issued (then checked as stale)."""
+        if self.is_valid():
+            return self.cleaned_data["claim"]
+        return self.data.get("claim") or None

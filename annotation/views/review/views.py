@@ -42,7 +42,7 @@ from annotation.services.reviews import (
     review_undo,
 )
 from annotation.views.access import OperatorRequiredMixin
-from annotation.views.review.forms import ReviewSubmitForm
+from annotation.views.review.forms import ReviewSkipForm, ReviewSubmitForm
 
 CARD_TEMPLATE = "annotation/_review_card.html"
 
@@ -178,8 +178,12 @@ class ReviewSubmitView(OperatorRequiredMixin, View):
 class ReviewSkipView(OperatorRequiredMixin, View):
     def post(self, request: HttpRequest, pk: int) -> HttpResponse:
         product = get_object_or_404(Product, pk=pk)
+        claim = ReviewSkipForm(request.POST).cleaned_claim()
         try:
-            review_skip(product=product, user=request.user)
+            review_skip(product=product, user=request.user, claim=claim)
+        except ClaimStale as exc:
+            fresh = review_claim_next(user=request.user)
+            return _respond(request, _card_context(request, fresh, error=str(exc)), status=409)
         except ClaimConflict as exc:
             return _respond(request, _card_context(request, None, error=str(exc)), status=409)
         notice = f"Skipped {product.external_id}."
