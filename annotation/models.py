@@ -108,6 +108,9 @@ class Product(models.Model):
         db_index=False,  # product_claim_idx (partial: only claimed products) serves every lookup
     )
     claim_expires_at = models.DateTimeField(null=True, blank=True)
+    # The token of the card opened under the current claim: a new one for every new claim, cleared when
+    # the product is submitted, skipped or released. A submit naming another token is stale.
+    claim_token = models.UUIDField(null=True, blank=True)
 
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
@@ -312,7 +315,8 @@ class ReviewEvent(models.Model):
     model_version = models.ForeignKey(
         ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    # [{"tag": name, "tag_id": id, "score": float, "model_version": version}], as the card showed them.
+    # [{"tag": name, "tag_id": id, "score": float, "selected": bool, "model_version": version, "visible": bool}]:
+    # the suggestions of the card's version ("visible": on the card, not behind an unopened "more").
     shown = models.JSONField(default=list, blank=True)
     previous_tags = models.JSONField(default=list, blank=True)
     final_tags = models.JSONField(default=list, blank=True)
@@ -324,6 +328,18 @@ class ReviewEvent(models.Model):
     reverts = models.OneToOneField(
         "self", null=True, blank=True, on_delete=models.PROTECT, related_name="reverted_by"
     )
+    # A submit made with a card's claim token stores it (at most once: see review_claim_token_once) and
+    # a digest of what it submitted; a repeat with the same token and body replays this event.
+    claim_token = models.UUIDField(null=True, blank=True)
+    submit_digest = models.CharField(max_length=64, blank=True, default="")
+    # The card started with the model's selected chips checked (None: not recorded, e.g. older events).
+    prechecked = models.BooleanField(null=True, blank=True)
+    # The operator changed the card's starting tags (False: accepted the card unchanged; None: unknown).
+    edited = models.BooleanField(null=True, blank=True)
+
+    # Not stored: set by annotation.services.reviews.review_submit on the first event it hands back for a
+    # repeated submit of the same card.
+    replayed = False
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -333,6 +349,10 @@ class ReviewEvent(models.Model):
                 condition=Q(action="undo", reverts__isnull=False)
                 | (~Q(action="undo") & Q(reverts__isnull=True)),
                 name="review_undo_has_target",
+            ),
+            # One submit per card: two simultaneous identical submits cannot both be stored.
+            models.UniqueConstraint(
+                fields=["claim_token"], condition=Q(claim_token__isnull=False), name="review_claim_token_once"
             ),
         ]
         indexes = [

@@ -14,7 +14,8 @@
    - render-card: ``GET /review/`` (session) — the review page with the card of the claimed product,
      suggestion chips, the operator's counts and the queue size;
    - submit:      ``POST /api/v1/products/{external_id}/review/`` — the suggestions >= 0.5 plus one
-     hand-picked tag (by alias every third round), so the hierarchy closure and alias paths run.
+     hand-picked tag (by alias every third round), so the hierarchy closure and alias paths run; it
+     sends the card's ``claim`` token, so the claim check (row lock + token) is measured too.
    Every ``--list-every`` rounds it also loads product-list pages: the first page, a page 500,000 rows
    deep (keyset cursor), reviewed products by update time, a tag filter and two text searches.
 5. **Server time** is gunicorn's own per-request time (access-log field ``%(D)s``: from the worker
@@ -366,8 +367,10 @@ class Reviewer:
         tags = [s["tag"] for s in card["suggestions"] if s["score"] >= 0.5]
         extra = self.rng.randrange(len(leaf_names))
         tags.append(f"alias {extra}" if index % 3 == 0 else leaf_names[extra])
+        # The card's claim token makes the submit idempotent and refuses it if the product changed since.
+        body = {"tags": tags, "claim": card["claim"]}
         submit = self._timed(
-            "submit", self.api.post, f"{self.base}/api/v1/products/{external_id}/review/", json={"tags": tags}
+            "submit", self.api.post, f"{self.base}/api/v1/products/{external_id}/review/", json=body
         )
         if submit.status_code != 200:
             self.errors.append(f"submit {submit.status_code}: {submit.text[:200]}")

@@ -35,6 +35,16 @@ QUEUE_EXACT_COUNT_LIMIT = 10_000
 QUEUE_SIZE_CACHE_KEY = "review:queue-size:v1"
 QUEUE_SIZE_CACHE_SECONDS = 15
 
+# The card shows the chips worth a look: every selected suggestion and approved tag, plus the strongest
+# unselected suggestions scoring at least CARD_MIN_SCORE, at most CARD_MAX_UNSELECTED of them; the rest
+# sit behind "more" (and count as rejected only when the operator opened it).
+CARD_MIN_SCORE = 0.05
+CARD_MAX_UNSELECTED = 10
+
+# Keys that toggle the shown chips, in order: 1-9, 0, then letters the page does not use for an action
+# (a accept above threshold, s skip, u undo, n no tag applies). review.js uses the same sequence.
+CHIP_KEYS = "1234567890qwertyiopdfghjklzxcvbm"
+
 
 def skip_hide_seconds() -> int:
     """How long a product an operator skipped stays out of *that operator's* queue (others still get it)."""
@@ -80,6 +90,11 @@ def claim_held_by(*, user, now: dt.datetime | None = None) -> Product | None:
     )
 
 
+def precheck_selected() -> bool:
+    """Whether cards start with the model's selected chips checked (setting REVIEW_PRECHECK_SELECTED)."""
+    return bool(getattr(settings, "REVIEW_PRECHECK_SELECTED", True))
+
+
 def claim_is_live(product: Product, *, now: dt.datetime | None = None) -> bool:
     now = now or timezone.now()
     return (
@@ -101,7 +116,11 @@ class Chip:
     score: float | None  # None: approved but not suggested by the shown model version
     selected: bool  # the model would apply it (after its thresholds)
     approved_source: str | None  # "import", "review", ... when the tag is already approved
-    checked: bool  # the chip's initial state: approved tags start accepted, suggestions start open
+    # The chip's initial state: approved tags start accepted; the model's selected suggestions too
+    # when pre-checking is on; every other suggestion starts open.
+    checked: bool
+    # On the card at first sight (False: behind "more"). Approved and selected chips are always visible.
+    visible: bool = True
 
 
 @dataclass(slots=True)
@@ -111,6 +130,8 @@ class ReviewCard:
     model_version: ModelVersion | None
     claim_expires_at: dt.datetime | None
     attributes: list[tuple[str, str]] = field(default_factory=list)
+    claim_token: str | None = None  # the card's claim: a submit naming it is accepted once
+    prechecked: bool = False  # the model's selected chips start checked
 
     @property
     def shown_version_id(self) -> int | None:
@@ -119,6 +140,14 @@ class ReviewCard:
     @property
     def suggestions(self) -> list[Chip]:
         return [chip for chip in self.chips if chip.score is not None]
+
+    @property
+    def visible_chips(self) -> list[Chip]:
+        return [chip for chip in self.chips if chip.visible]
+
+    @property
+    def more_chips(self) -> list[Chip]:
+        return [chip for chip in self.chips if not chip.visible]
 
 
 def suggestions_shown(*, product: Product, version_id: int | None) -> list[Suggestion]:
@@ -151,26 +180,41 @@ def _attribute_rows(attributes: Any) -> list[tuple[str, str]]:
     return rows
 
 
+def _chip_visible(suggestion: Suggestion, *, approved: bool, unselected_rank: int) -> bool:
+    if approved or suggestion.selected:
+        return True
+    return suggestion.score >= CARD_MIN_SCORE and unselected_rank < CARD_MAX_UNSELECTED
+
+
 def review_card(*, product: Product, version_id: int | None = None) -> ReviewCard:
     """What the operator sees: product fields, the current suggestions by score, approved tags marked.
 
     ``version_id`` defaults to ``product.suggested_by`` (the current suggestions); the submit of this
-    card records exactly these suggestions as "shown".
+    card records these suggestions as "shown" (those behind "more" as not visible). With pre-checking on
+    (``REVIEW_PRECHECK_SELECTED``) the model's selected chips start checked: a right card takes one key.
     """
     version_id = product.suggested_by_id if version_id is None else version_id
     suggestions = suggestions_shown(product=product, version_id=version_id)
     approved = {row.tag_id: row for row in approved_tags_of(product)}
-    chips = [
-        Chip(
-            tag_id=s.tag_id,
-            name=s.tag.name,
-            score=s.score,
-            selected=s.selected,
-            approved_source=approved[s.tag_id].source if s.tag_id in approved else None,
-            checked=s.tag_id in approved,
+    prechecked = precheck_selected()
+    chips = []
+    unselected_rank = 0
+    for s in suggestions:  # best first
+        is_approved = s.tag_id in approved
+        visible = _chip_visible(s, approved=is_approved, unselected_rank=unselected_rank)
+        if not (is_approved or s.selected) and s.score >= CARD_MIN_SCORE:
+            unselected_rank += 1
+        chips.append(
+            Chip(
+                tag_id=s.tag_id,
+                name=s.tag.name,
+                score=s.score,
+                selected=s.selected,
+                approved_source=approved[s.tag_id].source if is_approved else None,
+                checked=is_approved or (prechecked and s.selected),
+                visible=visible,
+            )
         )
-        for s in suggestions
-    ]
     suggested_ids = {s.tag_id for s in suggestions}
     chips += [
         Chip(
@@ -197,6 +241,8 @@ def review_card(*, product: Product, version_id: int | None = None) -> ReviewCar
         model_version=version,
         claim_expires_at=product.claim_expires_at,
         attributes=_attribute_rows(product.attributes),
+        claim_token=str(product.claim_token) if product.claim_token else None,
+        prechecked=prechecked,
     )
 
 

@@ -9,8 +9,17 @@ functions, so both paths obey the same rules:
   is never held by two people. An expired claim is free again without any sweep; the periodic sweep
   (``claims_release_expired``) only tidies the columns. A user holds one claim at a time.
 - **Submit** writes the final tag set, one ``ReviewEvent`` (what was shown with its model version and
-  scores, accepted, rejected, added, removed, the previous tags) and the product's new state in one
-  transaction. 409 (``ClaimConflict``) when another user holds a live claim. Names resolve under
+  scores, accepted, rejected, added, removed, the previous tags, whether the operator edited the card)
+  and the product's new state in one transaction. 409 (``ClaimConflict``) when another user holds a
+  live claim.
+- **Claim tokens**: every new claim gets a fresh token (``Product.claim_token``), which the card carries.
+  A submit naming a token is accepted once: the first stores its event with the token (unique in the
+  database, and taken under the product's row lock), a repeat with the same body by the same user gets
+  that first event back (``replayed``; no second event, no second retrain count), and any other use of a
+  used or replaced token is ``ClaimStale`` ("changed since you opened it"). Submit, skip and release
+  clear the token. A submit without a token behaves as before tokens existed.
+- **No tag applies**: saving zero tags when the model selected some needs ``no_tag_applies=True``
+  (``NoTagsUnconfirmed`` otherwise); callers that predate the rule pass ``None``. Names resolve under
   annotation.taxonomy.resolver's rules: unknown names are refused (``UnknownTags``) unless the user is an
   admin, who creates them; a deactivated tag is refused unless the product already carries it.
 - **Hierarchy closure** (setting ``TAGSTUDIO_HIERARCHY_CLOSURE``, default on): approving a tag also
@@ -19,7 +28,8 @@ functions, so both paths obey the same rules:
 - **Undo** restores the tags before a submit exactly (rows, sources and approvers), records an ``undo``
   event that points at the submit, and gives the product back to the user under a fresh claim.
 
-Audit JSON shapes (ReviewEvent): ``shown`` = [{"tag", "tag_id", "score", "selected", "model_version"}];
+Audit JSON shapes (ReviewEvent): ``shown`` = [{"tag", "tag_id", "score", "selected", "model_version",
+"visible"}] (``visible``: on the card, not behind "more"; only visible unchecked chips count as rejected);
 ``accepted``/``rejected``/``added``/``removed``/``final_tags`` = lists of tag names; ``previous_tags`` =
 [{"tag", "tag_id", "source", "approved_by", "model_version", "approved_at"}] (the rows undo restores).
 """
@@ -27,12 +37,15 @@ Audit JSON shapes (ReviewEvent): ``shown`` = [{"tag", "tag_id", "score", "select
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 import logging
-from collections.abc import Iterable, Sequence
+import uuid
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from annotation.models import (
@@ -46,7 +59,13 @@ from annotation.models import (
     TagSource,
 )
 from annotation.roles import is_admin
-from annotation.selectors.review import claim_is_live, claim_ttl, recently_skipped_ids, review_queue
+from annotation.selectors.review import (
+    claim_is_live,
+    claim_ttl,
+    precheck_selected,
+    recently_skipped_ids,
+    review_queue,
+)
 from annotation.selectors.taxonomy import hierarchy_closure_enabled as closure_setting
 from annotation.services.training import reviews_submitted_hook
 from annotation.taxonomy.resolver import TagResolver
@@ -90,6 +109,30 @@ class NothingToUndo(ReviewError):
     pass
 
 
+class ClaimStale(ReviewError):
+    """The card's claim token is no longer the product's: it was submitted (with other tags), skipped,
+    released or claimed again since the card was opened."""
+
+    def __init__(self, product: Product) -> None:
+        self.product = product
+        super().__init__(
+            f"{product.external_id} changed since you opened it (it was saved, skipped or claimed again "
+            "in the meantime): your changes were not saved."
+        )
+
+
+class NoTagsUnconfirmed(ReviewError):
+    """Zero tags submitted although the model selected some, without ``no_tag_applies``."""
+
+    def __init__(self, product: Product, suggested: Sequence[str]) -> None:
+        self.product = product
+        self.suggested = list(suggested)
+        super().__init__(
+            f"No tag is checked, but the model suggested {', '.join(self.suggested)}. "
+            "Confirm that no tag applies, or check the tags that do."
+        )
+
+
 # The most tags one review may set: the HTML form and the REST serializer both refuse a longer list.
 MAX_TAGS_PER_REVIEW = 200
 
@@ -119,13 +162,18 @@ def _release_other_claims(*, user, keep_id: int | None) -> None:
     others = Product.objects.filter(claimed_by=user)
     if keep_id is not None:
         others = others.exclude(pk=keep_id)
-    others.update(claimed_by=None, claim_expires_at=None)
+    others.update(claimed_by=None, claim_expires_at=None, claim_token=None)
 
 
 def _set_claim(product: Product, *, user, now: dt.datetime) -> Product:
+    """Claim (or renew) ``product`` for ``user``. A renewal of the user's own live claim keeps its token,
+    so every card of that claim (two tabs, a repeated review/next) stays valid; a new claim gets a new one."""
+    renewal = product.claimed_by_id == user.pk and claim_is_live(product, now=now) and product.claim_token
+    if not renewal:
+        product.claim_token = uuid.uuid4()
     product.claimed_by = user
     product.claim_expires_at = now + claim_ttl()
-    product.save(update_fields=["claimed_by", "claim_expires_at"])
+    product.save(update_fields=["claimed_by", "claim_expires_at", "claim_token"])
     return product
 
 
@@ -197,15 +245,24 @@ def _release(locked: Product, *, user, now: dt.datetime) -> bool:
         raise ClaimConflict(locked, _holder_name(locked))
     locked.claimed_by = None
     locked.claim_expires_at = None
-    locked.save(update_fields=["claimed_by", "claim_expires_at"])
+    locked.claim_token = None
+    locked.save(update_fields=["claimed_by", "claim_expires_at", "claim_token"])
     return True
 
 
-def review_skip(*, product: Product, user) -> ReviewEvent:
-    """Skip: release the claim and record a skip event (the product leaves this user's queue for a while)."""
+def review_skip(*, product: Product, user, claim: str | uuid.UUID | None = None) -> ReviewEvent:
+    """Skip: release the claim and record a skip event (the product leaves this user's queue for a while).
+
+    With the card's ``claim`` token, a card that went stale (saved, skipped or claimed again since) is
+    refused with ClaimStale instead of recording a skip of a product the card no longer stands for.
+    """
     now = timezone.now()
     with transaction.atomic(durable=True):
         locked = _lock_product(product)
+        if claim is not None:
+            token = _claim_uuid(claim)
+            if token is None or token != locked.claim_token:
+                raise ClaimStale(locked)
         _release(locked, user=user, now=now)
         shown = _shown_rows(locked, version_id=locked.suggested_by_id)
         return ReviewEvent.objects.create(
@@ -219,7 +276,10 @@ def review_skip(*, product: Product, user) -> ReviewEvent:
 
 
 def claims_release_expired() -> int:
-    """Clear expired claims (they are already free to claim; this keeps the columns tidy). Returns count."""
+    """Clear expired claims (they are already free to claim; this keeps the columns tidy). Returns count.
+
+    The claim token stays: nothing changed the product, so its holder's card may still be submitted
+    until someone claims it again (which replaces the token)."""
     with transaction.atomic(durable=True):
         return Product.objects.filter(claimed_by__isnull=False, claim_expires_at__lte=timezone.now()).update(
             claimed_by=None, claim_expires_at=None
@@ -294,13 +354,14 @@ def _shown_rows(product: Product, *, version_id: int | None) -> list[Suggestion]
     )
 
 
-def _shown_json(suggestion: Suggestion, product: Product) -> dict:
+def _shown_json(suggestion: Suggestion, product: Product, *, visible: bool = True) -> dict:
     return {
         "tag": suggestion.tag.name,
         "tag_id": suggestion.tag_id,
         "score": round(float(suggestion.score), 6),
         "selected": suggestion.selected,
         "model_version": suggestion.model_version.version,
+        "visible": visible,
     }
 
 
@@ -322,29 +383,127 @@ def _names(tags: Iterable[Tag]) -> list[str]:
     return sorted((tag.name for tag in tags), key=str.casefold)
 
 
+def _submit_digest(tags: Sequence[str]) -> str:
+    """What a submit asked for, independent of order, case and spacing: a repeat with the same digest
+    and claim token is the same submit sent twice."""
+    names = sorted({" ".join(name.split()).casefold() for name in tags})
+    return hashlib.sha256(json.dumps(names, ensure_ascii=False).encode()).hexdigest()
+
+
+def _claim_uuid(claim: str | uuid.UUID | None) -> uuid.UUID | None:
+    if claim is None or isinstance(claim, uuid.UUID):
+        return claim
+    try:
+        return uuid.UUID(str(claim))
+    except ValueError:
+        return None  # not a token we ever issued: stale (checked against the product's token)
+
+
+def _replay_or_stale(*, product: Product, user, claim: str | uuid.UUID, digest: str) -> ReviewEvent | None:
+    """The first submit of this claim token when this is a repeat of it; ClaimStale when the token was
+    used for something else; None when the token is unused."""
+    token = _claim_uuid(claim)
+    first = (
+        ReviewEvent.objects.filter(claim_token=token).select_related("product", "model_version").first()
+        if token is not None
+        else None
+    )
+    if first is not None:
+        if first.user_id == user.pk and first.product_id == product.pk and first.submit_digest == digest:
+            first.replayed = True
+            return first
+        raise ClaimStale(product)
+    if token is None or product.claim_token != token:
+        raise ClaimStale(product)
+    return None
+
+
 def review_submit(
-    *, product: Product, user, tags: Sequence[str], shown_version_id: int | None = None
+    *,
+    product: Product,
+    user,
+    tags: Sequence[str],
+    shown_version_id: int | None = None,
+    claim: str | uuid.UUID | None = None,
+    no_tag_applies: bool | None = None,
+    visible_tag_ids: Collection[int] | None = None,
+    prechecked: bool | None = None,
 ) -> ReviewEvent:
     """Record the operator's final tags for a product; returns the audit event.
 
     ``tags`` are the final tag names (names or aliases). ``shown_version_id`` is the model version whose
     suggestions the card showed (the HTML card posts it; default: the product's current suggestions).
+    ``claim`` is the card's claim token: a repeat of the same submit returns the first event (with
+    ``replayed`` set, nothing written); a used or replaced token raises ClaimStale. ``no_tag_applies``
+    confirms an empty tag list when the model selected tags (False or None-with-a-claim: refused with
+    NoTagsUnconfirmed; None without a claim: the pre-token contract, no confirmation asked).
+    ``visible_tag_ids``: the suggestions the card displayed (default all); only those left unchecked are
+    recorded as rejected. ``prechecked``: the card started with the model's selected tags checked
+    (default: the REVIEW_PRECHECK_SELECTED setting); ``edited`` is measured against that start.
     """
+    digest = _submit_digest(tags)
+    try:
+        return _review_submit(
+            product=product,
+            user=user,
+            tags=tags,
+            shown_version_id=shown_version_id,
+            claim=claim,
+            digest=digest,
+            no_tag_applies=no_tag_applies,
+            visible_tag_ids=visible_tag_ids,
+            prechecked=precheck_selected() if prechecked is None else prechecked,
+        )
+    except IntegrityError:
+        # The token's unique constraint fired: a concurrent submit of the same card got in first (the
+        # row lock makes this rare). Answer as a repeat of it, or as stale.
+        if claim is None:
+            raise
+        with transaction.atomic(durable=True):
+            replay = _replay_or_stale(product=_lock_product(product), user=user, claim=claim, digest=digest)
+        if replay is None:
+            raise
+        return replay
+
+
+def _review_submit(
+    *,
+    product: Product,
+    user,
+    tags: Sequence[str],
+    shown_version_id: int | None,
+    claim: str | uuid.UUID | None,
+    digest: str,
+    no_tag_applies: bool | None,
+    visible_tag_ids: Collection[int] | None,
+    prechecked: bool,
+) -> ReviewEvent:
     now = timezone.now()
     with transaction.atomic(durable=True):
         locked = _lock_product(product)
+        if claim is not None:
+            # Under the row lock: a concurrent submit of the same card has committed its event by now.
+            replay = _replay_or_stale(product=locked, user=user, claim=claim, digest=digest)
+            if replay is not None:
+                return replay
         if claim_is_live(locked, now=now) and locked.claimed_by_id != user.pk:
             raise ClaimConflict(locked, _holder_name(locked))
         previous = list(ProductTag.objects.filter(product=locked).select_related("tag"))
         resolved = _resolve_submitted(tags, user=user, keep={row.tag_id for row in previous})
         version_id = locked.suggested_by_id if shown_version_id is None else shown_version_id
         shown = _shown_rows(locked, version_id=version_id)
+        if not resolved.tags and (no_tag_applies is False or (no_tag_applies is None and claim is not None)):
+            suggested = _names(s.tag for s in shown if s.selected)
+            if suggested:
+                raise NoTagsUnconfirmed(locked, suggested)
 
         chosen = dict(resolved.tags)
         implied = _ancestors(chosen) if hierarchy_closure_enabled() else {}
         final = {**chosen, **{tag_id: tag for tag_id, tag in implied.items() if tag_id not in chosen}}
         previous_ids = {row.tag_id for row in previous}
         shown_ids = {s.tag_id: s for s in shown}
+        visible = {s.tag_id for s in shown} if visible_tag_ids is None else set(visible_tag_ids)
+        starting = previous_ids | ({s.tag_id for s in shown if s.selected} if prechecked else set())
 
         removed_ids = previous_ids - set(final)
         if removed_ids:
@@ -366,10 +525,18 @@ def review_submit(
         locked.review_status = ReviewStatus.REVIEWED
         locked.claimed_by = None
         locked.claim_expires_at = None
+        locked.claim_token = None
         locked.tags_updated_at = now
         locked.updated_at = now
         locked.save(
-            update_fields=["review_status", "claimed_by", "claim_expires_at", "tags_updated_at", "updated_at"]
+            update_fields=[
+                "review_status",
+                "claimed_by",
+                "claim_expires_at",
+                "claim_token",
+                "tags_updated_at",
+                "updated_at",
+            ]
         )
 
         previous_by_id = {row.tag_id: row.tag for row in previous}
@@ -379,17 +546,21 @@ def review_submit(
             action=ReviewAction.SUBMIT,
             created_at=now,
             model_version_id=version_id if shown else None,
-            shown=[_shown_json(s, locked) for s in shown],
+            shown=[_shown_json(s, locked, visible=s.tag_id in visible) for s in shown],
             previous_tags=_snapshot(previous),
             final_tags=_names(final.values()),
             accepted=_names(s.tag for s in shown if s.tag_id in final),
-            rejected=_names(s.tag for s in shown if s.tag_id not in final),
+            rejected=_names(s.tag for s in shown if s.tag_id not in final and s.tag_id in visible),
             added=_names(
                 tag
                 for tag_id, tag in chosen.items()
                 if tag_id not in shown_ids and tag_id not in previous_ids
             ),
             removed=_names(previous_by_id[tag_id] for tag_id in removed_ids),
+            claim_token=_claim_uuid(claim),
+            submit_digest=digest if claim is not None else "",
+            prechecked=prechecked,
+            edited=set(chosen) != starting,
         )
         if shown:
             event.model_version = shown[0].model_version  # already loaded: spares the caller a query

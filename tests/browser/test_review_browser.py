@@ -67,7 +67,10 @@ def test_shortcuts_pressed_before_htmx_settles_the_new_card_still_go_through_htm
     expect(_card(page)).to_contain_text(f"Saved {first.external_id}")
 
 
-def test_operator_reviews_three_products_by_keyboard_only(live_server, new_context, expect):
+def test_operator_reviews_three_products_by_keyboard_only(live_server, new_context, expect, settings):
+    # Explicit accepts (the model's picks start unchecked): the keys below accept and un-accept chips.
+    # test_review_card_browser covers the default, pre-checked card.
+    settings.REVIEW_PRECHECK_SELECTED = False
     _operator("kim")
     red, blue, _ = TagFactory(name="Red"), TagFactory(name="Blue"), TagFactory(name="Cotton")
     version = ModelVersionFactory(version="v1", is_active=True)

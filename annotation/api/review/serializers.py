@@ -43,6 +43,14 @@ class ReviewCardSerializer(serializers.Serializer):
         allow_null=True, help_text="Version of the suggestions (none: no model)."
     )
     claim_expires_at = serializers.DateTimeField()
+    claim = serializers.UUIDField(
+        help_text=(
+            "This card's claim token. Send it back as `claim` with the submit: the submit is then accepted "
+            "once (a repeat with the same tags returns the first result, nothing is stored twice) and is "
+            "refused with 409 `stale_claim` when the product changed since this card was handed out. "
+            "Calling review/next again while you hold the claim returns the same token."
+        )
+    )
 
 
 class ReviewSubmitSerializer(serializers.Serializer):
@@ -50,7 +58,33 @@ class ReviewSubmitSerializer(serializers.Serializer):
         child=serializers.CharField(max_length=TAG_NAME_MAX_LENGTH, allow_blank=False, trim_whitespace=True),
         allow_empty=True,
         max_length=MAX_TAGS_PER_REVIEW,
-        help_text="The product's final tags (names or aliases). An empty list means no tag applies.",
+        help_text=(
+            "The product's final tags (names or aliases). An empty list means no tag applies; with a "
+            "`claim`, an empty list when the model selected tags also needs `no_tag_applies: true`."
+        ),
+    )
+    claim = serializers.UUIDField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text=(
+            "Optional: the `claim` token of the review/next card this submit answers. With it, the submit is "
+            "idempotent (the same tags sent again return the first result with the same status and body, "
+            "and store no second review) and a token that no longer matches the product (saved with other "
+            "tags, skipped, released or claimed again since) answers 409 `stale_claim`. Without it the "
+            "submit behaves as before tokens existed."
+        ),
+    )
+    no_tag_applies = serializers.BooleanField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text=(
+            "Confirms an empty `tags` list although the model selected tags for the product. Required "
+            "(true) for such a submit when a `claim` is sent, or when this field is sent as false: "
+            "otherwise 400 `no_tags_unconfirmed` with the suggested tags in `fields.no_tag_applies`. "
+            "Omitted without a `claim`: no confirmation is asked (the contract before this field)."
+        ),
     )
 
 
@@ -64,6 +98,13 @@ class ReviewResultSerializer(serializers.Serializer):
     rejected = serializers.ListField(child=serializers.CharField())
     added = serializers.ListField(child=serializers.CharField())
     removed = serializers.ListField(child=serializers.CharField())
+    edited = serializers.BooleanField(
+        allow_null=True,
+        help_text=(
+            "Whether the submit changed the card's proposal (the approved tags plus the model's selected "
+            "tags): false when the model's selection was accepted unchanged."
+        ),
+    )
 
 
 class ReleaseResultSerializer(serializers.Serializer):

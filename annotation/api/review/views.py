@@ -1,19 +1,22 @@
 """Review over REST: claim the next product, submit final tags, release a claim, undo the last review.
 
 Same services as the HTML review page (annotation.services.reviews). Errors use the API's one shape:
-409 ``conflict`` when another user holds the claim, 400 ``unknown_tags`` with ``fields.tags`` listing the
-refused names, 204 from /review/next/ when nothing is left to review.
+409 ``conflict`` when another user holds the claim, 409 ``stale_claim`` when the card's claim token no
+longer matches the product, 400 ``unknown_tags`` with ``fields.tags`` listing the refused names, 400
+``no_tags_unconfirmed`` for an unconfirmed empty tag list, 204 from /review/next/ when nothing is left
+to review. Review responses are never cached (``Cache-Control: no-store``).
 """
 
 from __future__ import annotations
 
 from django.shortcuts import get_object_or_404
+from django.utils.cache import add_never_cache_headers
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from annotation.api.errors import Conflict
+from annotation.api.errors import Conflict, ErrorSerializer
 from annotation.api.permissions import IsOperator
 from annotation.api.review.serializers import (
     ReleaseResultSerializer,
@@ -26,6 +29,8 @@ from annotation.models import Product
 from annotation.selectors.review import review_card
 from annotation.services.reviews import (
     ClaimConflict,
+    ClaimStale,
+    NoTagsUnconfirmed,
     ReviewError,
     UnknownTags,
     review_claim_next,
@@ -44,6 +49,21 @@ class UnknownTagsError(exceptions.APIException):
         self.fields = {"tags": error.names}
 
 
+class NoTagsUnconfirmedError(exceptions.APIException):
+    status_code = status.HTTP_400_BAD_REQUEST
+    default_code = "no_tags_unconfirmed"
+
+    def __init__(self, error: NoTagsUnconfirmed) -> None:
+        super().__init__(str(error), "no_tags_unconfirmed")
+        self.fields = {"no_tag_applies": error.suggested}
+
+
+def _no_store(response: Response) -> Response:
+    """Review answers carry a claim or its outcome: no cache may hand them out again."""
+    add_never_cache_headers(response)
+    return response
+
+
 def _card_body(product: Product) -> dict:
     card = review_card(product=product)
     version = card.model_version.version if card.model_version else None
@@ -56,6 +76,7 @@ def _card_body(product: Product) -> dict:
         "approved_tags": [c for c in card.chips if c.approved_source],
         "model_version": version,
         "claim_expires_at": product.claim_expires_at,
+        "claim": card.claim_token,
     }
 
 
@@ -71,8 +92,8 @@ class ReviewNextApi(APIView):
     def post(self, request) -> Response:
         product = review_claim_next(user=request.user)
         if product is None:
-            return Response(status=status.HTTP_204_NO_CONTENT)
-        return Response(ReviewCardSerializer(_card_body(product)).data)
+            return _no_store(Response(status=status.HTTP_204_NO_CONTENT))
+        return _no_store(Response(ReviewCardSerializer(_card_body(product)).data))
 
 
 class ProductReviewApi(APIView):
@@ -83,21 +104,46 @@ class ProductReviewApi(APIView):
     @extend_schema(
         request=ReviewSubmitSerializer,
         responses={
-            200: ReviewResultSerializer,
-            409: OpenApiResponse(description="Another user holds the claim on this product."),
+            200: OpenApiResponse(
+                ReviewResultSerializer,
+                description="Saved; or, for a repeat of a submit with the same claim and tags, its first result.",
+            ),
+            400: OpenApiResponse(
+                ErrorSerializer,
+                description="`invalid`, `unknown_tags`, or `no_tags_unconfirmed` (empty tags, model selected some).",
+            ),
+            409: OpenApiResponse(
+                ErrorSerializer,
+                description=(
+                    "`conflict`: another user holds the claim on this product; `stale_claim`: the product "
+                    "changed since the card with this `claim` was handed out (nothing was saved)."
+                ),
+            ),
         },
     )
     def post(self, request, external_id: str) -> Response:
         product = get_object_or_404(Product, external_id=external_id)
         body = ReviewSubmitSerializer(data=request.data)
         body.is_valid(raise_exception=True)
+        data = body.validated_data
         try:
-            event = review_submit(product=product, user=request.user, tags=body.validated_data["tags"])
+            event = review_submit(
+                product=product,
+                user=request.user,
+                tags=data["tags"],
+                claim=data["claim"],
+                no_tag_applies=data["no_tag_applies"],
+                prechecked=True,  # over REST the proposal is the model's selection
+            )
         except UnknownTags as exc:
             raise UnknownTagsError(exc) from exc
+        except NoTagsUnconfirmed as exc:
+            raise NoTagsUnconfirmedError(exc) from exc
+        except ClaimStale as exc:
+            raise Conflict(str(exc), "stale_claim", fields={"claim": [str(exc)]}) from exc
         except ClaimConflict as exc:
             raise Conflict(str(exc)) from exc
-        return Response(ReviewResultSerializer(event).data)
+        return _no_store(Response(ReviewResultSerializer(event).data))
 
 
 class ProductReleaseApi(APIView):

@@ -1,22 +1,50 @@
 /* TagStudio review page: keyboard shortcuts and the add-tag box (htmx does the requests).
  *
- * 1-9, 0  toggle chip 1-9, 10      a  accept all suggestions at or above the threshold
- * Enter   submit and go to next    s  skip          u  undo the last review
- * /       focus the add-tag box (Enter adds the typed tag, Enter on an empty box submits, Esc leaves)
+ * 1-9, 0, q w e r t y i o p d f g h j k l z x c v b m   toggle the shown chips in order (key on the chip)
+ * a       accept all suggestions at or above the threshold
+ * Enter   submit and go to next (once: a second Enter while the submit is on its way is ignored)
+ * n       on the "no tag applies" confirm step: save with zero tags
+ * s  skip          u  undo the last review
+ * /       focus the add-tag box (Enter adds the typed tag and gives focus back to the card, Enter on an
+ *         empty box submits, Esc leaves)
+ * Chips behind "more" get keys, and count as shown (rejected when left unchecked), once "more" is open.
  */
 (function () {
   "use strict";
 
+  // The same sequence as annotation.selectors.review.CHIP_KEYS (letters the page's actions do not use).
+  var CHIP_KEYS = "1234567890qwertyiopdfghjklzxcvbm";
+  var submitting = false;
+
   function reviewForm() { return document.getElementById("review-form"); }
   function chipBoxes() {
-    return Array.prototype.slice.call(document.querySelectorAll("#chips input[type=checkbox]"));
+    // The shown chips in page order: the card's, then those behind "more" once it is open.
+    var boxes = Array.prototype.slice.call(document.querySelectorAll("#chips input[type=checkbox]"));
+    var more = document.getElementById("more-chips");
+    if (more && more.open) {
+      boxes = boxes.concat(Array.prototype.slice.call(more.querySelectorAll("input[type=checkbox]")));
+    }
+    return boxes;
   }
 
   function renumber() {
+    document.querySelectorAll("#more-chips .chip-key").forEach(function (key) { key.textContent = ""; });
     chipBoxes().forEach(function (box, index) {
       var key = box.parentElement.querySelector(".chip-key");
-      if (key) { key.textContent = index < 9 ? String(index + 1) : (index === 9 ? "0" : ""); }
+      if (key) { key.textContent = index < CHIP_KEYS.length ? CHIP_KEYS.charAt(index) : ""; }
     });
+  }
+
+  function moreToggled() {
+    var more = document.getElementById("more-chips");
+    if (!more) { return; }
+    more.querySelectorAll("input.more-shown").forEach(function (input) { input.disabled = !more.open; });
+    renumber();
+  }
+
+  function focusCard() {
+    var card = document.getElementById("review-card");
+    if (card) { card.focus({ preventScroll: true }); }
   }
 
   function say(text, isError) {
@@ -35,8 +63,14 @@
   }
 
   function submitReview() {
+    if (submitting) { return; }  // one submit per card: the second Enter of a double press is dropped
     var form = bound(reviewForm());
-    if (form) { form.requestSubmit(); }
+    if (form) {
+      submitting = true;
+      // htmx clears the flag when the answer arrives; this only frees a submit htmx never sent.
+      window.setTimeout(function () { submitting = false; }, 5000);
+      form.requestSubmit();
+    }
   }
 
   function clickButton(id) {
@@ -90,6 +124,8 @@
   function addTypedTag(input) {
     var name = input.value.trim();
     if (!name) { return; }
+    // Focus goes back to the card at once: the next key is a shortcut, never text typed into the box.
+    focusCard();
     var url = input.getAttribute("data-check-url") + "?name=" + encodeURIComponent(name);
     fetch(url, { headers: { "Accept": "application/json" }, credentials: "same-origin" })
       .then(function (response) {
@@ -106,6 +142,7 @@
         }
       })
       .catch(function (error) { say("Could not check the tag (" + error.message + ").", true); });
+    // The box keeps a refused name (press / to fix it); an added one is cleared above.
   }
 
   function isTextField(element) {
@@ -123,17 +160,22 @@
         event.preventDefault();
         if (target.value.trim()) { addTypedTag(target); } else { target.blur(); submitReview(); }
       } else if (event.key === "Escape") {
-        target.blur();
+        focusCard();
       }
       return;
     }
     if (isTextField(target)) { return; }
     if (!document.getElementById("review-card")) { return; }
     var key = event.key;
-    if (/^[0-9]$/.test(key)) {
-      var box = chipBoxes()[key === "0" ? 9 : Number(key) - 1];
-      if (box) { box.checked = !box.checked; }
+    var chipIndex = key.length === 1 ? CHIP_KEYS.indexOf(key) : -1;
+    if (chipIndex !== -1 && chipIndex < chipBoxes().length) {
+      var box = chipBoxes()[chipIndex];
+      box.checked = !box.checked;
       event.preventDefault();
+    } else if (/^[0-9]$/.test(key)) {
+      event.preventDefault();  // a digit with no chip: nothing to toggle
+    } else if (key === "n") {
+      if (clickButton("no-tag-button")) { event.preventDefault(); }
     } else if (key === "Enter") {
       if (target && (target.tagName === "BUTTON" || target.tagName === "A")) { return; }  // its own action
       event.preventDefault();
@@ -154,8 +196,22 @@
   document.addEventListener("click", function (event) {
     if (event.target && event.target.id === "accept-above") { acceptAbove(); }
   });
+  // <details> "toggle" does not bubble: listen in the capture phase.
+  document.addEventListener("toggle", function (event) {
+    if (event.target && event.target.id === "more-chips") { moreToggled(); }
+  }, true);
 
-  document.body.addEventListener("htmx:afterSwap", renumber);
+  document.body.addEventListener("htmx:beforeRequest", function (event) {
+    if (event.detail.elt && event.detail.elt.id === "review-form") { submitting = true; }
+  });
+  document.body.addEventListener("htmx:afterRequest", function (event) {
+    if (event.detail.elt && event.detail.elt.id === "review-form") { submitting = false; }
+  });
+  document.body.addEventListener("htmx:afterSwap", function () {
+    submitting = false;
+    renumber();
+    moreToggled();
+  });
   document.body.addEventListener("htmx:responseError", function (event) {
     var status = event.detail.xhr ? event.detail.xhr.status : 0;
     var card = document.getElementById("review-card");

@@ -2,7 +2,8 @@
 
 Views stay thin: validate → one service call (annotation.services.reviews) → render. Each POST answers
 an htmx request with the card partial, and a plain form post with a redirect, so the pages also work
-with scripting off.
+with scripting off. Every answer is ``Cache-Control: no-store``: a card from the browser's cache (Back,
+Forward) would carry a claim that no longer holds.
 """
 
 from __future__ import annotations
@@ -12,12 +13,15 @@ from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.decorators import method_decorator
 from django.views import View
+from django.views.decorators.cache import never_cache
 
 from annotation.models import Product
 from annotation.roles import is_admin
 from annotation.selectors.catalog import tag_check, tag_options
 from annotation.selectors.review import (
+    CHIP_KEYS,
     claim_held_by,
     last_undoable_submit,
     product_last_submit,
@@ -26,6 +30,8 @@ from annotation.selectors.review import (
 )
 from annotation.services.reviews import (
     ClaimConflict,
+    ClaimStale,
+    NoTagsUnconfirmed,
     NothingToUndo,
     ReviewError,
     UnknownTags,
@@ -36,7 +42,7 @@ from annotation.services.reviews import (
     review_undo,
 )
 from annotation.views.access import OperatorRequiredMixin
-from annotation.views.review.forms import ReviewSubmitForm
+from annotation.views.review.forms import ReviewSkipForm, ReviewSubmitForm
 
 CARD_TEMPLATE = "annotation/_review_card.html"
 
@@ -53,26 +59,36 @@ def _card_context(
     error: str = "",
     checked: list[str] | None = None,
     version_id: int | None = None,
+    confirm_no_tags: str = "",
 ) -> dict:
     card = review_card(product=product, version_id=version_id) if product is not None else None
     chips: list[dict] = []
-    extra_names: list[str] = []
+    more_chips: list[dict] = []
+    extra_names: list[dict] = []
     if card is not None:
         # After a refused submit the card comes back as the operator left it (checked chips, added tags).
         checked_keys = {name.casefold() for name in checked} if checked is not None else None
-        chips = [
+        rows = [
             {
                 "chip": chip,
                 "checked": chip.checked if checked_keys is None else chip.name.casefold() in checked_keys,
             }
             for chip in card.chips
         ]
+        chips = [row for row in rows if row["chip"].visible]
+        more_chips = [row for row in rows if not row["chip"].visible]
         chip_keys = {chip.name.casefold() for chip in card.chips}
-        extra_names = [name for name in checked or [] if name.casefold() not in chip_keys]
+        extra_names = [{"name": name} for name in checked or [] if name.casefold() not in chip_keys]
+        # Keys as review.js numbers them: the visible chips in page order (the "more" ones once opened).
+        for index, row in enumerate(chips + extra_names):
+            row["key"] = CHIP_KEYS[index] if index < len(CHIP_KEYS) else ""
     return {
         "card": card,
         "chips": chips,
+        "more_chips": more_chips,
         "extra_names": extra_names,
+        "chip_keys": CHIP_KEYS,
+        "confirm_no_tags": confirm_no_tags,
         "notice": notice,
         "error": error,
         "stats": review_stats(user=request.user),
@@ -84,6 +100,8 @@ def _card_context(
 def _respond(request: HttpRequest, context: dict, *, status: int = 200) -> HttpResponse:
     if _is_htmx(request):
         return render(request, CARD_TEMPLATE, {**context, "oob_stats": True}, status=status)
+    if context.get("confirm_no_tags"):
+        return render(request, "annotation/review.html", context, status=status)  # the confirm step
     if context["error"]:
         messages.error(request, context["error"])
     if context["notice"]:
@@ -91,6 +109,7 @@ def _respond(request: HttpRequest, context: dict, *, status: int = 200) -> HttpR
     return redirect("review")
 
 
+@method_decorator(never_cache, name="dispatch")
 class ReviewPageView(OperatorRequiredMixin, View):
     """The review page: the product the operator holds, or the next one claimed from the queue."""
 
@@ -100,11 +119,13 @@ class ReviewPageView(OperatorRequiredMixin, View):
         return render(request, "annotation/review.html", _card_context(request, product))
 
 
+@method_decorator(never_cache, name="dispatch")
 class ReviewNextView(OperatorRequiredMixin, View):
     def post(self, request: HttpRequest) -> HttpResponse:
         return _respond(request, _card_context(request, review_claim_next(user=request.user)))
 
 
+@method_decorator(never_cache, name="dispatch")
 class ReviewSubmitView(OperatorRequiredMixin, View):
     def post(self, request: HttpRequest, pk: int) -> HttpResponse:
         product = get_object_or_404(Product, pk=pk)
@@ -112,41 +133,64 @@ class ReviewSubmitView(OperatorRequiredMixin, View):
         if not form.is_valid():
             error = " ".join(message for errors in form.errors.values() for message in errors)
             return _respond(request, _card_context(request, product, error=error), status=422)
-        tags = form.cleaned_data["tags"]
+        data = form.cleaned_data
+        tags = data["tags"]
+        has_claim = data["claim"] is not None
         try:
             event = review_submit(
                 product=product,
                 user=request.user,
                 tags=tags,
-                shown_version_id=form.cleaned_data["shown_version"],
+                shown_version_id=data["shown_version"],
+                claim=data["claim"],
+                no_tag_applies=data["no_tag_applies"],
+                visible_tag_ids=data["shown_tags"] if has_claim else None,
+                prechecked=data["prechecked"] if has_claim else None,
             )
+        except NoTagsUnconfirmed as exc:
+            # The confirm step: the same card, nothing saved, and a "no tag applies" button.
+            context = _card_context(
+                request, product, checked=tags, version_id=data["shown_version"], confirm_no_tags=str(exc)
+            )
+            return _respond(request, context, status=422)
+        except ClaimStale as exc:
+            fresh = review_claim_next(user=request.user)
+            return _respond(request, _card_context(request, fresh, error=str(exc)), status=409)
         except UnknownTags as exc:
             context = _card_context(
                 request,
                 product,
                 error=str(exc),
                 checked=tags,
-                version_id=form.cleaned_data["shown_version"],
+                version_id=data["shown_version"],
             )
             return _respond(request, context, status=422)
         except ClaimConflict as exc:
             return _respond(request, _card_context(request, None, error=f"Not saved: {exc}"), status=409)
         count = len(event.final_tags)
         notice = f"Saved {product.external_id} with {count} tag{'s' if count != 1 else ''}. Press u to undo."
+        if event.replayed:
+            notice = f"Already saved {product.external_id} (this card was sent twice; it was saved once)."
         return _respond(request, _card_context(request, review_claim_next(user=request.user), notice=notice))
 
 
+@method_decorator(never_cache, name="dispatch")
 class ReviewSkipView(OperatorRequiredMixin, View):
     def post(self, request: HttpRequest, pk: int) -> HttpResponse:
         product = get_object_or_404(Product, pk=pk)
+        claim = ReviewSkipForm(request.POST).cleaned_claim()
         try:
-            review_skip(product=product, user=request.user)
+            review_skip(product=product, user=request.user, claim=claim)
+        except ClaimStale as exc:
+            fresh = review_claim_next(user=request.user)
+            return _respond(request, _card_context(request, fresh, error=str(exc)), status=409)
         except ClaimConflict as exc:
             return _respond(request, _card_context(request, None, error=str(exc)), status=409)
         notice = f"Skipped {product.external_id}."
         return _respond(request, _card_context(request, review_claim_next(user=request.user), notice=notice))
 
 
+@method_decorator(never_cache, name="dispatch")
 class ReviewUndoView(OperatorRequiredMixin, View):
     """Undo the operator's last submit (within the claim TTL) and reopen that product."""
 
@@ -160,6 +204,7 @@ class ReviewUndoView(OperatorRequiredMixin, View):
         return _respond(request, _card_context(request, event.product, notice=notice))
 
 
+@method_decorator(never_cache, name="dispatch")
 class TagOptionsView(OperatorRequiredMixin, View):
     """Autocomplete for the add-tag box: <option>s for a <datalist> (names and aliases)."""
 
@@ -169,6 +214,7 @@ class TagOptionsView(OperatorRequiredMixin, View):
         return render(request, "annotation/_tag_options.html", {"options": options})
 
 
+@method_decorator(never_cache, name="dispatch")
 class TagCheckView(OperatorRequiredMixin, View):
     """Whether a typed name can be added: an existing tag (by name or alias), or new (admins only)."""
 
@@ -177,6 +223,7 @@ class TagCheckView(OperatorRequiredMixin, View):
         return JsonResponse({"ok": check.ok, "name": check.name, "new": check.new, "message": check.message})
 
 
+@method_decorator(never_cache, name="dispatch")
 class ProductClaimView(OperatorRequiredMixin, View):
     """ "Review this product": claim it and open it on the review page."""
 
@@ -190,6 +237,7 @@ class ProductClaimView(OperatorRequiredMixin, View):
         return redirect("review")
 
 
+@method_decorator(never_cache, name="dispatch")
 class ProductUndoView(OperatorRequiredMixin, View):
     """Undo the product's last review (from its page, at any time) and open it for review again."""
 
