@@ -479,7 +479,8 @@ def _lexical_terms(
                             scores[q][w] = scores[q].get(w, 0.0) + float(v)
         for q, k in enumerate(known):
             best = sorted(scores[q].items(), key=lambda kv: -kv[1])[:max_items]
-            row_terms[k] = tuple(LexicalTerm(term, round(v, 4)) for term, v in best)
+            # Weights are rounded for display; one that rounds to 0 says nothing.
+            row_terms[k] = tuple(LexicalTerm(term, round(v, 4)) for term, v in best if round(v, 4) > 0)
         out.append(row_terms)
     return out
 
@@ -560,8 +561,8 @@ def _summary(
     lexical: tuple[LexicalTerm, ...],
     knn_k: int,
 ) -> str:
-    """The strongest reason in a few words: a mention, then neighbours that took part in the tagger's
-    vote, then the lexical words."""
+    """The strongest reason in a few words: a mention; else neighbours that took part in the tagger's
+    vote; else the lexical words; else the closest training product carrying the tag."""
     if mentions:
         m = mentions[0]
         return f"{_quote(m.text, _SUMMARY_TITLE_CHARS)} in the {m.field}"
@@ -574,4 +575,8 @@ def _summary(
         return f"like {len(voted)} similar tagged product{'s' if len(voted) > 1 else ''}"
     if lexical:
         return "words: " + ", ".join(t.term for t in lexical)
+    if neighbours:
+        best = neighbours[0]
+        closest = _quote(best.title, _SUMMARY_TITLE_CHARS) if best.title else "a tagged product"
+        return f"closest: {closest} ({best.similarity:.2f})"
     return ""
