@@ -196,7 +196,15 @@ def main() -> int:
         results.append(figures)
     ok = all(r["pass"] for r in results)
     if args.write_readme:
-        command = " ".join([".venv/bin/python", "bench/explain_bench.py", *sys.argv[1:]])
+        niceness = os.nice(0)
+        command = " ".join(
+            [
+                *(["nice", "-n", str(niceness)] if niceness else []),
+                ".venv/bin/python",
+                "bench/explain_bench.py",
+            ]
+            + sys.argv[1:]
+        )
         machine = f"{os.cpu_count()} CPU cores, {platform.machine()}, Python {platform.python_version()}"
         text = readme_text(results, command, machine, load_start, f"{os.getloadavg()[0]:.1f}")
         replace_section(
