@@ -167,8 +167,11 @@ def readme_text(results: list[dict], command: str, machine: str, load_start: str
         "",
         *rows,
         "",
-        "Example (first card of the first set, its first 3 chips): "
-        + json.dumps(example, ensure_ascii=False),
+        "Example (first card of the first set, its first 3 chips):",
+        "",
+        "```json",
+        json.dumps(example, ensure_ascii=False),
+        "```",
     ]
     return "\n".join(lines)
 
