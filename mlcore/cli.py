@@ -107,6 +107,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_predict(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from mlcore.explain import explain_many
     from mlcore.inference import load_model, predict
 
     model = load_model(args.model, runtime=args.runtime)
@@ -114,13 +115,18 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     def rows() -> Iterator[dict[str, Any]]:
         bar = tqdm(desc="predict", unit=" products", file=sys.stderr, disable=args.quiet, dynamic_ncols=True)
         for batch in _batches(read_jsonl(args.input), args.batch_size):
-            for record, scored in zip(batch, predict(model, batch, top_k=args.top_k)):
-                yield {
-                    "id": record.id,
-                    "tags": [
-                        {"tag": s.tag, "score": round(s.score, 6), "selected": s.selected} for s in scored
-                    ],
-                }
+            suggestions = predict(model, batch, top_k=args.top_k)
+            explanations = (
+                explain_many(model, batch, [[s.tag for s in scored] for scored in suggestions])
+                if args.explain
+                else None
+            )
+            for i, (record, scored) in enumerate(zip(batch, suggestions)):
+                tags = [{"tag": s.tag, "score": round(s.score, 6), "selected": s.selected} for s in scored]
+                if explanations is not None:
+                    for tag, explanation in zip(tags, explanations[i]):
+                        tag["explain"] = {k: v for k, v in explanation.to_dict().items() if k != "tag"}
+                yield {"id": record.id, "tags": tags}
             bar.update(len(batch))
         bar.close()
 
@@ -167,6 +173,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", required=True, type=Path)
     p.add_argument("--top-k", type=int, default=20)
     p.add_argument("--batch-size", type=int, default=1024)
+    p.add_argument(
+        "--explain",
+        action="store_true",
+        help='add an "explain" object (why: mentions, similar products, words) to each suggested tag',
+    )
     p.set_defaults(func=_cmd_predict)
 
     p = sub.add_parser("evaluate", help="print metrics (JSON) of a model on a labelled JSONL file")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
@@ -15,6 +16,36 @@ from mlcore.types import ProductRecord, TagScore
 
 # progress(phase, done, total) — phase is a short word ("encode", "epoch", ...); total may be None.
 ProgressCallback = Callable[[str, int, int | None], None]
+
+
+@dataclass(frozen=True)
+class NeighbourIndex:
+    """The training products a tagger votes with (:mod:`mlcore.explain` reads it, nothing is copied).
+
+    ``embeddings``: (n_train, dim) unit vectors; ``labels``: (n_train, n_classes) 0/1 sparse matrix in
+    ``classes_`` order; ``ids``/``titles``: per row, ``None`` for artifacts saved before they were kept;
+    ``k``: how many nearest rows the tagger's vote counts; ``embed``: records -> their (n, dim) vectors,
+    the same way the index rows were made.
+    """
+
+    embeddings: np.ndarray
+    labels: Any
+    ids: Sequence[str] | None
+    titles: Sequence[str] | None
+    k: int
+    embed: Callable[[Sequence[ProductRecord]], np.ndarray]
+
+
+@dataclass(frozen=True)
+class ExplanationSources:
+    """What a fitted tagger scores with, for :mod:`mlcore.explain`: each part it has, ``None`` or False
+    when it has none. ``featurizer`` (a :class:`~mlcore.tagger.features.LexicalFeaturizer`) and
+    ``linear`` (a :class:`~mlcore.tagger.lexical.OneVsRestLinear`) come together."""
+
+    mentions: bool = True
+    featurizer: Any = None
+    linear: Any = None
+    neighbours: NeighbourIndex | None = None
 
 
 class Tagger(ABC):
@@ -104,6 +135,11 @@ class ScoredTagger(Tagger):
         """Set what :meth:`_fitted_params` saved; ``fitted`` is None for a format-1 artifact, whose
         ``saved_config`` holds those decisions instead."""
         return None
+
+    def explanation_sources(self) -> ExplanationSources:
+        """The parts :mod:`mlcore.explain` may cite (default: the tag's words in the product's text)."""
+        self._check_fitted()
+        return ExplanationSources()
 
     def _check_fitted(self) -> None:
         if not self.classes_:

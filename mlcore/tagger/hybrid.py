@@ -37,18 +37,20 @@ from mlcore.data import encode_labels, group_kfold, split_records
 from mlcore.device import cpu_threads, pick_device
 from mlcore.embeddings import EmbeddingCache, TextEncoder, embed_texts
 from mlcore.settings import RuntimeSettings
-from mlcore.tagger.base import ProgressCallback, ScoredTagger
+from mlcore.tagger.base import ExplanationSources, NeighbourIndex, ProgressCallback, ScoredTagger
 from mlcore.tagger.config import HybridConfig
 from mlcore.tagger.features import LexicalFeaturizer, NetConfig, predict_net, train_multilabel_net
 from mlcore.tagger.lexical import OneVsRestLinear, check_training_records, tag_classes
 from mlcore.tagger.mentions import MentionIndex
-from mlcore.text import product_text
+from mlcore.text import clean_text, product_text
 from mlcore.thresholds import tune_thresholds
 from mlcore.types import ProductRecord
 
 __all__ = ["HybridTagger", "embedding_text"]
 
 _EPS = 1e-4
+# Neighbour titles kept in the artifact for explanations: enough to recognise a product on a review card.
+_INDEX_TITLE_CHARS = 200
 
 
 def embedding_text(record: ProductRecord) -> str:
@@ -95,6 +97,9 @@ class _Parts:
         self.head: Any = None
         self.index_embeddings: np.ndarray
         self.index_labels: sparse.csr_matrix
+        # Per index row, for explanations; None in artifacts saved before they were kept.
+        self.index_ids: list[str] | None = None
+        self.index_titles: list[str] | None = None
         self.mentions: MentionIndex
         self.mention_precision: np.ndarray
         self.mention_recall: np.ndarray
@@ -220,6 +225,8 @@ class HybridTagger(ScoredTagger):
             parts.head = head.cpu()
         parts.index_embeddings = emb
         parts.index_labels = y
+        parts.index_ids = [r.id for r in records]
+        parts.index_titles = [clean_text(r.title)[:_INDEX_TITLE_CHARS] for r in records]
         parts.mentions = MentionIndex(self.classes_)
         m = parts.mentions.matrix(records)
         hits = np.asarray(m.sum(axis=0)).ravel()
@@ -395,6 +402,24 @@ class HybridTagger(ScoredTagger):
             scores = self._part_scores(self.parts_, records, emb)
             return self._blend(self.blender_, self.parts_, scores)
 
+    def explanation_sources(self) -> ExplanationSources:
+        self._check_fitted()
+        parts = self.parts_
+        return ExplanationSources(
+            featurizer=parts.featurizer,
+            linear=parts.lexical,
+            neighbours=NeighbourIndex(
+                embeddings=parts.index_embeddings,
+                labels=parts.index_labels,
+                ids=parts.index_ids,
+                titles=parts.index_titles,
+                k=self.config.knn_k,
+                # Not under threadpool_limits: entering it costs ~9 ms (it scans the loaded libraries),
+                # a third of a review card's budget, and a card's product is usually in the cache.
+                embed=self._embed,
+            ),
+        )
+
     # ------------------------------------------------------------------------------------- save/load
     def _fitted_params(self) -> dict[str, Any]:
         return {"fine_tune_": self.fine_tune_}
@@ -420,6 +445,8 @@ class HybridTagger(ScoredTagger):
             "head_epochs": parts.head_epochs,
             "index_embeddings": parts.index_embeddings.astype(np.float16),
             "index_labels": parts.index_labels,
+            "index_ids": parts.index_ids,
+            "index_titles": parts.index_titles,
             "mention_precision": parts.mention_precision,
             "mention_recall": parts.mention_recall,
             "prior": parts.prior,
@@ -451,6 +478,9 @@ class HybridTagger(ScoredTagger):
         parts.head_epochs = state["head_epochs"]
         parts.index_embeddings = state["index_embeddings"].astype(np.float32)
         parts.index_labels = state["index_labels"]
+        # Absent from artifacts saved before explanations cited neighbours by id and title.
+        parts.index_ids = state.get("index_ids")
+        parts.index_titles = state.get("index_titles")
         parts.mentions = MentionIndex(self.classes_)
         parts.mention_precision = state["mention_precision"]
         parts.mention_recall = state["mention_recall"]

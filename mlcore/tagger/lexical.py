@@ -20,7 +20,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 
 from mlcore.data import encode_labels, split_records
-from mlcore.tagger.base import ProgressCallback, ScoredTagger
+from mlcore.tagger.base import ExplanationSources, ProgressCallback, ScoredTagger
 from mlcore.tagger.config import LexicalConfig
 from mlcore.tagger.features import LexicalFeaturizer
 from mlcore.thresholds import tune_thresholds
@@ -209,6 +209,10 @@ class LexicalTagger(ScoredTagger):
         if not records:
             return np.zeros((0, len(self.classes_)), dtype=np.float32)
         return self.model_.predict_proba(self.featurizer_.transform(list(records)))
+
+    def explanation_sources(self) -> ExplanationSources:
+        self._check_fitted()
+        return ExplanationSources(featurizer=self.featurizer_, linear=self.model_)
 
     def _save_state(self, directory: Path) -> None:
         with open(directory / "lexical.pkl", "wb") as fh:
