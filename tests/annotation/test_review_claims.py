@@ -23,7 +23,7 @@ from annotation.services.reviews import (
     review_submit,
 )
 from annotation.services.users import user_create
-from tests.annotation.review_helpers import make_products, make_tag, make_version, suggest
+from tests.factories import ModelVersionFactory, TagFactory, products_create, suggestions_create
 
 
 def _submits(product: Product) -> int:
@@ -31,9 +31,11 @@ def _submits(product: Product) -> int:
 
 
 def _suggested_product(*scores: float) -> tuple[Product, list]:
-    (product,) = make_products(1)
-    tags = [make_tag(f"T{i}") for i in range(len(scores))]
-    suggest(product, make_version("v1", active=True), dict(zip(tags, scores, strict=True)))
+    (product,) = products_create(1)
+    tags = [TagFactory(name=f"T{i}") for i in range(len(scores))]
+    suggestions_create(
+        product, ModelVersionFactory(version="v1", is_active=True), dict(zip(tags, scores, strict=True))
+    )
     return product, tags
 
 
@@ -42,7 +44,7 @@ def _suggested_product(*scores: float) -> tuple[Product, list]:
 
 @pytest.mark.django_db
 def test_every_new_claim_gets_a_token_and_a_renewal_keeps_it(operator, admin_user):
-    first, second = make_products(2)
+    first, second = products_create(2)
     claimed = review_claim_next(user=operator)
     token = claimed.claim_token
     assert token is not None
@@ -148,8 +150,8 @@ def test_the_audit_records_accepted_unchanged_or_edited_and_only_visible_rejecti
     assert event.rejected == ["T1"]  # T2 was behind "more": not shown, not rejected
     assert [row["visible"] for row in event.shown] == [True, True, False]
 
-    (other,) = make_products(1, prefix="O")
-    suggest(other, event.model_version, {tags[0]: 0.9, tags[1]: 0.8})
+    (other,) = products_create(1, prefix="O")
+    suggestions_create(other, event.model_version, {tags[0]: 0.9, tags[1]: 0.8})
     claim = review_claim(product=other, user=operator).claim_token
     edited = review_submit(product=other, user=operator, tags=["T0"], claim=claim, prechecked=True)
     assert edited.edited is True and edited.rejected == ["T1"]  # unchecked a pick
@@ -157,7 +159,7 @@ def test_the_audit_records_accepted_unchanged_or_edited_and_only_visible_rejecti
 
 @pytest.mark.django_db
 def test_the_database_refuses_a_second_event_with_the_same_claim_token(operator):
-    (product,) = make_products(1)
+    (product,) = products_create(1)
     token = uuid.uuid4()
     ReviewEvent.objects.create(product=product, user=operator, action=ReviewAction.SUBMIT, claim_token=token)
     with pytest.raises(IntegrityError), transaction.atomic():
@@ -324,7 +326,7 @@ def test_html_zero_tags_show_the_confirm_step(client, operator):
 @pytest.mark.django_db
 def test_a_stale_card_cannot_skip(client, operator):
     client.force_login(operator)
-    (product,) = make_products(1)
+    (product,) = products_create(1)
     client.get("/review/")
     claim = str(Product.objects.get(pk=product.pk).claim_token)
     assert (

@@ -11,7 +11,7 @@ import pytest
 from annotation.models import Product, ProductTag, ReviewAction, ReviewEvent
 from annotation.roles import OPERATOR
 from annotation.services.users import user_create
-from tests.annotation.review_helpers import make_products, make_tag, make_version, suggest
+from tests.factories import ModelVersionFactory, TagFactory, products_create, suggestions_create
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 PASSWORD = "operator-pass-123"
@@ -52,11 +52,11 @@ def _tag_names(product: Product) -> set[str]:
 def test_double_enter_saves_once(live_server, new_context, expect):
     """Unfixed: `a`, Enter, Enter 60 ms apart posted twice and stored two identical submits."""
     _operator()
-    red, blue = make_tag("Red"), make_tag("Blue")
-    version = make_version("v1", active=True)
-    first, second = (make_products(1, prefix=p, priority=prio)[0] for p, prio in (("A", 2), ("B", 1)))
-    suggest(first, version, {red: 0.9, blue: 0.6})
-    suggest(second, version, {red: 0.8})
+    red, blue = TagFactory(name="Red"), TagFactory(name="Blue")
+    version = ModelVersionFactory(version="v1", is_active=True)
+    first, second = (products_create(1, prefix=p, priority=prio)[0] for p, prio in (("A", 2), ("B", 1)))
+    suggestions_create(first, version, {red: 0.9, blue: 0.6})
+    suggestions_create(second, version, {red: 0.8})
     page = new_context().new_page()
     _login(page, live_server.url)
     expect(_card(page)).to_have_attribute("data-product", first.external_id)
@@ -79,10 +79,12 @@ def test_double_enter_saves_once(live_server, new_context, expect):
 def test_a_stale_second_tab_cannot_overwrite_the_first(live_server, new_context, expect):
     """Unfixed: tab A saved 6 tags, then the stale tab B saved 1 tag over them without a warning."""
     _operator()
-    tags = [make_tag(f"Tag{i}") for i in range(7)]
-    version = make_version("v1", active=True)
-    product, following = (make_products(1, prefix=p, priority=prio)[0] for p, prio in (("A", 2), ("B", 1)))
-    suggest(product, version, {tag: 0.9 - i * 0.05 for i, tag in enumerate(tags[:6])} | {tags[6]: 0.2})
+    tags = [TagFactory(name=f"Tag{i}") for i in range(7)]
+    version = ModelVersionFactory(version="v1", is_active=True)
+    product, following = (products_create(1, prefix=p, priority=prio)[0] for p, prio in (("A", 2), ("B", 1)))
+    suggestions_create(
+        product, version, {tag: 0.9 - i * 0.05 for i, tag in enumerate(tags[:6])} | {tags[6]: 0.2}
+    )
     context = new_context()
     tab_a, tab_b = context.new_page(), context.new_page()
     _login(tab_a, live_server.url)
@@ -108,7 +110,7 @@ def test_back_then_forward_never_re_reviews_from_a_cached_card(live_server, new_
     """Unfixed: Back showed the cached card of a product already reviewed, and Enter reviewed it again."""
     _operator()
     first, second, third = (
-        make_products(1, prefix=p, priority=prio)[0] for p, prio in (("A", 3), ("B", 2), ("C", 1))
+        products_create(1, prefix=p, priority=prio)[0] for p, prio in (("A", 3), ("B", 2), ("C", 1))
     )
     page = new_context().new_page()
     _login(page, live_server.url)
@@ -120,11 +122,11 @@ def test_back_then_forward_never_re_reviews_from_a_cached_card(live_server, new_
     page.go_back()
     expect(_card(page)).to_be_visible()
     page.keyboard.press("Enter")  # whatever card Back shows: submit it
-    page.wait_for_timeout(500)
+    # The next card arrives only after the submit answered (a fixed sleep raced a loaded machine).
+    expect(_card(page)).to_have_attribute("data-product", third.external_id)
 
     assert len(_submits(first)) == 1
     assert len(_submits(second)) == 1  # Back shows the card the operator holds now
-    expect(_card(page)).to_have_attribute("data-product", third.external_id)
 
 
 def test_bare_enter_does_not_save_zero_tags_without_confirmation(live_server, new_context, expect, settings):
@@ -132,10 +134,10 @@ def test_bare_enter_does_not_save_zero_tags_without_confirmation(live_server, ne
     suggestions rejected, without asking."""
     settings.REVIEW_PRECHECK_SELECTED = False  # nothing starts checked: a bare Enter sends no tag
     _operator()
-    red, blue, green = make_tag("Red"), make_tag("Blue"), make_tag("Green")
-    version = make_version("v1", active=True)
-    product, following = (make_products(1, prefix=p, priority=prio)[0] for p, prio in (("A", 2), ("B", 1)))
-    suggest(product, version, {red: 0.9, blue: 0.7, green: 0.01})
+    red, blue, green = TagFactory(name="Red"), TagFactory(name="Blue"), TagFactory(name="Green")
+    version = ModelVersionFactory(version="v1", is_active=True)
+    product, following = (products_create(1, prefix=p, priority=prio)[0] for p, prio in (("A", 2), ("B", 1)))
+    suggestions_create(product, version, {red: 0.9, blue: 0.7, green: 0.01})
     page = new_context().new_page()
     _login(page, live_server.url)
     expect(_card(page)).to_have_attribute("data-product", product.external_id)
@@ -158,10 +160,10 @@ def test_bare_enter_does_not_save_zero_tags_without_confirmation(live_server, ne
 def test_focus_leaves_the_add_tag_box_after_a_tag_is_added(live_server, new_context, expect):
     """Unfixed: focus stayed in the add-tag box, so the next `a` was typed into it."""
     _operator()
-    red, _cotton = make_tag("Red"), make_tag("Cotton")
-    version = make_version("v1", active=True)
-    product = make_products(1)[0]
-    suggest(product, version, {red: 0.4})
+    red, _cotton = TagFactory(name="Red"), TagFactory(name="Cotton")
+    version = ModelVersionFactory(version="v1", is_active=True)
+    product = products_create(1)[0]
+    suggestions_create(product, version, {red: 0.4})
     page = new_context().new_page()
     _login(page, live_server.url)
 
@@ -180,14 +182,14 @@ def test_focus_leaves_the_add_tag_box_after_a_tag_is_added(live_server, new_cont
 
 def test_a_right_card_takes_one_key_and_every_shown_chip_has_a_key(live_server, new_context, expect):
     _operator()
-    tags = [make_tag(f"T{i:02d}") for i in range(25)]
-    version = make_version("v1", active=True)
-    product, following = (make_products(1, prefix=p, priority=prio)[0] for p, prio in (("A", 2), ("B", 1)))
+    tags = [TagFactory(name=f"T{i:02d}") for i in range(25)]
+    version = ModelVersionFactory(version="v1", is_active=True)
+    product, following = (products_create(1, prefix=p, priority=prio)[0] for p, prio in (("A", 2), ("B", 1)))
     # Two selected, twelve unselected above 0.05 (ten shown, two behind "more"), eleven below 0.05.
     scores = {tags[0]: 0.95, tags[1]: 0.8} | {tags[i]: 0.4 - i * 0.01 for i in range(2, 14)}
     scores |= {tags[i]: 0.01 for i in range(14, 25)}
-    suggest(product, version, scores)
-    suggest(following, version, {tags[0]: 0.9})
+    suggestions_create(product, version, scores)
+    suggestions_create(following, version, {tags[0]: 0.9})
     page = new_context().new_page()
     _login(page, live_server.url)
 
@@ -218,10 +220,10 @@ def test_letter_keys_toggle_chips_beyond_the_tenth_and_more_counts_once_opened(
     live_server, new_context, expect
 ):
     _operator()
-    tags = [make_tag(f"T{i:02d}") for i in range(14)]
-    version = make_version("v1", active=True)
-    product = make_products(1)[0]
-    suggest(product, version, {tags[i]: 0.45 - i * 0.01 for i in range(14)})  # none selected
+    tags = [TagFactory(name=f"T{i:02d}") for i in range(14)]
+    version = ModelVersionFactory(version="v1", is_active=True)
+    product = products_create(1)[0]
+    suggestions_create(product, version, {tags[i]: 0.45 - i * 0.01 for i in range(14)})  # none selected
     page = new_context().new_page()
     _login(page, live_server.url)
     expect(page.locator("#chips .chip")).to_have_count(10)
