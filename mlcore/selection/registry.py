@@ -18,12 +18,14 @@ from mlcore.selection.base import (
 from mlcore.selection.diversity import (
     _coverage_order,
     _dense_uncertain_order,
+    _expected_errors_batch_order,
+    _expected_errors_mixed_order,
     _gradient_embedding_order,
     _ranked_batch_order,
     _uncertainty_batch_order,
     _vocabulary_order,
 )
-from mlcore.selection.uncertainty import _threshold_max
+from mlcore.selection.uncertainty import _threshold_max, any_wrong_decision, expected_wrong_decisions
 
 
 def _random_order(request: RankRequest) -> np.ndarray:
@@ -78,6 +80,33 @@ STRATEGIES: dict[str, Strategy] = {
             "binary_entropy",
             "modAL classifier_entropy per tag as a binary problem, summed over the product's tags.",
             _per_row(_modal_binary("entropy", "sum")),
+        ),
+        Strategy(
+            "binary_uncertainty_sum",
+            "modAL classifier_uncertainty per tag as a binary problem, summed over the product's tags.",
+            _per_row(_modal_binary("uncertainty", "sum")),
+        ),
+        Strategy(
+            "expected_errors",
+            "Expected number of wrong tag decisions (selected: 1 - p, left out: p, at the tagger's thresholds): "
+            "what a review fixes in the catalog.",
+            _per_row(expected_wrong_decisions),
+        ),
+        Strategy(
+            "any_error",
+            "Probability that at least one tag decision on the product is wrong (the card needs a change).",
+            _per_row(any_wrong_decision),
+        ),
+        Strategy(
+            "expected_errors_batch",
+            "Expected wrong decisions as the utility of modAL batch.ranked_batch over the top candidates.",
+            _expected_errors_batch_order,
+            uses_features=True,
+        ),
+        Strategy(
+            "expected_errors_mixed",
+            "Expected wrong decisions first, with 25% of each batch uniformly random.",
+            _expected_errors_mixed_order,
         ),
         Strategy(
             "threshold_uncertainty",
