@@ -124,7 +124,8 @@ class CurvePoint:
     fit_s: float
     rank_s: float
     # Micro-F1 of the whole pool as the catalog stands: reviewed products gold, the rest the model's tags.
-    catalog_f1: float = float("nan")
+    # None where not measured (curves written before the catalog view).
+    catalog_f1: float | None = None
 
 
 def resolved_strategy(name: str) -> str:
@@ -334,8 +335,9 @@ def mean_curve(
     ``catalog_f1``: the pool as the catalog stands) over the seeds measured at that count."""
     by_labels: dict[int, list[float]] = {}
     for p in points:
-        if p.strategy == strategy:
-            by_labels.setdefault(p.labels, []).append(getattr(p, measure))
+        value = getattr(p, measure)
+        if p.strategy == strategy and value is not None:
+            by_labels.setdefault(p.labels, []).append(value)
     labels = sorted(by_labels)
     return (
         labels,
@@ -364,7 +366,7 @@ def catalog_target(points: Sequence[CurvePoint], strategy: str) -> float | None:
     """Halve the catalog error of the seed model: ``1 - (1 - catalog F1 at the seed) / 2``, the seed's
     catalog F1 being the mean over seeds of the first round (the seed model, seed products gold)."""
     labels, catalog, _, _ = mean_curve(points, strategy, "catalog_f1")
-    if not labels or math.isnan(catalog[0]):
+    if not labels:
         return None
     return 1.0 - (1.0 - catalog[0]) / 2.0
 
@@ -446,7 +448,7 @@ def write_csv(path: Path, points: Sequence[CurvePoint]) -> None:
                     f"{p.micro_f1:.5f}",
                     f"{p.fit_s:.2f}",
                     f"{p.rank_s:.2f}",
-                    f"{p.catalog_f1:.5f}",
+                    "" if p.catalog_f1 is None else f"{p.catalog_f1:.5f}",
                 ]
             )
 
@@ -464,7 +466,7 @@ def read_csv(path: Path) -> list[CurvePoint]:
                 float(row["fit_s"]),
                 float(row["rank_s"]),
                 # Curves written before the catalog view have no catalog column.
-                float(row.get("catalog_f1") or "nan"),
+                float(row["catalog_f1"]) if row.get("catalog_f1") else None,
             )
             for row in csv.DictReader(fh)
         ]
