@@ -162,6 +162,8 @@ def test_cli_end_to_end_on_a_tiny_real_pool(tmp_path, name):
     summary = json.loads(lines[0])
     for key in ("strategy", "labels_to_target", "random_labels_to_target", "ratio", "target_f1", "final_f1"):
         assert key in summary
+    assert summary["catalog_curve"]["labels"] == [40, 80, 120]
+    assert 0 < summary["catalog_target_f1"] <= 1
     assert summary["strategy"] == DEFAULT_STRATEGY
     assert 0 < summary["target_f1"] <= 1
     with open(out / "curves.csv", encoding="utf-8") as fh:
@@ -177,6 +179,7 @@ def test_cli_end_to_end_on_a_tiny_real_pool(tmp_path, name):
     )
     assert sorted({int(r["labels"]) for r in rows}) == [40, 80, 120]
     assert all(0 <= float(r["micro_f1"]) <= 1 for r in rows)
+    assert all(0 <= float(r["catalog_f1"]) <= 1 for r in rows)
     assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert json.loads((out / "summary.json").read_text())["labels_to_target"] == summary["labels_to_target"]
 
