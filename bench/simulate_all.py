@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # readme_section, also
 from readme_section import replace_section  # noqa: E402
 
 from mlcore.records import read_jsonl, write_jsonl  # noqa: E402
-from mlcore.simulate import mean_f1_lead, read_csv  # noqa: E402
+from mlcore.simulate import CONTROL, catalog_summary, mean_f1_lead, plot_curves, read_csv  # noqa: E402
 from mlcore.text import normalize_text  # noqa: E402
 
 CACHE = ROOT / ".bench-cache" / "simulate"
@@ -253,6 +253,45 @@ def _signed(value: float | None) -> str:
     return "n/a" if value is None else f"{value:+.3f}"
 
 
+def _partial_row(name: str, max_ratio: float) -> str:
+    """A set whose run was cut: the catalog figures its curves so far fix, or 'not run yet'.
+
+    The first label count where a mean curve reaches its target does not depend on later rounds, so once
+    both orders have reached the catalog target its labels and ratio are final.
+    """
+    curves = CACHE / name / "out" / "curves.csv"
+    points = read_csv(curves) if curves.is_file() else []
+    strategies = sorted({p.strategy for p in points} - {CONTROL})
+    if not strategies:
+        return f"| {name} | not run yet | | | | | | | | | | | | |"
+    catalog = catalog_summary(points, strategy=strategies[0])
+    labels = max(p.labels for p in points)
+    # The curves so far, plotted and kept as the full run would (the model target is unknown: no line).
+    shutil.copyfile(curves, FIGURES / f"simulate_{name}.csv")
+    plot_curves(
+        FIGURES / f"simulate_{name}.png",
+        points,
+        strategies=[strategies[0], CONTROL],
+        target=None,
+        catalog_target=catalog["catalog_target_f1"],
+        title=f"{name}: {strategies[0]} vs random, run cut at {labels} labels",
+    )
+    seed_catalog = next(iter(catalog["catalog_curve"].get(CONTROL) or []), None)
+    reached, random_reached = catalog["catalog_labels_to_target"], catalog["random_catalog_labels_to_target"]
+    if reached is None or random_reached is None:
+        return (
+            f"| {name} | cut at {labels} labels | {_fmt(seed_catalog)} | {_fmt(catalog['catalog_target_f1'])} | "
+            f"{_fmt(reached) if reached else f'> {labels}'} | "
+            f"{_fmt(random_reached) if random_reached else f'> {labels}'} | n/a | | | | | | | |"
+        )
+    ratio = catalog["catalog_ratio"]
+    return (
+        f"| {name} | cut at {labels} labels (catalog figures final) | {_fmt(seed_catalog)} | "
+        f"{_fmt(catalog['catalog_target_f1'])} | {reached} | {random_reached} | **{ratio:.2f}** | "
+        f"{'yes' if ratio <= max_ratio else 'no'} | | | | | | |"
+    )
+
+
 def readme_section(results: list[dict[str, Any]], args: argparse.Namespace, pending: list[str]) -> str:
     from mlcore.selection import DEFAULT_STRATEGY
 
@@ -309,7 +348,7 @@ def readme_section(results: list[dict[str, Any]], args: argparse.Namespace, pend
             f"{r['wall_s'] / 60:.0f} min |"
         )
     for name in pending:
-        lines.append(f"| {name} | not run yet | | | | | | | | | | | | |")
+        lines.append(_partial_row(name, args.max_ratio))
     n_pass = sum(passes(r, args.max_ratio) for r in results)
     total_wall = sum(r.get("wall_s", 0) for r in results)
     lines += [
@@ -321,6 +360,9 @@ def readme_section(results: list[dict[str, Any]], args: argparse.Namespace, pend
     for r in results:
         if "error" not in r:
             lines.append(f"![{r['set']}](figures/simulate_{r['set']}.png)")
+    for name in pending:
+        if (CACHE / name / "out" / "curves.csv").is_file():
+            lines.append(f"![{name} (cut)](figures/simulate_{name}.png)")
     lines.append("")
     lines.append(
         "Left: model micro-F1 on TEST; right: catalog micro-F1 of the pool (mean and min-max band over the "

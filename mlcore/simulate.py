@@ -477,7 +477,7 @@ def plot_curves(
     points: Sequence[CurvePoint],
     *,
     strategies: Sequence[str],
-    target: float,
+    target: float | None,
     title: str,
     catalog_target: float | None = None,
 ) -> None:
