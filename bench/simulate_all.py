@@ -1,4 +1,5 @@
-"""Active-learning simulation over every shared set: does the default strategy need <= 60% of random's labels?
+"""Active-learning simulation over every shared set: does the default queue halve the catalog's errors with
+<= 50% of the reviews random order needs?
 
     nice -n 10 python bench/simulate_all.py [--sets a,b] [--tagger default] [--seeds 3] [--write-readme]
 
@@ -12,8 +13,9 @@ normalisation), written to ``.bench-cache/simulate/<set>/``. Then, as a subproce
 
 The plot and the curves are copied to ``bench/figures/simulate_<set>.png`` / ``.csv``; the per-set table
 goes into the ``simulate`` section of ``bench/README.md`` after every set (``--write-readme``), so a cut
-run still records what it measured. Exit status 1 when fewer than ``--min-passing`` sets (3) reach
-ratio <= ``--max-ratio`` (0.6).
+run still records what it measured. The table leads with the catalog view (``catalog_ratio``: reviews the
+default needs to halve the seed model's catalog error, over random's) and keeps the model-F1 ratio beside
+it. Exit status 1 when fewer than ``--min-passing`` sets (5) reach catalog ratio <= ``--max-ratio`` (0.5).
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # readme_section, also
 from readme_section import replace_section  # noqa: E402
 
 from mlcore.records import read_jsonl, write_jsonl  # noqa: E402
-from mlcore.simulate import mean_f1_lead, read_csv  # noqa: E402
+from mlcore.simulate import CONTROL, catalog_summary, mean_f1_lead, plot_curves, read_csv  # noqa: E402
 from mlcore.text import normalize_text  # noqa: E402
 
 CACHE = ROOT / ".bench-cache" / "simulate"
@@ -128,14 +130,54 @@ def run_set(name: str, args: argparse.Namespace) -> dict[str, Any]:
     return summary
 
 
-DESIGN_NOTES = """Why the ratio target is not met, and what was tried (default tagger, 3 seeds, pool 2,000 / test 700
+CATALOG_NOTES = """What was tried for the catalog view (default tagger, **one seed**, pool 2,000 / test 700, same split
+and seed set as above; `.venv/bin/python bench/simulate_compare.py <set> --strategies <names> --seeds 1
+--budget 700`). Labels to half the seed catalog error / catalog micro-F1 at 300 and 500 labels:
+
+| strategy | amazon_uk_toys (target 0.762) | myntra_fashion_attrs (target 0.898) |
+|---|---|---|
+| random (control) | 500 / 0.699, 0.786 | 500 / 0.862, 0.904 |
+| `coverage` (the previous default) | 500 / 0.714, 0.794 | 500 / 0.875, 0.906 |
+| `expected_errors` (expected wrong decisions at the applied thresholds) | 500 / 0.688, 0.795 | 400 / 0.892, 0.922 |
+| `any_error` (P(at least one wrong decision)) | 500 / 0.673, 0.795 | 400 / 0.885, 0.922 |
+| `expected_errors_mixed` (75% expected errors + 25% random; **the default now**) | 400 / 0.719, 0.788 | 400 / 0.885, 0.923 |
+
+Model micro-F1 lead over random over the curve on the same runs: `expected_errors` -0.003 / +0.015,
+`expected_errors_mixed` -0.015 / +0.016, `coverage` +0.008 / +0.002, `any_error` -0.030 / +0.013.
+
+Calibration of the seed model (`bench/simulate_compare.py <set> --strategies expected_errors
+--calibration`: fitted on the 100 seed products, scored on the 1,900 others): close to calibrated below
+0.4, over-confident above 0.5 (scores >= 0.9 are gold 62-80% of the time on amazon_uk_toys,
+bigbasket_grocery and zh_online_shopping_10cats), and 0.7-3.7% of the cells scored below 0.01 are gold
+tags, plus gold tags the seed model never saw; the expected count of wrong decisions is 33-75% of the
+actual one, with a rank correlation of 0.35-0.45 per product. The top 10% of products by expected errors
+hold 15-17% of the errors: with a seed model at 0.5-0.8 micro-F1 most products carry one or two wrong
+decisions, so no order concentrates many errors in a batch.
+
+Why a catalog ratio of 0.5 is out of reach at these settings: with 100 seed labels the seed model's
+catalog error is mostly the model's, and the model learns fast (the pretrained encoder makes its curve
+steep), so random order halves the catalog error within 300-600 reviews mainly by retraining; a 0.5 ratio
+needs the same at 150-300. A batch of 100 reviews fixes the wrong decisions of 100 products directly, at
+most 5-8% of the catalog's errors at the seed (amazon_uk_toys: 4,635 wrong decisions over 1,900 products),
+while the retrain after the first 100 labels removed about a quarter of them in every order. In the 3-seed
+table the default trails or ties random at 200 labels (the products with the most expected errors teach the
+model less than a random sample at first: model F1 at 200 labels 0.407 against 0.443 on bigbasket_grocery)
+and leads once the model's curve flattens (bigbasket_grocery catalog micro-F1 0.767 against 0.748 at 700
+labels, 0.878 against 0.852 at 1,100, 0.925 against 0.891 at 1,300; amazon_uk_toys 0.896 against 0.859 at
+900; myntra_fashion_attrs +0.016-0.018 from 300 labels on), which is where a live queue spends most of its
+reviews, but mostly after the target has been reached at the same label count in both orders.
+
+Earlier, on the model view alone:"""
+
+DESIGN_NOTES = """Why the model-F1 ratio target of the active-learning issue (<= 0.6 on 3 sets) was not met, and what
+was tried (default tagger, 3 seeds, pool 2,000 / test 700
 unless said; same seeds and splits as above; measured with
 `.venv/bin/python bench/simulate_compare.py <set> --strategies <names> --budget <labels>`):
 
 | strategy / setting | myntra_fashion_attrs | bigbasket_grocery | zh_online_shopping_10cats | amazon_uk_toys |
 |---|---|---|---|---|
 | random (control) | 500-600 | 1,300 | 1,000 | 900 |
-| `coverage` (default; TypiClust-style, TF-IDF of the texts) | 500 | 1,500 | 1,000 | 700 |
+| `coverage` (then the default; TypiClust-style, TF-IDF of the texts) | 500 | 1,500 | 1,000 | 700 |
 | `gradient_embedding` (BADGE: k-means++ over loss-gradient embeddings) | 400 | 1,300 | > 1,000 (0.788 vs target 0.797) | > 900 (0.745 vs target 0.747) |
 | `coverage` / `gradient_embedding` on MiniLM embeddings instead of TF-IDF | | 1,300 / 1,300 | | |
 | label allocation (labels where frequency / (reviewed + 1)^2 of a tag is largest) | | | | > 900 (0.737 vs target 0.746; dropped) |
@@ -164,7 +206,8 @@ the same seeds and split (the whole-pool F1 differed by 0.002)."""
 
 
 def passes(summary: dict[str, Any], max_ratio: float) -> bool:
-    ratio = summary.get("ratio")
+    """The catalog target: the default halves the catalog error with at most ``max_ratio`` of random's reviews."""
+    ratio = summary.get("catalog_ratio")
     return ratio is not None and ratio <= max_ratio
 
 
@@ -213,6 +256,45 @@ def _signed(value: float | None) -> str:
     return "n/a" if value is None else f"{value:+.3f}"
 
 
+def _partial_row(name: str, max_ratio: float) -> str:
+    """A set whose run was cut: the catalog figures its curves so far fix, or 'not run yet'.
+
+    The first label count where a mean curve reaches its target does not depend on later rounds, so once
+    both orders have reached the catalog target its labels and ratio are final.
+    """
+    curves = CACHE / name / "out" / "curves.csv"
+    points = read_csv(curves) if curves.is_file() else []
+    strategies = sorted({p.strategy for p in points} - {CONTROL})
+    if not strategies:
+        return f"| {name} | not run yet | | | | | | | | | | | | |"
+    catalog = catalog_summary(points, strategy=strategies[0])
+    labels = max(p.labels for p in points)
+    # The curves so far, plotted and kept as the full run would (the model target is unknown: no line).
+    shutil.copyfile(curves, FIGURES / f"simulate_{name}.csv")
+    plot_curves(
+        FIGURES / f"simulate_{name}.png",
+        points,
+        strategies=[strategies[0], CONTROL],
+        target=None,
+        catalog_target=catalog["catalog_target_f1"],
+        title=f"{name}: {strategies[0]} vs random, run cut at {labels} labels",
+    )
+    seed_catalog = next(iter(catalog["catalog_curve"].get(CONTROL) or []), None)
+    reached, random_reached = catalog["catalog_labels_to_target"], catalog["random_catalog_labels_to_target"]
+    if reached is None or random_reached is None:
+        return (
+            f"| {name} | cut at {labels} labels | {_fmt(seed_catalog)} | {_fmt(catalog['catalog_target_f1'])} | "
+            f"{_fmt(reached) if reached else f'> {labels}'} | "
+            f"{_fmt(random_reached) if random_reached else f'> {labels}'} | n/a | | | | | | | |"
+        )
+    ratio = catalog["catalog_ratio"]
+    return (
+        f"| {name} | cut at {labels} labels (catalog figures final) | {_fmt(seed_catalog)} | "
+        f"{_fmt(catalog['catalog_target_f1'])} | {reached} | {random_reached} | **{ratio:.2f}** | "
+        f"{'yes' if ratio <= max_ratio else 'no'} | | | | | | |"
+    )
+
+
 def readme_section(results: list[dict[str, Any]], args: argparse.Namespace, pending: list[str]) -> str:
     from mlcore.selection import DEFAULT_STRATEGY
 
@@ -221,24 +303,31 @@ def readme_section(results: list[dict[str, Any]], args: argparse.Namespace, pend
         f"`{args.strategy}` = `{DEFAULT_STRATEGY if args.strategy == 'default' else args.strategy}`, seed "
         f"{args.seed_size} random labels, batches of {args.batch}, budget {args.budget}, {args.seeds} seeds; "
         f"pool <= {args.pool_size:,} and test <= {args.test_size:,} products of each set's DEV, seeded split, "
-        "no identical title across; category_path withheld from the tagger). Target = 95% of the micro-F1 of the "
-        "same tagger trained on the whole pool; labels to target = first label count where the mean curve over "
-        "the seeds reaches it; ratio = default / random (`<=` when random did not reach the target within the "
-        "budget: then random's largest label count is used and the true ratio is lower)."
+        "no identical title across; category_path withheld from the tagger; one thread per library, nice 10).",
+        "",
+        "**Catalog view** (what a review is for: a correctly tagged catalog): catalog micro-F1 over the whole "
+        "pool, reviewed products carrying their gold tags and the rest the current model's selected tags. "
+        "Catalog target = half the seed model's catalog error, `1 - (1 - catalog F1 at the seed) / 2`; "
+        "labels = first label count where the mean curve over the seeds reaches it; catalog ratio = default / "
+        f"random. **Target: catalog ratio <= {args.max_ratio} on >= {args.min_passing} of 7 sets.** "
+        "Beside it, the model view as before: target = 95% of the micro-F1 on TEST of the same tagger trained "
+        "on the whole pool, model ratio = default / random labels to it (`<=`: random did not reach it within "
+        "the budget, so the true ratio is lower)."
         + (
             ""
             if args.full_curves
-            else " Curves stop once both have reached the target (`--stop-when-reached`)."
+            else " Curves stop once both orders have reached both targets (`--stop-when-reached`)."
         ),
-        *([args.tagger_note, ""] if args.tagger_note else []),
+        *(["", args.tagger_note] if args.tagger_note else []),
         "",
-        "| set | pool / test | full-pool F1 | target | default: labels | random: labels | ratio | <= "
-        f"{args.max_ratio} | mean F1 lead over random | default F1 at end | random F1 at end | wall |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| set | pool / test | catalog F1 at seed | catalog target | default: labels | random: labels | "
+        f"catalog ratio | <= {args.max_ratio} | model target | default: labels | random: labels | model ratio | "
+        "mean F1 lead | wall |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         if "error" in r:
-            lines.append(f"| {r['set']} | | | | | | error: {r['error']} | no | | | | {r['wall_s']} s |")
+            lines.append(f"| {r['set']} | | | | | | error: {r['error']} | no | | | | | | {r['wall_s']} s |")
             continue
         ratio = (
             "n/a"
@@ -248,27 +337,42 @@ def readme_section(results: list[dict[str, Any]], args: argparse.Namespace, pend
         random_labels = _fmt(r["random_labels_to_target"])
         if r["random_labels_to_target"] is None:
             random_labels = f"> {r['final_labels']}"
+        curve = r.get("catalog_curve") or {}
+        seed_catalog = next(iter(curve.get("random") or []), None)
+        random_catalog = _fmt(r.get("random_catalog_labels_to_target"))
+        if r.get("random_catalog_labels_to_target") is None:
+            random_catalog = f"> {r['final_labels']}"
+        catalog_ratio = "n/a" if r.get("catalog_ratio") is None else f"{r['catalog_ratio']:.2f}"
         lines.append(
-            f"| {r['set']} | {r['pool']:,} / {r['test']:,} | {r['full_pool_f1']:.3f} | {r['target_f1']:.3f} | "
-            f"{_fmt(r['labels_to_target'])} | {random_labels} | {ratio} | "
-            f"{'yes' if passes(r, args.max_ratio) else 'no'} | {_signed(_lead(r))} | "
-            f"{r['final_f1']:.3f} @ {r['final_labels']} | "
-            f"{r['random_final_f1']:.3f} | {r['wall_s'] / 60:.0f} min |"
+            f"| {r['set']} | {r['pool']:,} / {r['test']:,} | {_fmt(seed_catalog)} | "
+            f"{_fmt(r.get('catalog_target_f1'))} | {_fmt(r.get('catalog_labels_to_target'))} | {random_catalog} | "
+            f"**{catalog_ratio}** | {'yes' if passes(r, args.max_ratio) else 'no'} | {r['target_f1']:.3f} | "
+            f"{_fmt(r['labels_to_target'])} | {random_labels} | {ratio} | {_signed(_lead(r))} | "
+            f"{r['wall_s'] / 60:.0f} min |"
         )
     for name in pending:
-        lines.append(f"| {name} | not run yet | | | | | | | | | | |")
+        lines.append(_partial_row(name, args.max_ratio))
     n_pass = sum(passes(r, args.max_ratio) for r in results)
+    total_wall = sum(r.get("wall_s", 0) for r in results)
     lines += [
         "",
-        f"Sets with ratio <= {args.max_ratio}: **{n_pass} of {len(results)} measured** (target: >= 3).",
+        f"Sets with catalog ratio <= {args.max_ratio}: **{n_pass} of {len(results)} measured** (target: >= "
+        f"{args.min_passing} of 7). Wall time of the measured sets: {total_wall / 60:.0f} min.",
         "",
     ]
     for r in results:
         if "error" not in r:
             lines.append(f"![{r['set']}](figures/simulate_{r['set']}.png)")
+    for name in pending:
+        if (CACHE / name / "out" / "curves.csv").is_file():
+            lines.append(f"![{name} (cut)](figures/simulate_{name}.png)")
     lines.append("")
-    lines.append("Per-round curves (every seed, both strategies): `bench/figures/simulate_<set>.csv`.")
-    lines += ["", DESIGN_NOTES]
+    lines.append(
+        "Left: model micro-F1 on TEST; right: catalog micro-F1 of the pool (mean and min-max band over the "
+        "seeds). Per-round curves (every seed, both orders, model and catalog F1): "
+        "`bench/figures/simulate_<set>.csv`."
+    )
+    lines += ["", CATALOG_NOTES, "", DESIGN_NOTES]
     return "\n".join(lines)
 
 
@@ -290,8 +394,8 @@ def main() -> int:
     parser.add_argument("--budget", type=int, default=3000)
     parser.add_argument("--pool-size", type=int, default=6000)
     parser.add_argument("--test-size", type=int, default=2000)
-    parser.add_argument("--max-ratio", type=float, default=0.6)
-    parser.add_argument("--min-passing", type=int, default=3)
+    parser.add_argument("--max-ratio", type=float, default=0.5, help="catalog ratio a set must reach")
+    parser.add_argument("--min-passing", type=int, default=5)
     parser.add_argument("--full-curves", action="store_true", help="run every curve to the budget")
     parser.add_argument("--write-readme", action="store_true")
     parser.add_argument("--tagger-note", default="", help="a sentence for the README on the tagger choice")

@@ -17,8 +17,18 @@ the ratio is computed against the largest label count random was measured at and
 ``ratio_is_upper_bound`` (random would need more, so the true ratio is lower); when the strategy does
 not reach it, ``labels_to_target`` and ``ratio`` are null.
 
-Writes ``DIR/curves.csv`` (one row per strategy, seed and round), ``DIR/curves.png`` (F1 against
-labels, mean and min-max band over seeds) and ``DIR/summary.json``; prints one JSON line at the end.
+**Catalog view.** Reviewing a product also fixes it. At every round the *catalog micro-F1* is measured
+over the whole pool, reviewed products carrying their gold tags and the others the current model's
+selected tags. ``catalog_target_f1`` halves the seed model's catalog error,
+``1 - (1 - catalog F1 at the seed) / 2`` (the seed round's mean over seeds); ``catalog_labels_to_target``
+and ``random_catalog_labels_to_target`` are the first label counts where the mean catalog curves reach it,
+``catalog_ratio`` their quotient (null unless both reach it: with the whole pool reviewed the catalog is
+gold, so a budget >= the pool always gets there) and ``catalog_curve`` the mean curves
+(``{"labels": [...], STRATEGY: [...], "random": [...]}``). ``--stop-when-reached`` then waits for both
+targets.
+
+Writes ``DIR/curves.csv`` (one row per strategy, seed and round), ``DIR/curves.png`` (model F1 and
+catalog F1 against labels, mean and min-max band over seeds) and ``DIR/summary.json``; prints one JSON line at the end.
 
 ``--stop-when-reached`` ends the run once the strategy and random have both reached the target: the
 first label count where a mean curve reaches the target does not depend on later rounds, so every
@@ -54,6 +64,9 @@ from mlcore.types import ProductRecord
 __all__ = [
     "CurvePoint",
     "SimulationConfig",
+    "catalog_f1",
+    "catalog_summary",
+    "catalog_target",
     "labels_to_target",
     "main",
     "mean_f1_lead",
@@ -110,6 +123,9 @@ class CurvePoint:
     micro_f1: float
     fit_s: float
     rank_s: float
+    # Micro-F1 of the whole pool as the catalog stands: reviewed products gold, the rest the model's tags.
+    # None where not measured (curves written before the catalog view).
+    catalog_f1: float | None = None
 
 
 def resolved_strategy(name: str) -> str:
@@ -152,6 +168,31 @@ def micro_f1(tagger: Any, test: Sequence[ProductRecord]) -> float:
     suggestions = tagger.suggest(test, top_k=20)
     selected = [[s.tag for s in row if s.selected] for row in suggestions]
     return float(evaluate_tag_sets([r.tags for r in test], selected, per_tag=False)["micro_f1"])
+
+
+def selected_tags(
+    tagger: Any, records: Sequence[ProductRecord], probs: np.ndarray | None = None
+) -> list[list[str]]:
+    """The tags the tagger selects (its thresholds and post-processing), from ``probs`` when given."""
+    if probs is not None and hasattr(tagger, "suggest_from_proba"):
+        suggestions = tagger.suggest_from_proba(probs, top_k=20)
+    else:
+        suggestions = tagger.suggest(records, top_k=20)
+    return [[s.tag for s in row if s.selected] for row in suggestions]
+
+
+def catalog_f1(
+    pool: Sequence[ProductRecord], labelled: np.ndarray, model_tags: Sequence[Sequence[str]]
+) -> float:
+    """Catalog micro-F1 over the whole pool: reviewed products carry their gold tags, the others
+    ``model_tags`` (one list per unreviewed product, in pool order)."""
+    unlabelled = np.flatnonzero(~labelled)
+    if len(model_tags) != len(unlabelled):
+        raise ValueError(f"{len(model_tags)} tag lists for {len(unlabelled)} unreviewed products")
+    catalog: list[Sequence[str]] = [r.tags for r in pool]
+    for i, tags in zip(unlabelled, model_tags):
+        catalog[i] = tags
+    return float(evaluate_tag_sets([r.tags for r in pool], catalog, per_tag=False)["micro_f1"])
 
 
 def tagger_thresholds(tagger: Any) -> np.ndarray | float | None:
@@ -218,12 +259,14 @@ def run_curves(
             curves.append(_Curve(name, seed, labelled))
     points: list[CurvePoint] = []
     for round_no in range(math.ceil(n_pool / config.batch) + 2):
-        seed_models: dict[int, tuple[Any, float, float]] = {}
+        # Round 0 is the seed model, the same for every strategy of a seed: fitted and scored once.
+        seed_models: dict[int, tuple[Any, float, float, np.ndarray, float]] = {}
         for curve in curves:
             if curve.done:
                 continue
+            unlabelled = np.flatnonzero(~curve.labelled)
             if round_no == 0 and curve.seed in seed_models:
-                tagger, f1, fit_s = seed_models[curve.seed]
+                tagger, f1, fit_s, probs, catalog = seed_models[curve.seed]
             else:
                 started = time.perf_counter()
                 tagger = make_tagger(config.tagger, config.runtime).fit(
@@ -231,10 +274,23 @@ def run_curves(
                 )
                 fit_s = time.perf_counter() - started
                 f1 = micro_f1(tagger, test)
+                # The model's scores of the unreviewed products serve both the catalog and the ranking.
+                unreviewed = [pool[i] for i in unlabelled]
+                probs = tagger.predict_proba(unreviewed) if len(unlabelled) else np.zeros((0, 1))
+                catalog = catalog_f1(
+                    pool, curve.labelled, selected_tags(tagger, unreviewed, probs) if len(unlabelled) else []
+                )
                 if round_no == 0:
-                    seed_models[curve.seed] = (tagger, f1, fit_s)
+                    seed_models[curve.seed] = (tagger, f1, fit_s, probs, catalog)
             point = CurvePoint(
-                curve.strategy, curve.seed, round_no, int(curve.labelled.sum()), f1, fit_s, curve.rank_s
+                curve.strategy,
+                curve.seed,
+                round_no,
+                int(curve.labelled.sum()),
+                f1,
+                fit_s,
+                curve.rank_s,
+                catalog,
             )
             points.append(point)
             if on_round is not None:
@@ -242,12 +298,7 @@ def run_curves(
             if curve.labelled.sum() >= budget:
                 curve.done = True
                 continue
-            unlabelled = np.flatnonzero(~curve.labelled)
             started = time.perf_counter()
-            if curve.strategy == CONTROL:  # random order needs no model scores
-                probs = np.zeros((len(unlabelled), 1), dtype=np.float32)
-            else:
-                probs = tagger.predict_proba([pool[i] for i in unlabelled])
             priority = rank(
                 probs,
                 strategy=curve.strategy,
@@ -278,13 +329,15 @@ def labels_to_target(labels: Sequence[int], f1: Sequence[float], target: float) 
 
 
 def mean_curve(
-    points: Sequence[CurvePoint], strategy: str
+    points: Sequence[CurvePoint], strategy: str, measure: str = "micro_f1"
 ) -> tuple[list[int], list[float], list[float], list[float]]:
-    """Label counts with the mean, min and max F1 over the seeds measured at that count."""
+    """Label counts with the mean, min and max of ``measure`` (``micro_f1``: the model on TEST;
+    ``catalog_f1``: the pool as the catalog stands) over the seeds measured at that count."""
     by_labels: dict[int, list[float]] = {}
     for p in points:
-        if p.strategy == strategy:
-            by_labels.setdefault(p.labels, []).append(p.micro_f1)
+        value = getattr(p, measure)
+        if p.strategy == strategy and value is not None:
+            by_labels.setdefault(p.labels, []).append(value)
     labels = sorted(by_labels)
     return (
         labels,
@@ -307,6 +360,45 @@ def mean_f1_lead(points: Sequence[CurvePoint], strategy: str) -> float | None:
     seed_round = min(labels, default=None)
     leads = [value - random_at[n] for n, value in zip(labels, f1) if n in random_at and n != seed_round]
     return float(np.mean(leads)) if leads else None
+
+
+def catalog_target(points: Sequence[CurvePoint], strategy: str) -> float | None:
+    """Halve the catalog error of the seed model: ``1 - (1 - catalog F1 at the seed) / 2``, the seed's
+    catalog F1 being the mean over seeds of the first round (the seed model, seed products gold)."""
+    labels, catalog, _, _ = mean_curve(points, strategy, "catalog_f1")
+    if not labels:
+        return None
+    return 1.0 - (1.0 - catalog[0]) / 2.0
+
+
+def catalog_summary(points: Sequence[CurvePoint], *, strategy: str) -> dict[str, Any]:
+    """The catalog fields of the summary: target, labels to it (strategy and random), their ratio (null
+    unless both reach it; with the whole pool reviewed the catalog F1 is 1, so a budget as large as the
+    pool always reaches it) and the mean curves."""
+    target = catalog_target(points, strategy)
+    labels, catalog, _, _ = mean_curve(points, strategy, "catalog_f1")
+    r_labels, r_catalog, _, _ = mean_curve(points, CONTROL, "catalog_f1")
+    reached = random_reached = None
+    if target is not None:
+        reached = labels_to_target(labels, catalog, target)
+        random_reached = labels_to_target(r_labels, r_catalog, target)
+    strategy_at, random_at = dict(zip(labels, catalog)), dict(zip(r_labels, r_catalog))
+    every = sorted(set(labels) | set(r_labels))
+
+    def rounded(value: float | None) -> float | None:
+        return None if value is None or math.isnan(value) else round(value, 4)
+
+    return {
+        "catalog_target_f1": rounded(target),
+        "catalog_labels_to_target": reached,
+        "random_catalog_labels_to_target": random_reached,
+        "catalog_ratio": round(reached / random_reached, 4) if reached and random_reached else None,
+        "catalog_curve": {
+            "labels": every,
+            strategy: [rounded(strategy_at.get(n)) for n in every],
+            **({CONTROL: [rounded(random_at.get(n)) for n in every]} if strategy != CONTROL else {}),
+        },
+    }
 
 
 def summarize(
@@ -338,6 +430,7 @@ def summarize(
         "final_labels": labels[-1] if labels else None,
         "seeds": len({p.seed for p in points if p.strategy == strategy}),
         "mean_f1_lead": None if lead is None else round(lead, 4),
+        **catalog_summary(points, strategy=strategy),
     }
 
 
@@ -355,6 +448,7 @@ def write_csv(path: Path, points: Sequence[CurvePoint]) -> None:
                     f"{p.micro_f1:.5f}",
                     f"{p.fit_s:.2f}",
                     f"{p.rank_s:.2f}",
+                    "" if p.catalog_f1 is None else f"{p.catalog_f1:.5f}",
                 ]
             )
 
@@ -371,30 +465,45 @@ def read_csv(path: Path) -> list[CurvePoint]:
                 float(row["micro_f1"]),
                 float(row["fit_s"]),
                 float(row["rank_s"]),
+                # Curves written before the catalog view have no catalog column.
+                float(row["catalog_f1"]) if row.get("catalog_f1") else None,
             )
             for row in csv.DictReader(fh)
         ]
 
 
 def plot_curves(
-    path: Path, points: Sequence[CurvePoint], *, strategies: Sequence[str], target: float, title: str
+    path: Path,
+    points: Sequence[CurvePoint],
+    *,
+    strategies: Sequence[str],
+    target: float | None,
+    title: str,
+    catalog_target: float | None = None,
 ) -> None:
+    """Two panels: the model's micro-F1 on TEST and the catalog micro-F1 of the pool, against labels."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=80)
-    for name in strategies:
-        labels, f1, low, high = mean_curve(points, name)
-        (line,) = ax.plot(labels, f1, label=name, linewidth=1.8)
-        ax.fill_between(labels, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
-    ax.axhline(target, color="grey", linestyle="--", linewidth=1, label=f"target {target:.3f}")
-    ax.set_xlabel("labelled products")
-    ax.set_ylabel("micro-F1 on test")
-    ax.set_title(title, fontsize=10)
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
+    fig, axes = plt.subplots(1, 2, figsize=(11.0, 4.0), dpi=80)
+    panels = [
+        (axes[0], "micro_f1", target, "model micro-F1 on test"),
+        (axes[1], "catalog_f1", catalog_target, "catalog micro-F1 (reviewed = gold)"),
+    ]
+    for ax, measure, line_at, ylabel in panels:
+        for name in strategies:
+            labels, values, low, high = mean_curve(points, name, measure)
+            (line,) = ax.plot(labels, values, label=name, linewidth=1.8)
+            ax.fill_between(labels, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
+        if line_at is not None:
+            ax.axhline(line_at, color="grey", linestyle="--", linewidth=1, label=f"target {line_at:.3f}")
+        ax.set_xlabel("labelled products")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        ax.legend(loc="lower right", fontsize=8)
+    fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
@@ -451,7 +560,8 @@ def run_simulation(config: SimulationConfig, *, log: Callable[[str], None] | Non
 
     def on_round(p: CurvePoint) -> None:
         log(
-            f"{p.strategy} seed {p.seed} labels {p.labels}: F1 {p.micro_f1:.4f} (fit {p.fit_s:.1f}s, rank {p.rank_s:.1f}s)"
+            f"{p.strategy} seed {p.seed} labels {p.labels}: F1 {p.micro_f1:.4f}, catalog {p.catalog_f1:.4f} "
+            f"(fit {p.fit_s:.1f}s, rank {p.rank_s:.1f}s)"
         )
 
     target = config.target_share * full_f1
@@ -462,7 +572,13 @@ def run_simulation(config: SimulationConfig, *, log: Callable[[str], None] | Non
             return False
         # The first label count where a mean-over-seeds curve reaches the target does not depend on
         # later rounds, so stopping once every strategy has one changes no reported figure but final_f1.
-        return all(labels_to_target(*mean_curve(so_far, name)[:2], target) is not None for name in strategies)
+        # The catalog target needs the seed round of every seed; lockstep rounds guarantee it here.
+        catalog_at = catalog_target(so_far, strategies[0])
+        return catalog_at is not None and all(
+            labels_to_target(*mean_curve(so_far, name)[:2], target) is not None
+            and labels_to_target(*mean_curve(so_far, name, "catalog_f1")[:2], catalog_at) is not None
+            for name in strategies
+        )
 
     points = run_curves(
         pool,
@@ -494,6 +610,7 @@ def run_simulation(config: SimulationConfig, *, log: Callable[[str], None] | Non
         points,
         strategies=strategies,
         target=summary["target_f1"],
+        catalog_target=summary["catalog_target_f1"],
         title=f"{config.pool.parent.name or config.pool.stem}: {strategy} vs random ({config.seeds} seeds)",
     )
     (config.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")

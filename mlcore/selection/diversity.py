@@ -14,7 +14,7 @@ from mlcore.selection.adapters import (
 )
 from mlcore.selection.base import RankRequest, _batch_first, _interleave, _order_by, _scores, _unit_rows
 from mlcore.selection.features import _words, text_features
-from mlcore.selection.uncertainty import _threshold_max
+from mlcore.selection.uncertainty import _threshold_max, expected_wrong_decisions
 
 # Ranked batch's cost is (candidates x (labelled reference + picks) x dims) per pick (upstream #38/#133):
 # reduce the space and bound both sets so a pass stays around a second on two cores.
@@ -114,6 +114,40 @@ def _ranked_batch_order(request: RankRequest) -> np.ndarray:
         vectors, uncertainty[candidates], request.batch_size, labeled_reference=reference
     )
     return _batch_first(candidates[picked], by_uncertainty)
+
+
+def _expected_errors_batch_order(request: RankRequest) -> np.ndarray:
+    """Expected wrong decisions as the utility of modAL's ranked batch over the top candidates, so one
+    batch does not spend its reviews on near-copies of one listing the model gets wrong."""
+    probs = request.probs
+    expected = _scores(probs, expected_wrong_decisions, request.thresholds)
+    by_expected = _order_by(expected, request.rng)
+    candidates = by_expected[: _candidate_count(probs.shape[0], request.batch_size)]
+    vectors, reference, _ = _representation(request, candidates)
+    reference = _cap_reference(reference, request.rng)
+    # ranked_batch scales nothing: bring the utility to [0, 1] like the uncertainties it was written for.
+    utility = expected[candidates] / max(float(expected[candidates].max()), 1e-12)
+    picked = modal_ranked_batch(vectors, utility, request.batch_size, labeled_reference=reference)
+    return _batch_first(candidates[picked], by_expected)
+
+
+EXPECTED_ERRORS_RANDOM_SHARE = 0.25
+
+
+def _expected_errors_mixed_order(request: RankRequest) -> np.ndarray:
+    """Expected wrong decisions with a quarter of each batch uniformly random: the random share keeps the
+    reviewed set (on which the tagger tunes its thresholds and blend) a picture of the whole catalog."""
+    probs = request.probs
+    n = probs.shape[0]
+    rng = request.rng
+    by_expected = _order_by(_scores(probs, expected_wrong_decisions, request.thresholds), rng)
+    n_random = min(int(round(EXPECTED_ERRORS_RANDOM_SHARE * request.batch_size)), n)
+    n_top = min(max(request.batch_size - n_random, 0), n - n_random)
+    top = by_expected[:n_top]
+    taken = np.zeros(n, dtype=bool)
+    taken[top] = True
+    random_picks = rng.permutation(np.flatnonzero(~taken))[:n_random]
+    return _batch_first(_interleave(top, random_picks), by_expected)
 
 
 def _cap_reference(reference: np.ndarray | None, rng: np.random.Generator) -> np.ndarray | None:

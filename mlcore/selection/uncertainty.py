@@ -1,10 +1,12 @@
-"""Per-product uncertainty scores for the per-row strategies: closeness to the tag's decision threshold."""
+"""Per-product scores for the per-row strategies: closeness to the tag's decision threshold, and the expected
+number of wrong decisions (what a review fixes in the catalog)."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from mlcore.selection.base import _blocks, _check_probs, _check_thresholds, _read_block
+from mlcore.thresholds import apply_thresholds
 
 
 def threshold_uncertainty(block: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
@@ -42,3 +44,36 @@ def row_uncertainty(
     for start, stop in _blocks(probs.shape[0]):
         out[start:stop] = _threshold_max(_read_block(probs, start, stop), thr)
     return out
+
+
+# --------------------------------------------------------------------------------------------------
+# Expected wrong decisions: what reviewing a product fixes in the catalog
+# --------------------------------------------------------------------------------------------------
+
+
+def decisions(block: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """The tagger's selected tags as the app shows them: ``p >= threshold``, and the best-scored tag of a
+    product left with none (``min_selected=1``, :func:`mlcore.thresholds.apply_thresholds`)."""
+    return apply_thresholds(block, thresholds, min_selected=1)
+
+
+def wrong_decision_probability(block: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """Per cell, the probability that the tagger's decision is wrong, reading ``p`` as calibrated:
+    a selected tag is wrong with ``1 - p``, a tag left out with ``p``."""
+    return np.where(decisions(block, thresholds), 1.0 - block, block).astype(np.float32, copy=False)
+
+
+def expected_wrong_decisions(block: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """Per product, the expected number of wrong tag decisions: what a review of it fixes in the catalog.
+
+    Ordering by it is the greedy order for catalog accuracy per review (each review turns that product's
+    decisions into gold), whatever the review teaches the model.
+    """
+    return wrong_decision_probability(block, thresholds).sum(axis=1, dtype=np.float64)
+
+
+def any_wrong_decision(block: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """Per product, the probability that at least one decision is wrong (tags taken as independent): the
+    chance the reviewer has to change the card at all."""
+    right = 1.0 - wrong_decision_probability(block, thresholds).astype(np.float64)
+    return 1.0 - np.prod(right, axis=1)

@@ -1,5 +1,7 @@
 """mlcore.selection: every strategy over probabilities of a real (small) catalog sample, the modAL adapter,
-cold start, and bad input. numpy/scikit-learn/modAL only: no Django, no torch model."""
+cold start, the expected-wrong-decisions strategies on a hand-made score matrix, and bad input.
+numpy/scikit-learn/modAL only, no torch model; the last test checks the app's queue (Django) ranks with
+``DEFAULT_STRATEGY``."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.multiclass import OneVsRestClassifier
 from sklearn.preprocessing import MultiLabelBinarizer
 
+from annotation.services import queue
 from mlcore import selection
 from mlcore.selection import (
     DEFAULT_STRATEGY,
@@ -23,6 +26,9 @@ from mlcore.selection import (
     threshold_uncertainty,
 )
 from mlcore.selection import base as selection_base
+from mlcore.selection.uncertainty import expected_wrong_decisions
+from tests.annotation.test_queue_priorities import _active_version_with_scores
+from tests.annotation.test_training_support import catalog_load, demo_rows, memory_broker
 from tests.mlcore.conftest import DATA
 
 # The first 500 products of myntra_fashion_attrs (DEV), and 40 reviews of each of the 9 categories of
@@ -255,3 +261,62 @@ def test_vocabulary_batch_brings_words_the_labelled_set_lacks(fashion_probs):
     everyone = np.mean([len(set(selection._words(t)) - known) for t in titles])
     assert np.mean(new_words) > 1.3 * everyone  # a quarter of the batch is random on purpose
     assert len({titles[i] for i in batch}) >= 19  # greedy picks never repeat a title; a random pick may
+
+
+def test_expected_errors_ranks_by_expected_wrong_decisions_at_the_applied_thresholds():
+    thresholds = np.array([0.3, 0.5, 0.7], dtype=np.float32)
+    probs = np.array(
+        [
+            [0.95, 0.02, 0.01],  # sure and selected where it should be: 0.05 + 0.02 + 0.01 = 0.08
+            [0.31, 0.50, 0.69],  # all on the fence: 0.69 (selected) + 0.50 (selected) + 0.69 = 1.88
+            [0.20, 0.45, 0.90],  # 0.20 + 0.45 + 0.10 (selected) = 0.75
+            [0.10, 0.10, 0.10],  # nothing over its threshold: the best tag is shown anyway, 0.9 + 0.1 + 0.1
+        ],
+        dtype=np.float32,
+    )
+    expected = expected_wrong_decisions(probs, thresholds)
+    np.testing.assert_allclose(expected, [0.08, 1.88, 0.75, 1.10], atol=1e-6)
+    order = review_order(rank(probs, strategy="expected_errors", thresholds=thresholds))
+    assert list(order) == [1, 3, 2, 0]
+    # modAL's 0.5-centred uncertainty, summed, ignores the thresholds and the at-least-one rule: the
+    # product with nothing selected looks safe (0.3) and falls behind the third one (0.75).
+    by_modal = review_order(rank(probs, strategy="binary_uncertainty_sum", thresholds=thresholds))
+    assert list(by_modal) == [1, 2, 3, 0]
+    # The probability of at least one wrong decision orders these the same way as the expected count.
+    assert list(review_order(rank(probs, strategy="any_error", thresholds=thresholds))) == [1, 3, 2, 0]
+
+
+def test_expected_errors_mixes_keep_the_most_expected_errors_in_the_batch(fashion_probs):
+    probs, features, _ = fashion_probs
+    expected = expected_wrong_decisions(probs, np.full(probs.shape[1], 0.3, dtype=np.float32))
+    top = set(np.argsort(-expected)[:15])
+    mixed = review_order(rank(probs, strategy="expected_errors_mixed", thresholds=0.3, batch_size=20, seed=1))
+    # A quarter of the batch of 20 is random; the other 15 are the 15 largest expected error counts.
+    assert top <= set(mixed[:20])
+    batch = review_order(
+        rank(
+            probs, strategy="expected_errors_batch", thresholds=0.3, batch_size=20, features=features, seed=1
+        )
+    )
+    assert expected[batch[:20]].mean() > expected.mean()
+
+
+@pytest.mark.django_db
+def test_the_apps_queue_ranks_with_the_default_strategy(monkeypatch):
+    """With no strategy chosen by an admin, the review queue is ranked with ``DEFAULT_STRATEGY``."""
+    products = catalog_load(demo_rows(tagged=0, untagged=12))
+    rng = np.random.default_rng(5)
+    _active_version_with_scores(
+        products, {p.id: {"a": float(rng.random()), "b": float(rng.random())} for p in products}
+    )
+    used = []
+
+    def recording_rank(probs, **kwargs):
+        used.append(kwargs["strategy"])
+        return rank(probs, **kwargs)
+
+    monkeypatch.setattr(queue, "rank", recording_rank)
+    with memory_broker():
+        summary = queue.queue_priorities_recompute()
+    assert queue.queue_strategy() == DEFAULT_STRATEGY
+    assert used == [DEFAULT_STRATEGY] and summary["strategy"] == DEFAULT_STRATEGY
