@@ -15,6 +15,14 @@ register_converter(ProductActionExternalIdConverter, "product_action_external_id
 urlpatterns = [
     path("review/next/", ReviewNextApi.as_view(), name="api-review-next"),
     path("review/undo/", ReviewUndoApi.as_view(), name="api-review-undo"),
-    path("products/<product_action_external_id:external_id>/review/", ProductReviewApi.as_view(), name="api-product-review"),
-    path("products/<product_action_external_id:external_id>/release/", ProductReleaseApi.as_view(), name="api-product-release"),
+    path(
+        "products/<product_action_external_id:external_id>/review/",
+        ProductReviewApi.as_view(),
+        name="api-product-review",
+    ),
+    path(
+        "products/<product_action_external_id:external_id>/release/",
+        ProductReleaseApi.as_view(),
+        name="api-product-release",
+    ),
 ]
