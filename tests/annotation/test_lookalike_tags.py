@@ -9,15 +9,19 @@ import, review submit, the REST tag endpoints), against the real PostgreSQL.
 from __future__ import annotations
 
 import json
+from importlib import import_module
 
 import pytest
+from django.apps import apps
 
 from annotation.models import Product, ProductTag, Tag, TagAlias
 from annotation.services.imports import import_products
 from annotation.services.reviews import review_submit
 from annotation.services.taxonomy_import import import_taxonomy
 from annotation.taxonomy.names import TagNameError, clean_tag_display_name, normalize_tag_name
-from tests.factories import products_create
+from tests.factories import ProductTagFactory, products_create
+
+migration = import_module("annotation.migrations.0005_tag_names_drop_format_characters")
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("empty_cache")]
 
@@ -109,3 +113,37 @@ def test_rest_create_rename_and_alias_drop_format_characters(admin_api):
     assert alias.status_code == 201, alias.content
     assert TagAlias.objects.filter(tag_id=tag_id, name="clothes", normalized_name="clothes").exists()
     assert all_tag_names() == [("Apparel", "apparel")]
+
+
+def test_migration_cleans_stored_names_and_leaves_collisions(caplog):
+    """Migration 0005 on rows stored under the old rule (written directly, as the old code did)."""
+    zwsp = Tag.objects.create(name="Appa\u200brel", normalized_name="appa\u200brel")
+    shy = Tag.objects.create(name="appa\u00adrel", normalized_name="appa\u00adrel")  # collides with zwsp
+    rlm = Tag.objects.create(name="Shoes\u200f", normalized_name="shoes\u200f")
+    plain = Tag.objects.create(name="Hats", normalized_name="hats")
+    bom_alias = TagAlias.objects.create(tag=rlm, name="\ufeffsneakers", normalized_name="\ufeffsneakers")
+    taken_alias = TagAlias.objects.create(tag=rlm, name="ha\u200bts", normalized_name="ha\u200bts")
+    only_invisible = TagAlias.objects.create(tag=plain, name="\u200b", normalized_name="\u200b")
+    (product,) = products_create(1)
+    ProductTagFactory(product=product, tag=rlm)
+
+    with caplog.at_level("WARNING", logger="annotation.migrations"):
+        migration.clean_stored_names(apps, None)
+
+    def name_of(row) -> tuple[str, str]:
+        row.refresh_from_db()
+        return row.name, row.normalized_name
+
+    assert name_of(zwsp) == ("Apparel", "apparel")
+    assert name_of(shy) == ("appa\u00adrel", "appa\u00adrel")  # its clean key is zwsp's now: left, logged
+    assert name_of(rlm) == ("Shoes", "shoes")
+    assert name_of(plain) == ("Hats", "hats")
+    assert name_of(bom_alias) == ("sneakers", "sneakers")
+    assert name_of(taken_alias) == ("ha\u200bts", "ha\u200bts")  # "hats" is a tag: left, logged
+    assert name_of(only_invisible) == ("\u200b", "\u200b")
+    logged = " ".join(record.getMessage() for record in caplog.records)
+    assert f"tag {shy.pk} " in logged and f"alias {taken_alias.pk} " in logged
+    assert f"alias {only_invisible.pk} " in logged
+    assert Product.objects.get(pk=product.pk).tags_updated_at is not None
+    migration.clean_stored_names(apps, None)  # a second run changes nothing
+    assert name_of(zwsp) == ("Apparel", "apparel") and name_of(shy) == ("appa\u00adrel", "appa\u00adrel")
