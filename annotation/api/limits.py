@@ -3,7 +3,8 @@
 Rates come from ``REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]`` (env ``API_RATE_LIMIT_USER`` /
 ``API_RATE_LIMIT_ANON``) and are read per request, so a settings change applies without a restart of the
 throttle classes. Bodies: JSON and form bodies above ``DATA_UPLOAD_MAX_MEMORY_SIZE`` and multipart uploads
-above ``TAGSTUDIO_MAX_UPLOAD_BYTES`` get 413 from the declared ``Content-Length``, before a byte is read.
+above ``TAGSTUDIO_MAX_UPLOAD_BYTES`` get 413 from the declared ``Content-Length``, before a byte is read;
+a JSON body nested deeper than ``JSON_MAX_DEPTH`` gets 400 (``parse_error``).
 Failed tokens: an address whose tokens failed ``API_TOKEN_FAILURE_LIMIT`` times within
 ``API_TOKEN_FAILURE_WINDOW_SECONDS`` gets 429 (with ``Retry-After``) for any token until the window passes.
 Every counter lives in the default cache, which is shared by all processes (see ``CACHES`` in settings).
@@ -26,6 +27,10 @@ from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle, SimpleRateThrottle
 
 security_log = logging.getLogger("annotation.security")
+
+# Arrays and objects inside each other in one JSON body. No API body needs more than a few levels; a
+# body nested 100,000 deep made the decoder (or the serializer after it) raise RecursionError, a 500.
+JSON_MAX_DEPTH = 32
 
 
 class _SettingsRateThrottle(SimpleRateThrottle):
@@ -155,8 +160,35 @@ class _BodyLimit:
         return super().parse(stream, media_type, parser_context)
 
 
+def _json_depth_exceeds(data: Any, limit: int) -> bool:
+    """Whether ``data`` has arrays/objects nested more than ``limit`` deep (iterative: no recursion)."""
+    pending = [(data, 1)]
+    while pending:
+        value, depth = pending.pop()
+        if isinstance(value, dict):
+            children = value.values()
+        elif isinstance(value, list):
+            children = value
+        else:
+            continue
+        if depth > limit:
+            return True
+        pending.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
+
+
 class LimitedJSONParser(_BodyLimit, JSONParser):
-    pass
+    """JSON within the body limit and at most ``JSON_MAX_DEPTH`` arrays/objects deep (400 beyond)."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        too_deep = f"JSON parse error - the body is nested deeper than {JSON_MAX_DEPTH} levels."
+        try:
+            data = super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            raise exceptions.ParseError(too_deep) from None
+        if _json_depth_exceeds(data, JSON_MAX_DEPTH):
+            raise exceptions.ParseError(too_deep)
+        return data
 
 
 class LimitedFormParser(_BodyLimit, FormParser):

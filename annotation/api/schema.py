@@ -5,11 +5,16 @@ responses that the API's conventions produce, all with the one error body (``Err
 ``annotation.api.errors``): 401/403 for anything that is not public, 404 where the path names a resource,
 400 where the client sends a body or query parameters, 413 where it sends a body, 429 everywhere
 (rate limits). A view that declares one of these itself (e.g. a 409) keeps its own description.
+
+``SchemaApi`` serves /api/schema/: drf-spectacular's view, one schema build at a time per process.
 """
 
 from __future__ import annotations
 
+import threading
 from typing import Any
+
+from drf_spectacular.views import SpectacularAPIView
 
 ERROR_REF = {"$ref": "#/components/schemas/Error"}
 ERROR_COMPONENT = {
@@ -70,3 +75,17 @@ def error_responses_hook(result: dict[str, Any], generator, request, public) -> 
                     },
                 )
     return result
+
+
+# drf-spectacular loads its extensions lazily on the first build and that loading is not thread-safe:
+# concurrent first requests to a threaded gunicorn worker answered 500 (AttributeError in
+# drf_spectacular/plumbing.py, one thread reading what another had half-loaded).
+_schema_build_lock = threading.Lock()
+
+
+class SchemaApi(SpectacularAPIView):
+    """/api/schema/: drf-spectacular's schema view, building under a per-process lock."""
+
+    def _get_schema_response(self, request):
+        with _schema_build_lock:
+            return super()._get_schema_response(request)
