@@ -298,7 +298,8 @@ class ProcessExit:
 
 def process_wait(process: subprocess.Popen, *, timeout_s: float | None = None) -> ProcessExit:
     """Wait for ``process`` with ``wait4`` (its own resource usage, not the sum over every child of this
-    process); killed after ``timeout_s`` seconds."""
+    process); killed after ``timeout_s`` seconds. Linux counts what the child held before it exec'd (its
+    parent's pages) in its peak, so spawn measured children from a small process."""
     started = time.perf_counter()
     timed_out = False
     while True:
