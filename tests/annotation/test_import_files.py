@@ -7,8 +7,16 @@ from __future__ import annotations
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from annotation.models import ImportJob, JobStatus, Product, ReviewStatus, Tag
-from annotation.services.imports import import_job_create, import_job_run, import_products
+from annotation.models import JobStatus, Product, ReviewStatus, Tag
+from annotation.services.imports import (
+    import_job_create,
+    import_job_run,
+    import_products,
+    parse_batches,
+    write_products_generic,
+    write_tags_generic,
+)
+from annotation.taxonomy.resolver import TagResolver
 from tests.factories import catalog_jsonl_write
 
 pytestmark = pytest.mark.django_db
@@ -100,3 +108,53 @@ def test_control_characters_in_ids_are_rejected_rows(tmp_path):
     assert (stats.rows_ok, stats.rows_rejected) == (1, 1)
     assert (stats.errors[0].line, stats.errors[0].field) == (1, "id")
     assert not Product.objects.filter(external_id__contains="\n").exists()
+
+
+def test_reimporting_a_reviewed_product_creates_no_empty_tags_postgres(tmp_path):
+    first = catalog_jsonl_write(tmp_path / "a.jsonl", [{"id": "r1", "title": "T", "tags": ["Red"]}])
+    import_products(first, parallel=False)
+    Product.objects.filter(external_id="r1").update(review_status=ReviewStatus.REVIEWED)
+    again = catalog_jsonl_write(
+        tmp_path / "b.jsonl",
+        [
+            {"id": "r1", "title": "T", "tags": ["Red", "Brand new name"]},
+            {"id": "u1", "title": "U", "tags": ["Fresh"]},
+        ],
+    )
+    stats = import_products(again, parallel=False)
+    assert stats.tags_added == 1  # u1 takes "Fresh"; the reviewed r1 takes nothing
+    assert set(Tag.objects.values_list("name", flat=True)) == {"Red", "Fresh"}
+
+
+def test_reimporting_a_reviewed_product_creates_no_empty_tags_generic(tmp_path):
+    """The embedded mode's writer, run here on PostgreSQL through Django's bulk operations."""
+    rows = [{"id": "r1", "title": "T", "tags": ["Red"]}]
+    batch = next(
+        parse_batches(
+            catalog_jsonl_write(tmp_path / "a.jsonl", rows),
+            "jsonl",
+            batch_size=10,
+            max_errors=10,
+            encode=False,
+        )
+    )
+    resolver = TagResolver()
+    _, _, ids = write_products_generic(batch.rows)
+    write_tags_generic(batch.rows, ids, resolver)
+    Product.objects.filter(external_id="r1").update(review_status=ReviewStatus.REVIEWED)
+    rows = [
+        {"id": "r1", "title": "T", "tags": ["Red", "Brand new name"]},
+        {"id": "u1", "title": "U", "tags": ["Fresh"]},
+    ]
+    batch = next(
+        parse_batches(
+            catalog_jsonl_write(tmp_path / "b.jsonl", rows),
+            "jsonl",
+            batch_size=10,
+            max_errors=10,
+            encode=False,
+        )
+    )
+    _, _, ids = write_products_generic(batch.rows)
+    assert write_tags_generic(batch.rows, ids, resolver) == 1
+    assert set(Tag.objects.values_list("name", flat=True)) == {"Red", "Fresh"}
