@@ -4,11 +4,19 @@ reviewed product's re-import."""
 
 from __future__ import annotations
 
+import datetime as dt
+import os
+import time
+from pathlib import Path
+
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.utils import timezone
 
-from annotation.models import JobStatus, Product, ReviewStatus, Tag
+from annotation import jobs, tasks
+from annotation.models import ImportJob, JobStatus, Product, ReviewStatus, Tag
 from annotation.services.imports import (
+    import_files_remove_expired,
     import_job_create,
     import_job_run,
     import_products,
@@ -158,3 +166,52 @@ def test_reimporting_a_reviewed_product_creates_no_empty_tags_generic(tmp_path):
     _, _, ids = write_products_generic(batch.rows)
     assert write_tags_generic(batch.rows, ids, resolver) == 1
     assert set(Tag.objects.values_list("name", flat=True)) == {"Red", "Fresh"}
+
+
+def _age(path, hours: float) -> None:
+    stamp = time.time() - hours * 3600
+    os.utime(path, (stamp, stamp))
+
+
+def test_uploaded_files_are_removed_after_their_retention_but_not_while_their_job_is_open(tmp_path, settings):
+    settings.IMPORT_DIR = str(tmp_path / "imports")
+    settings.IMPORT_FILE_RETENTION_HOURS = 24
+    catalog = tmp_path / "c.jsonl"
+    catalog.write_bytes(b'{"id": "a", "title": "A"}\n')
+
+    def upload(name: str) -> ImportJob:
+        with catalog.open("rb") as handle:
+            return import_job_create(source=handle, filename=name)
+
+    old_done, recent_done, old_queued, old_running = (
+        upload(n) for n in ("1.jsonl", "2.jsonl", "3.jsonl", "4.jsonl")
+    )
+    now = timezone.now()
+    ImportJob.objects.filter(pk=old_done.pk).update(
+        status=JobStatus.SUCCEEDED, finished_at=now - dt.timedelta(hours=30)
+    )
+    ImportJob.objects.filter(pk=recent_done.pk).update(
+        status=JobStatus.FAILED, finished_at=now - dt.timedelta(hours=2)
+    )
+    ImportJob.objects.filter(pk=old_running.pk).update(status=JobStatus.RUNNING)
+    orphan = Path(settings.IMPORT_DIR) / "orphan.jsonl"
+    orphan.write_bytes(b"{}\n")
+    fresh_orphan = Path(settings.IMPORT_DIR) / "fresh.jsonl"
+    fresh_orphan.write_bytes(b"{}\n")
+    for job in (old_done, recent_done, old_queued, old_running):
+        _age(job.file_path, 48)
+    _age(orphan, 48)
+
+    removed = import_files_remove_expired()
+    assert sorted(removed) == sorted([Path(old_done.file_path).name, "orphan.jsonl"])
+    assert not Path(old_done.file_path).exists() and not orphan.exists()
+    for job in (recent_done, old_queued, old_running):
+        assert Path(job.file_path).exists()
+    assert fresh_orphan.exists()
+    assert ImportJob.objects.filter(pk=old_done.pk).exists()  # the report stays
+
+
+def test_the_sweep_is_on_the_beat_schedule(settings):
+    schedule = {entry["task"]: entry["schedule"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
+    assert schedule[jobs.IMPORT_FILES_REMOVE_EXPIRED] == settings.IMPORT_FILE_SWEEP_SECONDS
+    assert tasks.import_files_remove_expired.name == jobs.IMPORT_FILES_REMOVE_EXPIRED
