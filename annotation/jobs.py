@@ -37,6 +37,7 @@ TRAINING_JOBS_REAP = "annotation.tasks.training_jobs_reap"
 CLAIMS_RELEASE_EXPIRED = "annotation.tasks.claims_release_expired"
 EXPORT_RUN = "annotation.tasks.export_run"
 JOBS_RESEND_LOST = "annotation.tasks.jobs_resend_lost"
+IMPORT_FILES_REMOVE_EXPIRED = "annotation.tasks.import_files_remove_expired"
 
 # What a broker that is down or unreachable raises from a publish (after the publish retry policy).
 _BROKER_ERRORS = (OperationalError, ConnectionError, OSError, TimeoutError)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from celery import shared_task
 
 from annotation.services.exports import export_job_run
+from annotation.services.imports import import_files_remove_expired as import_files_remove_past_retention
 from annotation.services.imports import import_job_run
 from annotation.services.jobs_recovery import jobs_resend_lost as jobs_recovery_resend_lost
 from annotation.services.queue import queue_priorities_recompute as queue_priorities_rank
@@ -56,3 +57,8 @@ def export_run(job_id: int) -> None:
 @shared_task(name="annotation.tasks.jobs_resend_lost", ignore_result=True)
 def jobs_resend_lost() -> None:
     jobs_recovery_resend_lost()
+
+
+@shared_task(name="annotation.tasks.import_files_remove_expired", ignore_result=True)
+def import_files_remove_expired() -> None:
+    import_files_remove_past_retention()

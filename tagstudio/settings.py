@@ -333,10 +333,17 @@ CELERY_TASK_ROUTES = {"annotation.tasks.model_train": {"queue": "train"}}
 JOBS_SWEEP_SECONDS = env_float("JOBS_SWEEP_SECONDS", 60.0)
 JOBS_RESEND_AFTER_SECONDS = env_float("JOBS_RESEND_AFTER_SECONDS", 120.0)
 TRAINING_REAP_SECONDS = env_float("TRAINING_REAP_SECONDS", 60.0)
+# Uploaded import files are removed this long after their job ended (annotation.services.imports.retention).
+IMPORT_FILE_RETENTION_HOURS = env_float("IMPORT_FILE_RETENTION_HOURS", 168.0)
+IMPORT_FILE_SWEEP_SECONDS = env_float("IMPORT_FILE_SWEEP_SECONDS", 3600.0)
 CELERY_BEAT_SCHEDULE = {
     "release-expired-claims": {"task": "annotation.tasks.claims_release_expired", "schedule": 300.0},
     "resend-lost-jobs": {"task": "annotation.tasks.jobs_resend_lost", "schedule": JOBS_SWEEP_SECONDS},
     "reap-stale-training": {"task": "annotation.tasks.training_jobs_reap", "schedule": TRAINING_REAP_SECONDS},
+    "remove-expired-import-files": {
+        "task": "annotation.tasks.import_files_remove_expired",
+        "schedule": IMPORT_FILE_SWEEP_SECONDS,
+    },
 }
 
 # --- TagStudio ---------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import codecs
 import csv
 import hashlib
 import io
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +45,13 @@ KNOWN_FIELDS = frozenset(
 IGNORED_FIELDS = frozenset({"source"})
 _NOT_ATTRIBUTES = KNOWN_FIELDS | IGNORED_FIELDS
 _SNIFF_BYTES = 64 * 1024
+# Control characters (Unicode Cc: C0, DEL, C1). An id holding one could be imported but never addressed
+# through the API (issue 14): such ids are refused with the row's error.
+_CONTROL_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f]")
+# The encodings a catalog may come in: UTF-8 (with or without BOM), or GB18030 (a superset of GBK and
+# GB2312) when the file is not UTF-8 and reads as Chinese text (see ``detect_encoding``).
+UTF8 = "utf-8"
+GB18030 = "gb18030"
 
 
 class FileFormatError(ValueError):
@@ -55,12 +63,17 @@ class RowError:
     line: int
     field: str
     reason: str
+    # A warning reports a row that was imported all the same (a repeated id); an error, one left out.
+    warning: bool = False
 
     def as_dict(self) -> dict[str, Any]:
-        return {"line": self.line, "field": self.field, "reason": self.reason}
+        problem = {"line": self.line, "field": self.field, "reason": self.reason}
+        if self.warning:
+            problem["warning"] = True
+        return problem
 
     def __str__(self) -> str:
-        return f"line {self.line}: {self.field}: {self.reason}"
+        return f"line {self.line}: {self.field}: {'warning: ' if self.warning else ''}{self.reason}"
 
 
 @dataclass(slots=True)
@@ -168,6 +181,17 @@ def _external_id(value: Any, line: int, errors: list[RowError]) -> str:
     text = _text(value, "id", MAX_ID_LENGTH, line, errors)
     if not text:
         errors.append(RowError(line, "id", "must not be empty"))
+    # A NUL is reported by _text already: name the first other control character.
+    control = next((m for m in _CONTROL_CHARACTERS.finditer(text) if m.group() != "\x00"), None)
+    if control is not None:
+        errors.append(
+            RowError(
+                line,
+                "id",
+                f"contains the control character U+{ord(control.group()):04X} at position "
+                f"{control.start() + 1} (ids must be printable: the API addresses products by id)",
+            )
+        )
     return text
 
 
@@ -333,7 +357,7 @@ def _common_row(raw: dict[str, Any], line: int, read_tags: bool) -> ProductRow |
         or not title
         or len(external_id) > MAX_ID_LENGTH
         or len(title) > MAX_TITLE_LENGTH
-        or "\x00" in external_id
+        or _CONTROL_CHARACTERS.search(external_id) is not None
         or "\x00" in title
     ):
         return None
@@ -428,6 +452,12 @@ class CatalogReader:
     def __init__(self, stream: BinaryIO, *, read_tags: bool = True) -> None:
         self.stream = stream
         self.read_tags = read_tags
+        # The encoding and the line endings are the file's, decided once from its first bytes.
+        start = stream.tell()
+        head = stream.read(_SNIFF_BYTES)
+        stream.seek(start)
+        self.encoding = detect_encoding(head)
+        self.cr_only = cr_only_line_endings(head)
 
     def rows(self) -> Iterator[RowResult]:
         raise NotImplementedError
@@ -454,6 +484,9 @@ class JsonlReader(CatalogReader):
 
     def _lines(self) -> Iterator[tuple[int, bytes | None]]:
         """(line number, bytes) per line; None for a line over MAX_LINE_BYTES, which is skipped unread."""
+        if self.cr_only:
+            yield from _cr_lines(self.stream)
+            return
         readline = self.stream.readline
         line_no = 0
         while True:
@@ -476,6 +509,13 @@ class JsonlReader(CatalogReader):
                 continue
             if line_no == 1:
                 raw_line = raw_line.removeprefix(codecs.BOM_UTF8)
+            if self.encoding != UTF8:
+                try:
+                    raw_line = raw_line.decode(self.encoding).encode()
+                except UnicodeDecodeError as decode_error:
+                    reason = f"invalid {self.encoding.upper()} at byte {decode_error.start + 1}"
+                    yield [RowError(line_no, "(line)", reason)]
+                    continue
             try:
                 record = loads(raw_line)
             except orjson.JSONDecodeError as exc:
@@ -484,6 +524,34 @@ class JsonlReader(CatalogReader):
                 yield [_line_error(line_no, raw_line, exc)]
                 continue
             yield validate_row(record, line_no, read_tags=self.read_tags)
+
+
+_CR_CHUNK_BYTES = 64 * 1024
+
+
+def _cr_lines(stream: BinaryIO) -> Iterator[tuple[int, bytes | None]]:
+    """Lines of a file whose lines end in a bare carriage return (classic Mac OS, some exporters), as
+    JsonlReader._lines yields them: a raw carriage return cannot occur inside a JSON string."""
+    line_no = 0
+    pending = b""
+    too_long = False
+    while True:
+        chunk = stream.read(_CR_CHUNK_BYTES)
+        if not chunk:
+            break
+        pending += chunk
+        *lines, pending = pending.split(b"\r")
+        for line in lines:
+            line_no += 1
+            if too_long or len(line) > MAX_LINE_BYTES:
+                too_long = False
+                yield line_no, None
+            else:
+                yield line_no, line + b"\r"
+        if len(pending) > MAX_LINE_BYTES:
+            pending, too_long = b"", True  # skipped unread up to its end
+    if pending or too_long:
+        yield line_no + 1, None if too_long else pending
 
 
 def _line_error(line_no: int, raw_line: bytes, exc: orjson.JSONDecodeError) -> RowError:
@@ -504,9 +572,10 @@ class CsvReader(CatalogReader):
 
     @staticmethod
     def _header(head: bytes) -> list[str]:
-        first = head.removeprefix(codecs.BOM_UTF8).split(b"\n", 1)[0]
+        # The first line, whatever ends it (a bare carriage return too).
+        first = re.split(rb"\r\n|\r|\n", head.removeprefix(codecs.BOM_UTF8), maxsplit=1)[0]
         try:
-            row = next(csv.reader([first.decode("utf-8", "replace").rstrip("\r")]))
+            row = next(csv.reader([first.decode(detect_encoding(head), "replace")]))
         except (csv.Error, StopIteration):
             return []
         return [name.strip().lower() for name in row]
@@ -535,7 +604,9 @@ class CsvReader(CatalogReader):
 
     def rows(self) -> Iterator[RowResult]:
         # Decode leniently and flag undecodable bytes per row (surrogateescape keeps them detectable).
-        text = io.TextIOWrapper(self.stream, encoding="utf-8-sig", errors="surrogateescape", newline="")
+        # newline="": the csv module sees every line ending (CRLF, LF, a bare CR) and quoted newlines as is.
+        encoding = "utf-8-sig" if self.encoding == UTF8 else self.encoding
+        text = io.TextIOWrapper(self.stream, encoding=encoding, errors="surrogateescape", newline="")
         try:
             yield from self._rows(csv.reader(text))
         finally:
@@ -565,7 +636,7 @@ class CsvReader(CatalogReader):
                 "".join(values).encode("utf-8")
             except UnicodeEncodeError:
                 yield [
-                    RowError(line_no, name, "invalid UTF-8")
+                    RowError(line_no, name, f"invalid {self.encoding.upper()}")
                     for name, value in zip(header, values)
                     if _has_surrogates(value)
                 ]
@@ -604,6 +675,57 @@ def _has_surrogates(value: str) -> bool:
 READERS: dict[str, type[CatalogReader]] = {reader.name: reader for reader in (JsonlReader, CsvReader)}
 
 
+def cr_only_line_endings(head: bytes) -> bool:
+    """Whether the file's lines end in a bare carriage return: one in its first bytes, and no line feed."""
+    return b"\r" in head and b"\n" not in head
+
+
+def _decodes(head: bytes, encoding: str) -> bool:
+    """Whether the first bytes decode strictly (a character cut by the end of the sniff window is fine)."""
+    try:
+        codecs.getincrementaldecoder(encoding)().decode(head, final=len(head) < _SNIFF_BYTES)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _reads_as_gb_text(head: bytes) -> bool:
+    """Whether the non-ASCII bytes pair up as GB2312/GBK Chinese characters do (lead and trail byte both
+    0xA1 or above) in at least 90% of the characters.
+
+    This is what keeps a Latin-1 (or Windows-1252) file from being read as Chinese: its accented letters
+    are lone high bytes before an ASCII letter, a pair GB18030 may accept but never a pair of two high
+    bytes; and a lone high byte before a space, a digit or punctuation does not decode at all."""
+    characters = high_pairs = 0
+    index, size = 0, len(head)
+    while index < size:
+        lead = head[index]
+        if lead < 0x80:
+            index += 1
+            continue
+        characters += 1
+        trail = head[index + 1] if index + 1 < size else 0
+        if 0x30 <= trail <= 0x39:  # a four-byte GB18030 sequence: rare in Chinese text
+            index += 4
+            continue
+        if lead >= 0xA1 and trail >= 0xA1:
+            high_pairs += 1
+        index += 2
+    return characters > 0 and high_pairs >= 0.9 * characters
+
+
+def detect_encoding(head: bytes) -> str:
+    """The encoding to read a catalog in: UTF-8, unless its first bytes are not UTF-8 but decode cleanly
+    as GB18030 and read as Chinese text (``_reads_as_gb_text``); then GB18030, which covers GBK and
+    GB2312. Anything else is read as UTF-8, so its bad bytes are reported row by row (or the file is
+    refused as not text): no other legacy encoding is guessed, which would risk a silent mis-decode."""
+    if _decodes(head, UTF8):
+        return UTF8
+    if b"\x00" not in head and _decodes(head, GB18030) and _reads_as_gb_text(head):
+        return GB18030
+    return UTF8
+
+
 def looks_binary(head: bytes) -> bool:
     """NUL bytes, or many bytes that are not UTF-8: not a text catalog."""
     if b"\x00" in head:
@@ -614,20 +736,31 @@ def looks_binary(head: bytes) -> bool:
     return decoded.count("\ufffd") > max(8, len(decoded) // 20)
 
 
-def detect_format(path: Path, declared: str | None = None) -> str:
-    """Pick the reader for a file, refusing anything that is not JSONL or CSV before a row is read."""
+def detect_format(path: Path, declared: str | None = None, *, display_name: str | None = None) -> str:
+    """Pick the reader for a file, refusing anything that is not JSONL or CSV before a row is read.
+
+    ``display_name``: the name the user knows the file by (an upload's own name, not the server's copy),
+    used in the messages and for the extension."""
+    name = display_name or path.name
+    suffix = Path(name).suffix.lower() or path.suffix.lower()
     with path.open("rb") as stream:
         head = stream.read(_SNIFF_BYTES)
     if not head.strip():
-        raise FileFormatError(f"{path.name} is empty")
-    if looks_binary(head):
-        raise FileFormatError(f"{path.name} is a binary file, not JSONL or CSV")
+        raise FileFormatError(f"{name} is empty")
+    if detect_encoding(head) == UTF8 and looks_binary(head):
+        if b"\x00" in head:
+            raise FileFormatError(f"{name} is a binary file, not JSONL or CSV")
+        raise FileFormatError(
+            f"{name} is a binary file or text in an encoding other than UTF-8: save it as UTF-8 "
+            "(GB18030/GBK Chinese text is also read; convert other encodings first, e.g. "
+            "`iconv -f WINDOWS-1252 -t UTF-8`)"
+        )
     if declared:
         if declared not in READERS:
             raise FileFormatError(f"unknown format {declared!r}; use one of {', '.join(READERS)}")
         candidates = [READERS[declared]]
     else:
-        by_extension = [r for r in READERS.values() if path.suffix.lower() in r.extensions]
+        by_extension = [r for r in READERS.values() if suffix in r.extensions]
         candidates = by_extension or list(READERS.values())
     for reader in candidates:
         if reader.sniff(head):
@@ -635,11 +768,11 @@ def detect_format(path: Path, declared: str | None = None) -> str:
             return reader.name
     if head.lstrip(codecs.BOM_UTF8 + b" \t\r\n").startswith(b"["):
         raise FileFormatError(
-            f"{path.name} is a JSON array, not JSONL: write one JSON object per line (e.g. `jq -c '.[]'`)"
+            f"{name} is a JSON array, not JSONL: write one JSON object per line (e.g. `jq -c '.[]'`)"
         )
     expected = " or ".join(r.name.upper() for r in candidates)
     raise FileFormatError(
-        f"{path.name} does not look like {expected}: JSONL lines must be JSON objects and CSV files need "
+        f"{name} does not look like {expected}: JSONL lines must be JSON objects and CSV files need "
         "a header row with at least the columns id and title"
     )
 

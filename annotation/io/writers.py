@@ -21,7 +21,10 @@ CSV (``text/csv``, header row, one row per product and tag):
   record,external_id,tag,tag_path,source,approved_by,model_version,approved_at,product_updated_at,
   tags_updated_at,replaced_by — ``record`` is ``tag``, ``no_tags`` (the product has no active tag any more)
   or ``deleted_tag`` (the deletion flag: remove ``tag`` everywhere, replaced by ``replaced_by`` if set);
-  ``tag_path`` joins the path with " > ". The high-water mark travels in the ``X-High-Water-Mark`` header
+  ``tag_path`` joins the path with " > ". A field starting with ``=``, ``+``, ``-``, ``@``, a tab or a
+  carriage return is written with a ``'`` in front so spreadsheets do not run it as a formula (strip one
+  leading ``'`` from such a field to get the value back); fields holding a comma, a quote, a line feed or a
+  carriage return are quoted (see ``csv_field``). The high-water mark travels in the ``X-High-Water-Mark`` header
   (and in the export job / command output).
 Timestamps are ISO-8601 in UTC: ``2026-01-31T12:00:00.123456+00:00`` (fraction without trailing zeros).
 A product's tags come in no particular order.
@@ -89,11 +92,27 @@ def _json(value: Any) -> bytes:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
 
 
+# Cells a spreadsheet would read as a formula (OWASP "CSV injection"): a field starting with one of these
+# gets a leading single quote, which spreadsheets show as text and which no consumer mistakes for data.
+CSV_FORMULA_LEADERS = frozenset("=+-@\t\r")
+# A field holding one of these is quoted (a bare carriage return too: Python's csv reader, and spreadsheets,
+# would otherwise end the row there).
+CSV_QUOTE_TRIGGERS = frozenset(',"\n\r')
+
+
 def csv_field(value: Any) -> str:
-    """One CSV field as Python's csv module writes it here (quoted when it holds a comma, a quote or a
-    newline); the COPY engine quotes external ids by the same rule in SQL."""
+    """One CSV field of the export: the one rule both engines follow.
+
+    1. Formula neutralisation: text starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return
+       gets a ``'`` in front (``=SUM(A1)`` -> ``'=SUM(A1)``), so no spreadsheet evaluates it.
+    2. Quoting: text holding a comma, a double quote, a line feed or a carriage return is wrapped in double
+       quotes with its quotes doubled (what Python's csv module writes with QUOTE_MINIMAL).
+    The COPY engine (annotation.selectors.exports, ``_csv_field_sql``) applies the same two steps in SQL to
+    the external id; every other field it writes comes from this function."""
     text = "" if value is None else str(value)
-    if any(ch in text for ch in ',"\n'):
+    if text and text[0] in CSV_FORMULA_LEADERS:
+        text = "'" + text
+    if any(ch in CSV_QUOTE_TRIGGERS for ch in text):
         return '"' + text.replace('"', '""') + '"'
     return text
 

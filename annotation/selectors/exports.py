@@ -303,6 +303,25 @@ def _ts(column: str) -> str:
     return f"btrim(to_json({column})::text, '\"')"
 
 
+def _csv_formula_guard_sql(column: str) -> str:
+    """Step 1 of ``annotation.io.writers.csv_field`` in SQL: a ``'`` before text a spreadsheet would run
+    as a formula (first character one of writers.CSV_FORMULA_LEADERS: = + - @ tab carriage-return)."""
+    return (
+        f"CASE WHEN left({column}, 1) IN ('=', '+', '-', '@', chr(9), chr(13)) "
+        f"THEN '''' || {column} ELSE {column} END"
+    )
+
+
+def _csv_field_sql(column: str) -> str:
+    """Step 2 of ``annotation.io.writers.csv_field`` in SQL: quote text holding one of
+    writers.CSV_QUOTE_TRIGGERS (comma, double quote, line feed, carriage return), doubling its quotes."""
+    return (
+        f"CASE WHEN strpos({column}, ',') > 0 OR strpos({column}, '\"') > 0 "
+        f"OR strpos({column}, chr(10)) > 0 OR strpos({column}, chr(13)) > 0 "
+        f"THEN '\"' || replace({column}, '\"', '\"\"') || '\"' ELSE {column} END"
+    )
+
+
 def _copy_sql(export: ApprovedTagsExport) -> tuple[str, list]:
     """One text column per product: its JSON record, or its CSV lines."""
     product = Product._meta.db_table
@@ -321,10 +340,6 @@ def _copy_sql(export: ApprovedTagsExport) -> tuple[str, list]:
         # Each tag line is prefix || fragment || suffix, where prefix and suffix are the product's own
         # fields: the fragments are joined with a control character that no field contains, then each
         # joint becomes suffix || newline || prefix — one replace per product instead of a join per line.
-        quoted_id = (
-            "CASE WHEN p.external_id ~ ('[\",' || chr(10) || ']') "
-            "THEN '\"' || replace(p.external_id, '\"', '\"\"') || '\"' ELSE p.external_id END"
-        )
         select = f"""
         SELECT CASE WHEN a.fragments IS NULL
             THEN concat('no_tags,', x.id, ',,,,,,,', x.times, ',')
@@ -341,7 +356,9 @@ def _copy_sql(export: ApprovedTagsExport) -> tuple[str, list]:
         ) a ON a.product_id = p.id
         -- OFFSET 0 keeps the subquery: each product's own fields are rendered once, not once per use
         CROSS JOIN LATERAL (
-            SELECT {quoted_id} AS id, concat({_ts("p.updated_at")}, ',', {_ts("p.tags_updated_at")}) AS times
+            SELECT {_csv_field_sql("e.value")} AS id,
+                   concat({_ts("p.updated_at")}, ',', {_ts("p.tags_updated_at")}) AS times
+            FROM (SELECT {_csv_formula_guard_sql("p.external_id")} AS value) e
             OFFSET 0
         ) x
         WHERE {where} AND (a.fragments IS NOT NULL OR p.tags_updated_at IS NOT NULL)

@@ -354,3 +354,32 @@ def test_failed_job_records_the_error(db, settings, tmp_path):
     job = ExportJob.objects.create(file_format="jsonl")
     job = exports.export_job_run(job.pk)
     assert job.status == JobStatus.FAILED and job.error
+
+
+FORMULA_VALUES = ['=HYPERLINK("x")', "+1", "-2", "@SUM(A1)", "\tTab", "\rCR", "a\rb", "a\nb", 'a"b']
+
+
+def test_csv_neutralises_formulas_and_quotes_line_breaks_in_both_engines(admin_user):
+    """Issue 14 point 7: each hostile id and tag is one row, with a ' before formula-leading cells, and the
+    two engines write the same bytes (one tag per product: no order to differ)."""
+    for index, value in enumerate(FORMULA_VALUES):
+        # Tag names refuse control characters; the formula leaders and quotes are allowed in them.
+        name = value if not any(ch in value for ch in "\t\r\n") else f"tag {index}"
+        tag = tag_create(name=name)
+        approve(product=ProductFactory(external_id=value), tag=tag, approved_by=admin_user)
+    fast = run("csv", "copy")[1]
+    portable = run("csv", "python")[1]
+    assert fast == portable
+    rows = list(csv.reader(io.StringIO(fast.decode(), newline="")))
+    assert rows[0] == list(CSV_COLUMNS)
+    body = rows[1:]
+    assert len(body) == len(FORMULA_VALUES)
+    ids = {row[1] for row in body}
+    expected_ids = {("'" + v) if v[0] in "=+-@\t\r" else v for v in FORMULA_VALUES}
+    assert ids == expected_ids
+    tags = {row[2] for row in body}
+    assert {'\'=HYPERLINK("x")', "'+1", "'-2", "'@SUM(A1)", 'a"b'} <= tags
+    for row in body:
+        assert len(row) == len(CSV_COLUMNS)
+        for cell in row:
+            assert not cell or cell[0] not in "=+-@\t\r", cell

@@ -150,7 +150,7 @@ EXPECTATIONS: dict[str, Access] = {
     "taxonomy-rename": access(ADMIN, ADMIN, POST=400),
     "taxonomy-move": access(ADMIN, ADMIN, POST=302),
     "taxonomy-alias-add": access(ADMIN, ADMIN, POST=400),
-    "taxonomy-active": access(ADMIN, ADMIN, POST=302),
+    "taxonomy-active": access(ADMIN, ADMIN, POST=400),  # an empty form: neither active=0 nor active=1
     "taxonomy-merge": access(ADMIN, ADMIN, GET=400, POST=302),  # GET previews a merge: needs ?into=
     "exports": access(ADMIN, ADMIN, GET=200, POST=400),
     "exports-jobs": access(ADMIN, ADMIN, GET=200),

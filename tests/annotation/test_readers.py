@@ -326,3 +326,87 @@ def test_the_quick_common_path_agrees_with_the_full_check():
                 assert validate_row(variant, number, read_tags=read_tags) == full, variant
     # The quick path did take the plain rows (else this test would compare the full check with itself).
     assert sum(readers._common_row(record, 1, True) is not None for record in records) >= len(records) // 2
+
+
+# --- issue 14: ids the API cannot address, CR-only files, GBK files, the uploaded file's name ---------------
+
+
+@pytest.mark.parametrize("bad_id", ["a\nb", "a\rb", "a\tb", "a\x1fb", "a\x7fb", "a\x85b"])
+def test_control_characters_in_ids_are_refused_in_jsonl_and_csv(bad_id):
+    jsonl = orjson.dumps({"id": bad_id, "title": "t"}) + b"\n" + b'{"id": "ok", "title": "t"}\n'
+    results = jsonl_rows(jsonl)
+    ((line, field, reason),) = errors_of(results[0])
+    assert (line, field) == (1, "id")
+    assert f"control character U+{ord(bad_id[1]):04X} at position 2" in reason
+    assert results[1].external_id == "ok"
+    quoted = '"' + bad_id + '"'
+    results = csv_rows(f"id,title\n{quoted},t\nok,t\n")
+    ((line, field, reason),) = errors_of(results[0])
+    assert (line, field) == (2, "id") and "control character" in reason
+    assert results[1].external_id == "ok"
+
+
+def test_cr_only_line_endings_are_read_as_lines():
+    records = [{"id": f"p{n}", "title": f"Title {n}"} for n in range(5)]
+    jsonl = b"\r".join(orjson.dumps(record) for record in records) + b"\r"
+    results = jsonl_rows(jsonl)
+    assert [(r.line, r.external_id) for r in results] == [(n + 1, f"p{n}") for n in range(5)]
+    csv_text = "id,title\r" + "".join(f"p{n},Title {n}\r" for n in range(5))
+    results = csv_rows(csv_text)
+    assert [(r.line, r.external_id, r.title) for r in results] == [
+        (n + 2, f"p{n}", f"Title {n}") for n in range(5)
+    ]
+
+
+def test_cr_only_jsonl_file_and_csv_file_are_detected(tmp_path):
+    assert detect_format(write(tmp_path, "mac.csv", b"id,title\ra,t\rb,u\r")) == "csv"
+    assert (
+        detect_format(write(tmp_path, "mac.jsonl", b'{"id":"a","title":"t"}\r{"id":"b","title":"u"}\r'))
+        == "jsonl"
+    )
+
+
+def test_cr_only_over_long_line_is_skipped(monkeypatch):
+    monkeypatch.setattr(readers, "MAX_LINE_BYTES", 100)
+    data = b'{"id": "a", "title": "' + b"x" * 500 + b'"}\r{"id": "b", "title": "next"}\r'
+    for chunk_bytes in (64, 64 * 1024):  # the long line cut across reads, or within one read
+        monkeypatch.setattr(readers, "_CR_CHUNK_BYTES", chunk_bytes)
+        results = jsonl_rows(data)
+        assert errors_of(results[0]) == [(1, "(line)", "is longer than 100 bytes")]
+        assert results[1].external_id == "b" and results[1].line == 2 and len(results) == 2
+
+
+GBK_CSV = "id,title,tags\nzh-1,北京搬家公司,品类:搬家|服务\nzh-2,上海家政服务,品类:家政\n".encode("gbk")
+
+
+def test_gbk_csv_is_detected_and_decoded(tmp_path):
+    assert readers.detect_encoding(GBK_CSV) == "gb18030"
+    assert detect_format(write(tmp_path, "gbk.csv", GBK_CSV)) == "csv"
+    rows = csv_rows(GBK_CSV)
+    assert [(r.external_id, r.title, r.tags) for r in rows] == [
+        ("zh-1", "北京搬家公司", ["品类:搬家", "服务"]),
+        ("zh-2", "上海家政服务", ["品类:家政"]),
+    ]
+
+
+def test_gbk_jsonl_is_decoded():
+    data = '{"id": "zh-1", "title": "北京搬家公司"}\n'.encode("gbk")
+    (row,) = jsonl_rows(data)
+    assert row.title == "北京搬家公司"
+
+
+def test_latin1_is_never_read_as_gb18030(tmp_path):
+    """Latin-1 accents before ASCII letters decode as GB18030 pairs: the detection must not take them."""
+    latin = "id,title\np1,Détail café crème\np2,Ästhetik für Übermut\np3,Æble\n".encode("latin-1")
+    assert readers.detect_encoding(latin) == "utf-8"
+    latin_pairs = "id,title\np1,détail\np2,élan\n".encode("latin-1")
+    assert latin_pairs.decode("gb18030")  # decodes "cleanly", as Chinese nonsense
+    assert readers.detect_encoding(latin_pairs) == "utf-8"
+    rows = csv_rows(latin_pairs)
+    assert all(isinstance(r, list) and errors_of(r)[0][2] == "invalid UTF-8" for r in rows)
+
+
+def test_messages_name_the_uploaded_file_not_the_stored_copy(tmp_path):
+    stored = write(tmp_path, "4f1c2a.dat", b"# A README\n\nNot a catalog.\n")
+    with pytest.raises(FileFormatError, match=r"^my catalog\.csv does not look like CSV"):
+        detect_format(stored, display_name="my catalog.csv")

@@ -242,3 +242,14 @@ def test_hierarchy_closure_option(admin_client, settings):
 
     admin_client.post(reverse("taxonomy-settings"), {"enabled": "on"})
     assert hierarchy_closure_enabled() is True
+
+
+@pytest.mark.parametrize("value", [None, "", "yes", "true", "2", "01", "0 "])
+def test_activate_endpoint_refuses_anything_but_0_and_1(admin_client, value):
+    """Issue 14: any value other than active=1 used to deactivate the tag."""
+    tag = tag_create(name="Sandals")
+    data = {} if value is None else {"active": value}
+    response = admin_client.post(reverse("taxonomy-active", args=[tag.pk]), data)
+    assert response.status_code == 400
+    assert "must be 0 (deactivate) or 1 (reactivate)" in response.content.decode()
+    assert Tag.objects.get(pk=tag.pk).is_active

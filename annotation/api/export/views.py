@@ -67,7 +67,8 @@ class ApprovedTagsExportApi(APIView):
             ),
             (200, "text/csv"): OpenApiResponse(
                 OpenApiTypes.STR,
-                description="One row per product and tag; deletion rows flagged in `record`.",
+                description="One row per product and tag; deletion rows flagged in `record`. Cells starting with "
+                "= + - @, tab or CR get a leading ' (no formula runs in a spreadsheet).",
             ),
             (200, "application/json"): ExportEnvelopeSerializer,
             (400, "application/json"): ErrorSerializer,

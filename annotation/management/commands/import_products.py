@@ -62,6 +62,12 @@ class Command(BaseCommand):
             f"{stats.products_unchanged} unchanged), {stats.tags_added} tags approved, "
             f"{stats.rows_rejected} rows rejected."
         )
+        if stats.rows_duplicate:
+            self.stderr.write(
+                f"{stats.rows_duplicate} rows repeat an id of an earlier row (the later row is imported):"
+            )
+            for warning in stats.warnings[: options["max_errors_shown"]]:
+                self.stderr.write(f"{path}:{warning}")
         if stats.products_created or stats.products_updated:
             # New or changed products get suggestions from the active version (or a cold-start order).
             suggestions_refresh_request()

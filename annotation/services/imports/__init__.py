@@ -12,6 +12,7 @@ from annotation.services.imports.parse import (
     parse_batches_in_subprocess,
 )
 from annotation.services.imports.pg_writer import _WrittenIds, write_batch_postgres
+from annotation.services.imports.retention import import_files_remove_expired
 from annotation.services.imports.run import (
     ImportProgress,
     ImportStats,
@@ -28,6 +29,7 @@ __all__ = [
     "ParsedBatch",
     "_WrittenIds",
     "encode_copy_line",
+    "import_files_remove_expired",
     "import_job_create",
     "import_job_run",
     "import_products",

@@ -62,15 +62,17 @@ def write_products_generic(rows: list[ProductRow]) -> tuple[int, int, dict[str, 
 
 def write_tags_generic(rows: list[ProductRow], ids: dict[str, int], resolver: TagResolver) -> int:
     """The generic counterpart of write_tags_postgres (same rules)."""
-    names = {tag for row in rows if row.tags for tag in row.tags}
-    if not names:
-        return 0
-    tag_ids = resolver.resolve_to_apply(names, create=True).tags  # deactivated tags: skipped
     unreviewed = set(
         Product.objects.filter(id__in=ids.values(), review_status=ReviewStatus.UNREVIEWED).values_list(
             "id", flat=True
         )
     )
+    # Only the names of products that take the file's tags: a reviewed product's new names would
+    # otherwise become tags without any product.
+    names = {tag for row in rows if row.tags and ids[row.external_id] in unreviewed for tag in row.tags}
+    if not names:
+        return 0
+    tag_ids = resolver.resolve_to_apply(names, create=True).tags  # deactivated tags: skipped
     pairs = {
         (ids[row.external_id], tag_ids[tag])
         for row in rows

@@ -38,6 +38,9 @@ _PRODUCT_COLUMNS = (
 PARALLEL_MIN_BYTES = 4 << 20
 # Parsed batches waiting for the writer: bounds the pipeline's memory.
 PARALLEL_QUEUE_BATCHES = 3
+# Repeated ids are found through the hashes of the ids read so far; past this many the file's later rows
+# are no longer checked, which bounds the memory (about 70 bytes an id).
+MAX_IDS_CHECKED_FOR_REPEATS = 5_000_000
 
 
 @dataclass(slots=True)
@@ -50,7 +53,12 @@ class ParsedBatch:
 
     rows_total: int = 0
     rows_rejected: int = 0
+    # Rows whose id an earlier row of the file already had (imported: the later row wins).
+    rows_duplicate: int = 0
+    # Of those, the ones whose earlier row was in this batch: merged into one write (never written twice).
+    rows_merged: int = 0
     errors: list[RowError] = field(default_factory=list)
+    warnings: list[RowError] = field(default_factory=list)
     bytes_read: int = 0
     rows: list[ProductRow] = field(default_factory=list)
     external_ids: list[str] = field(default_factory=list)
@@ -108,9 +116,12 @@ def parse_batches(
 ) -> Iterator[ParsedBatch]:
     """Read and validate a catalog file into batches of at most ``batch_size`` distinct ids.
 
-    Keeps at most ``max_errors`` error details over the whole file (every rejected row is counted).
+    Keeps at most ``max_errors`` error details over the whole file (every rejected row is counted), and
+    as many warnings. A repeated id is counted and warned about (naming both lines when they are in one
+    batch); the later row wins, as a later import would.
     """
-    errors_kept = 0
+    errors_kept = warnings_kept = 0
+    seen_ids: set[int] = set()  # hashes: a collision (1 in 2**64) only costs a needless warning
     with path.open("rb") as stream:
         reader = open_reader(file_format, stream, read_tags=read_tags)
         batch = ParsedBatch()
@@ -123,6 +134,24 @@ def parse_batches(
                 batch.errors.extend(kept)
                 errors_kept += len(kept)
                 continue
+            id_hash = hash(result.external_id)
+            if id_hash in seen_ids:
+                batch.rows_duplicate += 1
+                earlier = rows.get(result.external_id)
+                batch.rows_merged += earlier is not None
+                if warnings_kept < max_errors:
+                    where = f"line {earlier.line}" if earlier is not None else "an earlier line"
+                    batch.warnings.append(
+                        RowError(
+                            result.line,
+                            "id",
+                            f"repeats the id {result.external_id!r} of {where}; this later row is imported",
+                            warning=True,
+                        )
+                    )
+                    warnings_kept += 1
+            elif len(seen_ids) < MAX_IDS_CHECKED_FOR_REPEATS:
+                seen_ids.add(id_hash)
             # A repeated id: the later row wins (and moves to the end, so it is written after).
             rows.pop(result.external_id, None)
             rows[result.external_id] = result

@@ -85,7 +85,7 @@ def write_batch_postgres(
     the batch is rewritten with INSERT … ON CONFLICT statements instead.
     """
     # Tags first, outside the savepoint below: a rollback must not take tags the resolver has cached.
-    row_tags = _batch_tag_ids(batch, resolver)
+    row_tags = _batch_tag_ids(batch, resolver, written)
     lookup_ids = written.to_look_up(batch.external_ids) if written is not None else None
     try:
         with transaction.atomic():
@@ -109,16 +109,40 @@ def _lookup(cursor, external_ids: list[str]) -> dict[str, tuple[int, str, str]]:
     }
 
 
-def _batch_tag_ids(batch: ParsedBatch, resolver: TagResolver | None) -> dict[int, set[int]]:
+def _reviewed_external_ids(external_ids: list[str]) -> set[str]:
+    """Which of these products a person has reviewed already (the file's tags do not apply to them)."""
+    with _pg_cursor() as cursor:
+        cursor.execute(
+            f"SELECT external_id FROM {Product._meta.db_table} "
+            "WHERE external_id = ANY(%b) AND review_status <> %s",
+            [external_ids, ReviewStatus.UNREVIEWED.value],
+        )
+        return {external_id for (external_id,) in cursor.fetchall()}
+
+
+def _batch_tag_ids(
+    batch: ParsedBatch, resolver: TagResolver | None, written: _WrittenIds | None = None
+) -> dict[int, set[int]]:
     """{row index in the batch: tag ids} for rows with tags; unknown names become tags, deactivated ones
-    are skipped (annotation.taxonomy.resolver: an import does not apply a deactivated tag)."""
+    are skipped (annotation.taxonomy.resolver: an import does not apply a deactivated tag).
+
+    Rows of reviewed products are left out before any name is resolved: their tags are not applied, and
+    resolving them with ``create`` would leave their new names behind as tags without products."""
     if resolver is None or not batch.tag_rows:
         return {}
-    names = {name for _, row_names in batch.tag_rows for name in row_names}
+    tag_rows = batch.tag_rows
+    may_exist = [batch.external_ids[index] for index, _ in tag_rows]
+    if written is not None:  # into an empty catalog, only ids an earlier batch wrote can exist
+        looked_up = written.to_look_up(may_exist)
+        may_exist = may_exist if looked_up is None else looked_up
+    reviewed = _reviewed_external_ids(may_exist) if may_exist else set()
+    if reviewed:
+        tag_rows = [(index, names) for index, names in tag_rows if batch.external_ids[index] not in reviewed]
+    names = {name for _, row_names in tag_rows for name in row_names}
+    if not names:
+        return {}
     tag_ids = resolver.resolve_to_apply(names, create=True).tags
-    return {
-        index: {tag_ids[name] for name in row_names if name in tag_ids} for index, row_names in batch.tag_rows
-    }
+    return {index: {tag_ids[name] for name in row_names if name in tag_ids} for index, row_names in tag_rows}
 
 
 def _existing_pairs(cursor, product_ids: list[int]) -> set[tuple[int, int]]:

@@ -7,7 +7,8 @@ Rules:
 - Tags in the file become approved tags with source ``import``; unknown names create Tag rows. Import
   tags are additive, and only products still waiting for review receive them: once a person has
   reviewed a product, its tags are that person's decision and a file does not overrule it.
-- A repeated id inside one file: the later row wins, as a later import would.
+- A repeated id inside one file: the later row wins, as a later import would. Each repeat is counted
+  (``rows_duplicate``) and reported as a warning naming its line (and the earlier one's).
 - Rejected rows are reported with line, field and reason; the good rows of the same file are imported.
   A file that is not JSONL/CSV at all is refused before anything is written.
 
@@ -64,11 +65,16 @@ class ImportStats:
     products_created: int = 0
     products_updated: int = 0
     tags_added: int = 0
+    rows_duplicate: int = 0  # rows (counted in rows_ok) whose id an earlier row of the file had
+    # Repeats merged with their earlier row before writing (same batch): neither created, updated nor
+    # unchanged. A repeat in a later batch is written again and counts as updated or unchanged.
+    rows_merged: int = 0
     errors: list[RowError] = field(default_factory=list)
+    warnings: list[RowError] = field(default_factory=list)
 
     @property
     def products_unchanged(self) -> int:
-        return self.rows_ok - self.products_created - self.products_updated
+        return self.rows_ok - self.rows_merged - self.products_created - self.products_updated
 
 
 # --- The import ---------------------------------------------------------------------------------------
@@ -82,14 +88,16 @@ def import_products(
     batch_size: int | None = None,
     progress: ImportProgress | None = None,
     parallel: bool | None = None,
+    display_name: str | None = None,
 ) -> ImportStats:
     """Import one catalog file. Raises FileFormatError (nothing written) if it is not JSONL/CSV.
 
     ``parallel``: parse in a separate process (PostgreSQL only); default: for files of
-    PARALLEL_MIN_BYTES or more, where the platform allows it.
+    PARALLEL_MIN_BYTES or more, where the platform allows it. ``display_name``: the file's name as the
+    user knows it (an upload's own name), for messages.
     """
     path = Path(path)
-    file_format = detect_format(path, file_format)
+    file_format = detect_format(path, file_format, display_name=display_name)
     batch_size = batch_size or settings.IMPORT_BATCH_SIZE
     if batch_size < 1:
         raise ValueError("batch_size must be positive")
@@ -118,6 +126,9 @@ def import_products(
             stats.rows_rejected += batch.rows_rejected
             stats.rows_ok += batch.rows_total - batch.rows_rejected
             stats.errors.extend(batch.errors)
+            stats.rows_duplicate += batch.rows_duplicate
+            stats.rows_merged += batch.rows_merged
+            stats.warnings.extend(batch.warnings)
             if batch.size:
                 with transaction.atomic():
                     if use_copy:
@@ -154,7 +165,7 @@ def import_job_create(*, source, filename: str, ignore_tags: bool = False, user=
         else:
             shutil.copyfileobj(source, out)
     try:
-        file_format = detect_format(target)
+        file_format = detect_format(target, display_name=Path(filename).name)
     except FileFormatError:
         target.unlink(missing_ok=True)
         raise
@@ -191,7 +202,11 @@ def import_job_run(job_id: int) -> ImportJob | None:
 
     try:
         stats = import_products(
-            job.file_path, file_format=job.file_format, ignore_tags=job.ignore_tags, progress=report
+            job.file_path,
+            file_format=job.file_format,
+            ignore_tags=job.ignore_tags,
+            progress=report,
+            display_name=job.source_name,
         )
     except Exception as exc:  # the job records any failure; the worker stays up
         logger.exception("import job %s failed", job_id)
@@ -207,7 +222,9 @@ def import_job_run(job_id: int) -> ImportJob | None:
         rows_rejected=stats.rows_rejected,
         products_created=stats.products_created,
         products_updated=stats.products_updated,
-        errors=[error.as_dict() for error in stats.errors],
+        # Warnings (repeated ids, marked "warning": true) follow the errors; the job has no column of its
+        # own for the repeat count, which is the number of those warnings (up to IMPORT_MAX_ERRORS_KEPT).
+        errors=[problem.as_dict() for problem in [*stats.errors, *stats.warnings]],
     )
     suggestions_refresh_request()
     return ImportJob.objects.get(id=job_id)

@@ -45,6 +45,15 @@ class TagAliasForm(forms.Form):
     name = forms.CharField(max_length=TAG_NAME_MAX_LENGTH * 2, label="Alias")
 
 
+class TagActiveForm(forms.Form):
+    """The deactivate / reactivate buttons: ``active`` is exactly "0" or "1" (anything else is a 400,
+    never a deactivation)."""
+
+    active = forms.TypedChoiceField(
+        choices=[("0", "deactivate"), ("1", "reactivate")], coerce=lambda v: v == "1"
+    )
+
+
 class TagMergeForm(forms.Form):
     into = TagPickerField(label="Merge into")
 

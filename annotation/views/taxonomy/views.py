@@ -43,6 +43,7 @@ from annotation.taxonomy.names import TAG_NAME_MAX_LENGTH
 from annotation.views.access import AdminRequiredMixin
 from annotation.views.taxonomy.forms import (
     HierarchyClosureForm,
+    TagActiveForm,
     TagAliasForm,
     TagCreateForm,
     TagMergeConfirmForm,
@@ -236,7 +237,11 @@ class TaxonomyActiveView(AdminRequiredMixin, View):
 
     def post(self, request: HttpRequest, pk: int) -> HttpResponse:
         tag = _tag_or_404(pk)
-        activate = request.POST.get("active") == "1"
+        form = TagActiveForm(request.POST)
+        if not form.is_valid():
+            messages.error(request, 'Nothing changed: "active" must be 0 (deactivate) or 1 (reactivate).')
+            return _tag_page(request, tag, status=400)
+        activate = form.cleaned_data["active"]
         try:
             tag = tag_activate(tag=tag) if activate else tag_deactivate(tag=tag)
         except TagRuleError as exc:
