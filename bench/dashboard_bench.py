@@ -300,6 +300,7 @@ def load_data(*, products: int, reviews: int, suggestions_per_product: int, seed
                         json.dumps([row["tag"] for row in shown if row["tag"] not in final]),
                         json.dumps([name for name in final if name not in shown_names]),
                         "[]",
+                        "",  # submit_digest: only a claimed REST/HTML submit records one
                     )
                 )
 
@@ -320,6 +321,7 @@ def load_data(*, products: int, reviews: int, suggestions_per_product: int, seed
                 "rejected",
                 "added",
                 "removed",
+                "submit_digest",
             ),
             review_lines(),
         )

@@ -153,11 +153,18 @@ class ImportRowErrorSerializer(serializers.Serializer):
     line = serializers.IntegerField()
     field = serializers.CharField()
     reason = serializers.CharField()
+    warning = serializers.BooleanField(
+        default=False,
+        help_text="true: the row was imported and this is a warning (e.g. its id repeats an earlier line's: "
+        "the later row wins); false: the row was rejected.",
+    )
 
 
 class ImportJobSerializer(serializers.ModelSerializer):
     created_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
-    errors = ImportRowErrorSerializer(many=True, read_only=True, help_text="Rejected rows (the first ones).")
+    errors = ImportRowErrorSerializer(
+        many=True, read_only=True, help_text="Rejected rows and warnings (the first ones)."
+    )
 
     class Meta:
         model = ImportJob
