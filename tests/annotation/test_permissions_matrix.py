@@ -88,6 +88,7 @@ EXPECTATIONS: dict[str, Access] = {
     "schema": access(PUBLIC, PUBLIC, GET=200),
     "api-docs": access(PUBLIC, PUBLIC, GET=200),
     "healthz": access(PUBLIC, PUBLIC, GET=200),
+    "favicon": access(PUBLIC, PUBLIC, GET=200),
     # API — catalog, taxonomy, export, accounts (annotation/api/<area>/urls.py)
     "api-products": access(OPERATOR, OPERATOR, GET=200),
     "api-product": access(OPERATOR, OPERATOR, GET=200),
