@@ -10,6 +10,7 @@ Production: ``DATABASE_URL=postgres://…``, ``CELERY_BROKER_URL=redis://…`` (
 from __future__ import annotations
 
 import os
+import secrets
 from datetime import timedelta
 from pathlib import Path
 
@@ -58,8 +59,28 @@ def env_list(name: str, default: list[str]) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
+def embedded_secret_key(var_dir: Path) -> str:
+    """The key `make run` keeps in var/secret_key, created (owner-only) when missing.
+
+    So that the README's `manage.py ...` commands work in embedded mode without exporting SECRET_KEY by
+    hand: they must sign with the same key as the running server.
+    """
+    key_file = var_dir / "secret_key"
+    if key_file.is_file() and key_file.read_text().strip():
+        return key_file.read_text().strip()
+    var_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(50)
+    descriptor = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(key + "\n")
+    return key
+
+
 DEBUG = env_bool("DEBUG", False)
 SECRET_KEY = os.environ.get("SECRET_KEY", "")
+if not SECRET_KEY and os.environ.get("CELERY_BROKER_URL", "") == "":
+    # Embedded mode (no broker configured): a single machine, its key lives under var/ like its database.
+    SECRET_KEY = embedded_secret_key(VAR_DIR)
 if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured(
@@ -378,7 +399,14 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"client_error_one_line": {"()": "tagstudio.log_filters.ClientErrorWithoutTraceback"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["client_error_one_line"],
+        }
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }

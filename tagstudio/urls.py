@@ -3,10 +3,11 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularSwaggerView
 
 from annotation.api.schema import SchemaApi
-from annotation.views.accounts.views import healthz
+from annotation.views.accounts.views import favicon, healthz
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
+    path("favicon.ico", favicon, name="favicon"),
     path("admin/", admin.site.urls),
     path("api/schema/", SchemaApi.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),

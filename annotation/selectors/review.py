@@ -286,13 +286,19 @@ def _submits_kept(user) -> QuerySet[ReviewEvent]:
 
 
 def queue_size_cached() -> QueueSize:
-    """queue_size(), shared for QUEUE_SIZE_CACHE_SECONDS: every card shows it, and it moves slowly."""
+    """queue_size() for every card: exact counts live, the planner's estimate shared for QUEUE_SIZE_CACHE_SECONDS.
+
+    An exact count (at most QUEUE_EXACT_COUNT_LIMIT + 1 index entries, via product_status_id_idx) is cheap
+    and must move with each review, so it is never cached; above the limit the count is an estimate that
+    a review does not visibly move, and only that is shared.
+    """
     cached = cache.get(QUEUE_SIZE_CACHE_KEY)
-    if cached is None:
-        size = queue_size()
+    if cached is not None:
+        return QueueSize(*cached)
+    size = queue_size()
+    if not size.exact:
         cache.set(QUEUE_SIZE_CACHE_KEY, (size.value, size.exact), QUEUE_SIZE_CACHE_SECONDS)
-        return size
-    return QueueSize(*cached)
+    return size
 
 
 def review_stats(*, user, now: dt.datetime | None = None) -> ReviewStats:

@@ -33,6 +33,10 @@ RECOMPUTE_PENDING_SETTING = "queue_priorities_requested_at"
 # rest follow by id. Nobody reviews more than this before the first model exists.
 COLD_START_MAX_PRODUCTS = 100_000
 _WRITE_CHUNK = 50_000
+# SQLite (the embedded mode) has one write lock for the whole database: a review submit waits for any open
+# write transaction, so there priorities are written in transactions of a few milliseconds each.
+_SQLITE_WRITE_CHUNK = 500
+_SQLITE_WRITE_PAUSE_SECONDS = 0.05
 _ADVISORY_KEY = 0x7A675F7175657565  # "zg_queue": one priority recompute at a time per database
 
 
@@ -263,9 +267,10 @@ def _cold_start() -> dict[str, Any]:
 def _priorities_write(product_ids: np.ndarray, priority: np.ndarray) -> None:
     """Store priorities in chunks: one UPDATE … FROM unnest(...) per 50,000 products on PostgreSQL."""
     table = Product._meta.db_table
-    for start in range(0, len(product_ids), _WRITE_CHUNK):
-        ids = [int(x) for x in product_ids[start : start + _WRITE_CHUNK]]
-        values = [float(x) for x in priority[start : start + _WRITE_CHUNK]]
+    chunk = _WRITE_CHUNK if connection.vendor == "postgresql" else _SQLITE_WRITE_CHUNK
+    for start in range(0, len(product_ids), chunk):
+        ids = [int(x) for x in product_ids[start : start + chunk]]
+        values = [float(x) for x in priority[start : start + chunk]]
         with transaction.atomic():
             if connection.vendor == "postgresql":
                 with connection.cursor() as cursor:
@@ -281,6 +286,10 @@ def _priorities_write(product_ids: np.ndarray, priority: np.ndarray) -> None:
                     ["priority"],
                     batch_size=500,
                 )
+        if connection.vendor != "postgresql":
+            time.sleep(
+                _SQLITE_WRITE_PAUSE_SECONDS
+            )  # a window for a waiting submit (SQLite polls for its lock)
 
 
 class _one_at_a_time:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -236,13 +237,42 @@ def _tag_id_map(version: ModelVersion) -> dict[str, int]:
     return result
 
 
+_SQLITE_WRITE_PRODUCTS = 100
+_SQLITE_WRITE_PAUSE_SECONDS = 0.05
+
+
 def _suggestions_write(
     version: ModelVersion, refresh: SuggestionRefresh, rows: Sequence[Sequence[Any]], scored: Sequence
 ) -> int:
-    """Store the batch's suggestions and clear the flags, for products whose text is what was scored."""
+    """Store the batch's suggestions and clear the flags, for products whose text is what was scored.
+
+    PostgreSQL: one transaction per batch. SQLite (the embedded mode) has one write lock for the whole
+    database and a review submit waits for it, so there the batch is written in transactions of
+    _SQLITE_WRITE_PRODUCTS products (each product's suggestions and flag still commit together).
+    """
     if len(scored) != len(rows):
         raise RuntimeError(f"the model returned {len(scored)} results for {len(rows)} products")
     tag_ids = _tag_id_map(version)
+    chunk = len(rows) if connection.vendor == "postgresql" else _SQLITE_WRITE_PRODUCTS
+    cleared = 0
+    for start in range(0, len(rows), max(chunk, 1)):
+        cleared += _suggestions_write_chunk(
+            version, refresh, rows[start : start + chunk], scored[start : start + chunk], tag_ids
+        )
+        if chunk < len(rows):
+            # SQLite's busy handler polls with growing sleeps: leave a window in which a waiting submit
+            # gets the lock, or back-to-back chunks starve it.
+            time.sleep(_SQLITE_WRITE_PAUSE_SECONDS)
+    return cleared
+
+
+def _suggestions_write_chunk(
+    version: ModelVersion,
+    refresh: SuggestionRefresh,
+    rows: Sequence[Sequence[Any]],
+    scored: Sequence,
+    tag_ids: dict[str, int],
+) -> int:
     read_hash = {row[0]: row[-1] for row in rows}
     now = timezone.now()
     with transaction.atomic():

@@ -88,6 +88,7 @@ EXPECTATIONS: dict[str, Access] = {
     "schema": access(PUBLIC, PUBLIC, GET=200),
     "api-docs": access(PUBLIC, PUBLIC, GET=200),
     "healthz": access(PUBLIC, PUBLIC, GET=200),
+    "favicon": access(PUBLIC, PUBLIC, GET=200),
     # API — catalog, taxonomy, export, accounts (annotation/api/<area>/urls.py)
     "api-products": access(OPERATOR, OPERATOR, GET=200),
     "api-product": access(OPERATOR, OPERATOR, GET=200),
@@ -156,8 +157,9 @@ EXPECTATIONS: dict[str, Access] = {
     "exports-jobs": access(ADMIN, ADMIN, GET=200),
     "export-download": access(ADMIN, ADMIN, GET=404),  # the sample job has no file
     # The Django admin site (/admin/): staff only, everyone else is sent to its login page. TagStudio
-    # admins are staff but hold no Django model permissions (roles grant annotation's own permissions), so
-    # its model pages refuse them (403) and only superusers use them.
+    # admins are staff and their role grants view permissions on every TagStudio model the site registers
+    # (and change on tags: description, (de)activate), so those pages serve them (annotation.roles);
+    # add/delete and other apps' models (users, tokens, lock-out records) stay refused (403).
     # A signed-in operator asking for the admin site gets 403 (annotation/admin.py), not a login form.
     "admin:login": access(
         PUBLIC,
@@ -175,7 +177,7 @@ EXPECTATIONS: dict[str, Access] = {
     "admin:autocomplete": access(ADMIN, ADMIN, denied=302, GET=403),
     "admin:jsi18n": access(ADMIN, ADMIN, denied=302, GET=200),
     "admin:view_on_site": access(ADMIN, ADMIN, denied=302, **every(404)),  # tags have no public page
-    "admin:app_list": access(ADMIN, ADMIN, denied=302, **every(404)),  # no model permission: no app page
+    "admin:app_list": access(ADMIN, ADMIN, denied=302, **every(200)),  # the TagStudio app page
     "admin/(?P<url>.*)$": access(ADMIN, ADMIN, denied=302, **every(404)),
 }
 # Every admin model page ("admin:<app>_<model>_<changelist|add|change|delete|history|password_change>")
@@ -183,11 +185,28 @@ EXPECTATIONS: dict[str, Access] = {
 ADMIN_MODEL_PAGE = access(ADMIN, ADMIN, denied=302, **every(403))
 ADMIN_OBJECT_REDIRECT = access(ADMIN, ADMIN, denied=302, **every(302))
 ADMIN_MODEL_ACTIONS = ("_changelist", "_add", "_change", "_delete", "_history", "_password_change")
+# The TagStudio models a role admin may browse in the admin site (annotation.roles.ADMIN_SITE_PERMISSIONS):
+# list, page and history; saving a page needs change permission, which only tags grant.
+ADMIN_SITE_READABLE = (
+    "tag",
+    "tagalias",
+    "modelversion",
+    "importjob",
+    "trainingjob",
+    "exportjob",
+    "suggestionrefresh",
+    "setting",
+)
+ADMIN_SITE_CHANGEABLE = ("tag",)
 
 
 def expectation(key: str, route: str) -> Access | None:
     if key in EXPECTATIONS:
         return EXPECTATIONS[key]
+    readable = re.fullmatch(r"admin:annotation_(\w+?)_(changelist|change|history)", key)
+    if readable and readable.group(1) in ADMIN_SITE_READABLE:
+        saves = readable.group(2) != "change" or readable.group(1) in ADMIN_SITE_CHANGEABLE
+        return access(ADMIN, ADMIN, denied=302, **{**every(200), "POST": 200 if saves else 403})
     if key.startswith("admin:") and key.endswith(ADMIN_MODEL_ACTIONS):
         return ADMIN_MODEL_PAGE
     if re.fullmatch(r"admin/\w+/\w+/<path:object_id>/", key):

@@ -7,8 +7,9 @@ from django.contrib.auth import get_user_model
 from django.urls import reverse
 
 from annotation.models import ImportJob, Setting, Tag, TrainingJob
+from annotation.roles import roles_ensure
 from annotation.services.tags import tag_alias_add, tag_create
-from tests.factories import ModelVersionFactory
+from tests.factories import AdminFactory, ModelVersionFactory, OperatorFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -75,3 +76,47 @@ def test_tag_admin_edits_through_services_only(staff_client):
         reverse("admin:annotation_tag_changelist"), {"action": "activate_tags", "_selected_action": [tag.pk]}
     )
     assert Tag.objects.get(pk=tag.pk).is_active
+
+
+ADMIN_SITE_MODELS = (
+    "tag",
+    "tagalias",
+    "modelversion",
+    "importjob",
+    "trainingjob",
+    "exportjob",
+    "suggestionrefresh",
+    "setting",
+)
+
+
+def test_role_admin_sees_the_tagstudio_models_in_the_admin_site(client):
+    """The admin `make run` creates (a role admin, not a superuser) can use /admin/ (issue 15)."""
+    admin_user = AdminFactory()
+    assert not admin_user.is_superuser
+    tag_create(name="Dress")
+    client.force_login(admin_user)
+    index = client.get("/admin/")
+    assert index.status_code == 200
+    body = index.content.decode()
+    assert "have permission to view or edit anything" not in body
+    for model in ADMIN_SITE_MODELS:
+        url = reverse(f"admin:annotation_{model}_changelist")
+        assert url in body, f"{model} is not listed on /admin/"
+        assert client.get(url).status_code == 200, model
+    # Tags keep their service-owned rules: the page opens, names stay read-only, no add or delete.
+    tag = Tag.objects.get(name="Dress")
+    assert client.get(reverse("admin:annotation_tag_change", args=[tag.pk])).status_code == 200
+    assert client.get(reverse("admin:annotation_tag_add")).status_code == 403
+    assert client.get(reverse("admin:annotation_tag_delete", args=[tag.pk])).status_code == 403
+    # Accounts stay out of the admin site: users are managed with create_user and the users API.
+    assert client.get(reverse("admin:auth_user_changelist")).status_code == 403
+
+
+def test_roles_ensure_makes_existing_role_admins_staff():
+    admin_user = AdminFactory()
+    get_user_model().objects.filter(pk=admin_user.pk).update(is_staff=False)
+    roles_ensure()
+    admin_user.refresh_from_db()
+    assert admin_user.is_staff
+    assert not OperatorFactory().is_staff

@@ -73,6 +73,14 @@ def test_models_page_follows_training_and_refresh_live_and_activates(page, live_
     page.wait_for_selector(f"#version-{version.id} button.activate")
     assert "0.777" in page.inner_text(f"#version-{version.id}")
 
+    # Activating asks first: dismissing changes nothing, accepting promotes.
+    questions = []
+    page.once("dialog", lambda dialog: (questions.append(dialog.message), dialog.dismiss()))
+    page.click(f"#version-{version.id} button.activate")
+    page.wait_for_timeout(300)
+    assert questions and questions[0].startswith("Promote v-browser?")
+    assert not ModelVersion.objects.filter(is_active=True).exists()
+    page.once("dialog", lambda dialog: dialog.accept())
     page.click(f"#version-{version.id} button.activate")
     page.wait_for_selector("text=is now active")
     assert page.inner_text("#active-version") == "v-browser"

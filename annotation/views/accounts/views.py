@@ -4,6 +4,7 @@ liveness/readiness probe for load balancers and docker-compose healthchecks."""
 from __future__ import annotations
 
 from django.contrib.auth import views as auth_views
+from django.contrib.staticfiles import finders
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect
@@ -22,6 +23,18 @@ class LogoutView(auth_views.LogoutView):
 def home(request: HttpRequest) -> HttpResponse:
     """The site root: the review page (which sends anonymous visitors to the login page)."""
     return redirect("review")
+
+
+FAVICON = "annotation/favicon.svg"
+
+
+@require_GET
+def favicon(request: HttpRequest) -> HttpResponse:
+    """/favicon.ico for clients that ask for it without reading the page's <link rel="icon">."""
+    with open(finders.find(FAVICON), "rb") as handle:
+        response = HttpResponse(handle.read(), content_type="image/svg+xml")
+    response["Cache-Control"] = "public, max-age=86400"
+    return response
 
 
 @require_GET

@@ -55,6 +55,7 @@ class ModelsLiveView(AdminRequiredMixin, TemplateView):
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         context.update(models_live_context())
+        context["active_version_oob"] = True  # the page's "Active version" follows a background promotion
         return context
 
 
