@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 
 from annotation.models import ModelVersion, Product, ReviewStatus, Suggestion
+from annotation.services import queue as queue_module
 from annotation.services.queue import queue_priorities_recompute, queue_strategy, queue_strategy_set
 from annotation.taxonomy.resolver import TagResolver
-from tests.annotation.training_support import catalog_load, demo_rows
+from mlcore.selection import DEFAULT_STRATEGY, rank
+from tests.annotation.training_support import catalog_load, demo_rows, memory_broker
 from tests.factories import ModelVersionFactory
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("in_memory_broker")]
@@ -120,3 +122,24 @@ def test_stale_versions_scores_are_ignored():
     summary = queue_priorities_recompute()
     assert summary["ranked"] == 0
     assert set(Product.objects.values_list("priority", flat=True)) == {0.0}
+
+
+@pytest.mark.django_db
+def test_the_apps_queue_ranks_with_the_default_strategy(monkeypatch):
+    """With no strategy chosen by an admin, the review queue is ranked with ``DEFAULT_STRATEGY``."""
+    products = catalog_load(demo_rows(tagged=0, untagged=12))
+    rng = np.random.default_rng(5)
+    _active_version_with_scores(
+        products, {p.id: {"a": float(rng.random()), "b": float(rng.random())} for p in products}
+    )
+    used = []
+
+    def recording_rank(probs, **kwargs):
+        used.append(kwargs["strategy"])
+        return rank(probs, **kwargs)
+
+    monkeypatch.setattr(queue_module, "rank", recording_rank)
+    with memory_broker():
+        summary = queue_priorities_recompute()
+    assert queue_strategy() == DEFAULT_STRATEGY
+    assert used == [DEFAULT_STRATEGY] and summary["strategy"] == DEFAULT_STRATEGY

@@ -1,7 +1,7 @@
 """mlcore.selection: every strategy over probabilities of a real (small) catalog sample, the modAL adapter,
 cold start, the expected-wrong-decisions strategies on a hand-made score matrix, and bad input.
-numpy/scikit-learn/modAL only, no torch model; the last test checks the app's queue (Django) ranks with
-``DEFAULT_STRATEGY``."""
+numpy/scikit-learn/modAL only, no torch model, no Django (that the app's queue ranks with ``DEFAULT_STRATEGY`` is
+tested in tests/annotation/test_queue_priorities.py)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.multiclass import OneVsRestClassifier
 from sklearn.preprocessing import MultiLabelBinarizer
 
-from annotation.services import queue
 from mlcore import selection
 from mlcore.selection import (
     DEFAULT_STRATEGY,
@@ -27,8 +26,6 @@ from mlcore.selection import (
 )
 from mlcore.selection import base as selection_base
 from mlcore.selection.uncertainty import expected_wrong_decisions
-from tests.annotation.test_queue_priorities import _active_version_with_scores
-from tests.annotation.test_training_support import catalog_load, demo_rows, memory_broker
 from tests.mlcore.conftest import DATA
 
 # The first 500 products of myntra_fashion_attrs (DEV), and 40 reviews of each of the 9 categories of
@@ -299,24 +296,3 @@ def test_expected_errors_mixes_keep_the_most_expected_errors_in_the_batch(fashio
         )
     )
     assert expected[batch[:20]].mean() > expected.mean()
-
-
-@pytest.mark.django_db
-def test_the_apps_queue_ranks_with_the_default_strategy(monkeypatch):
-    """With no strategy chosen by an admin, the review queue is ranked with ``DEFAULT_STRATEGY``."""
-    products = catalog_load(demo_rows(tagged=0, untagged=12))
-    rng = np.random.default_rng(5)
-    _active_version_with_scores(
-        products, {p.id: {"a": float(rng.random()), "b": float(rng.random())} for p in products}
-    )
-    used = []
-
-    def recording_rank(probs, **kwargs):
-        used.append(kwargs["strategy"])
-        return rank(probs, **kwargs)
-
-    monkeypatch.setattr(queue, "rank", recording_rank)
-    with memory_broker():
-        summary = queue.queue_priorities_recompute()
-    assert queue.queue_strategy() == DEFAULT_STRATEGY
-    assert used == [DEFAULT_STRATEGY] and summary["strategy"] == DEFAULT_STRATEGY
