@@ -27,7 +27,9 @@ from annotation.selectors.review import (
     product_last_submit,
     review_card,
     review_stats,
+    title_segments,
 )
+from annotation.services.explanations import review_card_reasons
 from annotation.services.reviews import (
     ClaimConflict,
     ClaimStale,
@@ -65,13 +67,19 @@ def _card_context(
     chips: list[dict] = []
     more_chips: list[dict] = []
     extra_names: list[dict] = []
+    segments = []
     if card is not None:
+        reasons = review_card_reasons(card).by_tag
+        segments = title_segments(
+            card.product.title, {tag_id: reason.title_spans for tag_id, reason in reasons.items()}
+        )
         # After a refused submit the card comes back as the operator left it (checked chips, added tags).
         checked_keys = {name.casefold() for name in checked} if checked is not None else None
         rows = [
             {
                 "chip": chip,
                 "checked": chip.checked if checked_keys is None else chip.name.casefold() in checked_keys,
+                "reason": reasons.get(chip.tag_id),
             }
             for chip in card.chips
         ]
@@ -86,6 +94,7 @@ def _card_context(
         "card": card,
         "chips": chips,
         "more_chips": more_chips,
+        "title_segments": segments,
         "extra_names": extra_names,
         "chip_keys": CHIP_KEYS,
         "confirm_no_tags": confirm_no_tags,

@@ -1,0 +1,95 @@
+"""Why the model suggests each chip of a review card: mlcore's explanations, read for the card.
+
+The card's model version is loaded from ``MODEL_DIR/<version>/`` (``mlcore.inference.load_model`` keeps it
+cached per process) and ``mlcore.explain.explain_many`` explains all the card's suggestion chips at once.
+Explanations are a help, never a condition: a version without an artifact on this machine (none trained
+yet, a deleted directory), or any failure while explaining, gives a card without reasons, not an error.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from annotation.selectors.review import ReviewCard
+from annotation.services.model_files import artifact_dir, mlcore_runtime_settings
+from mlcore.types import ProductRecord
+
+logger = logging.getLogger(__name__)
+
+# Most reasons a chip cites per kind (mentions, neighbours, lexical words): the card has room for a few.
+REASON_ITEMS = 3
+
+
+@dataclass(frozen=True, slots=True)
+class ChipReason:
+    """One chip's explanation: ``summary`` in a few words, and the parts the card can show on demand."""
+
+    summary: str
+    title_spans: tuple[tuple[int, int], ...] = ()  # offsets in product.title that mention the tag
+    neighbours: tuple[str, ...] = ()  # titles of similar approved products carrying the tag
+    words: tuple[str, ...] = ()  # the strongest lexical words
+
+
+@dataclass(slots=True)
+class CardReasons:
+    """Reasons by tag id (empty when the model could not be loaded) and what explaining cost."""
+
+    by_tag: dict[int, ChipReason] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def _record(card: ReviewCard) -> ProductRecord:
+    product = card.product
+    return ProductRecord(
+        id=str(product.pk),
+        title=product.title,
+        description=product.description or "",
+        brand=product.brand or None,
+        category_path=tuple(product.category_path) if product.category_path else None,
+        attributes=product.attributes or None,
+        lang=product.lang or None,
+    )
+
+
+def _chip_reason(explanation: dict[str, Any]) -> ChipReason:
+    return ChipReason(
+        summary=explanation["summary"],
+        title_spans=tuple((m["start"], m["end"]) for m in explanation["mentions"] if m["field"] == "title"),
+        neighbours=tuple(n["title"] for n in explanation["neighbours"] if n["title"]),
+        words=tuple(t["term"] for t in explanation["lexical"]),
+    )
+
+
+def review_card_reasons(card: ReviewCard) -> CardReasons:
+    """Why each suggestion chip of ``card`` is suggested, by tag id; empty when there is no model to ask."""
+    version = card.model_version
+    suggestions = card.suggestions
+    if version is None or not suggestions:
+        return CardReasons()
+    started = time.perf_counter()
+    # The model's own name for each tag (the names it was trained with), else the tag's current name.
+    trained_name = {tag_id: name for name, tag_id in (version.config or {}).get("tag_ids", {}).items()}
+    names = [trained_name.get(chip.tag_id, chip.name) for chip in suggestions]
+    directory = artifact_dir(version)
+    if not (directory / "tagger.json").is_file():
+        return CardReasons()
+    try:
+        # Imported here, not at module top: mlcore.inference pulls in scikit-learn and torch, which the
+        # web start-up must not load (tests/test_import_graph.py); only a card with a model pays for them.
+        from mlcore.explain import explain_many
+        from mlcore.inference import load_model
+
+        model = load_model(str(directory), runtime=mlcore_runtime_settings())  # cached per process
+        explanations = explain_many(model, [_record(card)], [names], max_items=REASON_ITEMS)[0]
+    except Exception:  # a reason is a help: the card must render whatever the artifact or model does
+        logger.exception("explaining the card of product %s with %s failed", card.product.pk, version)
+        return CardReasons(seconds=time.perf_counter() - started)
+    by_tag = {
+        chip.tag_id: _chip_reason(explanation.to_dict())
+        for chip, explanation in zip(suggestions, explanations)
+        if explanation.known
+    }
+    return CardReasons(by_tag=by_tag, seconds=time.perf_counter() - started)
