@@ -3,25 +3,18 @@ each suggestion is there (mlcore's explanations), with the title words that ment
 
 from __future__ import annotations
 
-import json
 import re
-from pathlib import Path
 
 import pytest
-from django.conf import settings
 from django.test import Client
 
 from annotation.models import Product
 from annotation.selectors.review import TitleSegment, title_segments
 from annotation.services.model_files import artifact_dir
-from mlcore.training import TrainConfig, train
-from mlcore.types import ProductRecord
-from tests.annotation.training_support import FAST_TAGGER
+from tests.annotation.training_support import trained_version
 from tests.factories import ModelVersionFactory, TagFactory, products_create, suggestions_create
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("empty_cache")]
-
-FASHION = Path(__file__).resolve().parents[1] / "data" / "mlcore_en_fashion.jsonl"
 
 
 @pytest.fixture
@@ -36,18 +29,6 @@ def _product(**fields) -> Product:
     Product.objects.filter(pk=product.pk).update(**fields)
     product.refresh_from_db()
     return product
-
-
-def _trained_version(tagger: str = FAST_TAGGER, **version_fields):
-    """A version whose artifact mlcore really trained (on the shared fashion sample) under MODEL_DIR."""
-    with open(FASHION, encoding="utf-8") as fh:
-        rows = [json.loads(line) for line in fh]
-    records = [
-        ProductRecord(id=r["id"], title=r["title"], lang=r.get("lang"), tags=tuple(r["tags"])) for r in rows
-    ]
-    version = ModelVersionFactory(is_active=True, **version_fields)
-    train(records, artifact_dir(version), TrainConfig(tagger=tagger))
-    return version
 
 
 def test_card_shows_image_brand_category_attributes_and_description(operator_client):
@@ -141,7 +122,7 @@ def _chip(page: str, tag_id: int) -> str:
 
 
 def test_each_chip_says_why_and_title_mentions_are_marked_and_escaped(operator_client):
-    version = _trained_version()
+    version = trained_version()
     product = _product(title='<script>alert("x")</script> Nike Men Black Sports Shoes', lang="en")
     black, shoes = TagFactory(name="colour:black"), TagFactory(name="sports shoes")
     unknown = TagFactory(name="not-in-the-model")
@@ -162,7 +143,7 @@ def test_each_chip_says_why_and_title_mentions_are_marked_and_escaped(operator_c
 def test_reasons_use_the_name_the_version_was_trained_with(operator_client):
     product = _product(title="Esprit Men Black Steel Watches")
     renamed = TagFactory(name="shade:black")
-    version = _trained_version(config={"tag_ids": {"colour:black": renamed.pk}})
+    version = trained_version(config={"tag_ids": {"colour:black": renamed.pk}})
     suggestions_create(product, version, {renamed: 0.8})
     page = operator_client.get("/review/").content.decode()
     assert "&quot;Black&quot; in the title</span>" in _chip(page, renamed.pk)
@@ -170,11 +151,10 @@ def test_reasons_use_the_name_the_version_was_trained_with(operator_client):
 
 @pytest.mark.slow
 def test_default_tagger_reasons_cite_similar_products_or_words(operator_client):
-    version = _trained_version(tagger="default")
+    version = trained_version(tagger="default")
     product = _product(title="Roadster Men Navy Casual Shirt", lang="en")
     tags = [TagFactory(name=name) for name in ("shirts", "usage:casual", "gender:men")]
     suggestions_create(product, version, dict(zip(tags, (0.9, 0.8, 0.7))))
     page = operator_client.get("/review/").content.decode()
     for tag in tags:
         assert '<span class="reason"' in _chip(page, tag.pk), tag.name
-    assert settings.MODEL_DIR
