@@ -4,10 +4,13 @@ each suggestion is there (mlcore's explanations), with the title words that ment
 from __future__ import annotations
 
 import re
+import threading
+import time
 
 import pytest
 from django.test import Client
 
+import mlcore.inference
 from annotation.models import Product
 from annotation.selectors.review import TitleSegment, title_segments
 from annotation.services.model_files import artifact_dir
@@ -15,6 +18,12 @@ from tests.annotation.training_support import trained_version
 from tests.factories import ModelVersionFactory, TagFactory, products_create, suggestions_create
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("empty_cache")]
+
+
+@pytest.fixture(autouse=True)
+def explain_waits_for_the_model(settings):
+    """Cards here wait for their model to load (a web process shows the first cards without reasons)."""
+    settings.REVIEW_EXPLAIN_LOAD_WAIT_SECONDS = 120
 
 
 @pytest.fixture
@@ -138,6 +147,30 @@ def test_each_chip_says_why_and_title_mentions_are_marked_and_escaped(operator_c
     assert "&quot;Black&quot; in the title</span>" in _chip(page, black.pk)
     assert "&quot;Sports Shoes&quot; in the title</span>" in _chip(page, shoes.pk)
     assert 'class="reason"' not in _chip(page, unknown.pk)  # a tag the model does not know: no reason
+
+
+def test_a_card_does_not_wait_for_its_model_to_load(operator_client, settings, monkeypatch):
+    version = trained_version()
+    product = _product(title="Esprit Men Black Steel Watches")
+    black = TagFactory(name="colour:black")
+    suggestions_create(product, version, {black: 0.9})
+    loaded = threading.Event()
+    real_load = mlcore.inference.load_model
+
+    def slow_load(*args, **kwargs):
+        loaded.wait(timeout=60)
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(mlcore.inference, "load_model", slow_load)
+    settings.REVIEW_EXPLAIN_LOAD_WAIT_SECONDS = 0
+    started = time.perf_counter()
+    first = operator_client.get("/review/").content.decode()
+    assert time.perf_counter() - started < 30
+    assert "colour:black" in first and 'class="reason"' not in first  # the model is still loading
+    loaded.set()
+    settings.REVIEW_EXPLAIN_LOAD_WAIT_SECONDS = 60
+    again = operator_client.get("/review/").content.decode()
+    assert "&quot;Black&quot; in the title</span>" in _chip(again, black.pk)
 
 
 def test_reasons_use_the_name_the_version_was_trained_with(operator_client):

@@ -56,7 +56,10 @@ def test_image_placeholder_replaces_an_image_that_fails(live_server, new_context
     expect(page.locator("#review-card .brand")).to_have_text("Acme")
 
 
-def test_hovering_or_focusing_a_chip_lights_the_title_words_that_mention_it(live_server, new_context, expect):
+def test_hovering_or_focusing_a_chip_lights_the_title_words_that_mention_it(
+    live_server, new_context, expect, settings
+):
+    settings.REVIEW_EXPLAIN_LOAD_WAIT_SECONDS = 120  # the first card waits for the model to load
     user_create(username="kim", password=PASSWORD, role=OPERATOR, validate=False)
     version = trained_version()
     (product,) = products_create(1, title="Nike Men <b>Black</b> Sports Shoes")
