@@ -8,7 +8,8 @@ yet, a deleted directory), or any failure while explaining, gives a card without
 Nor does a card wait for a model to load: the first card a web process shows with a version starts
 loading it in a background thread (importing scikit-learn and reading the artifact took ~20 s per
 gunicorn worker on a loaded 2-core machine in ``bench/review_bench.py``) and waits at most
-``REVIEW_EXPLAIN_LOAD_WAIT_SECONDS`` (default 0.2) for it; until it is ready, cards come without reasons.
+``REVIEW_EXPLAIN_LOAD_WAIT_SECONDS`` (default 0: not at all) for it; until it is ready, cards come
+without reasons.
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ def _model_for(directory: Path) -> Any:
             for old in [k for k in _loads if k[0] == key[0]]:  # a re-published artifact replaces the old
                 del _loads[old]
             load = _loads[key] = _ModelLoad(directory)
-    load.thread.join(timeout=float(getattr(settings, "REVIEW_EXPLAIN_LOAD_WAIT_SECONDS", 0.2)))
+    load.thread.join(timeout=float(getattr(settings, "REVIEW_EXPLAIN_LOAD_WAIT_SECONDS", 0.0)))
     return load.model
 
 
@@ -84,10 +85,12 @@ class ChipReason:
 
 @dataclass(slots=True)
 class CardReasons:
-    """Reasons by tag id (empty when the model could not be loaded) and what explaining cost."""
+    """Reasons by tag id (empty when the model is not loaded here yet, or cannot be), what explaining cost
+    (0 when nothing was explained) and how long the card waited for its model to load."""
 
     by_tag: dict[int, ChipReason] = field(default_factory=dict)
     seconds: float = 0.0
+    load_wait_seconds: float = 0.0
 
 
 def _record(card: ReviewCard) -> ProductRecord:
@@ -124,7 +127,8 @@ def review_card_reasons(card: ReviewCard) -> CardReasons:
     names = [trained_name.get(chip.tag_id, chip.name) for chip in suggestions]
     model = _model_for(artifact_dir(version))
     if model is None:
-        return CardReasons(seconds=time.perf_counter() - started)
+        return CardReasons(load_wait_seconds=time.perf_counter() - started)
+    started = time.perf_counter()
     try:
         # Imported here, not at module top, for the reason _ModelLoad gives (a loaded model imported it).
         from mlcore.explain import explain_many
@@ -132,7 +136,7 @@ def review_card_reasons(card: ReviewCard) -> CardReasons:
         explanations = explain_many(model, [_record(card)], [names], max_items=REASON_ITEMS)[0]
     except Exception:  # a reason is a help: the card must render whatever the artifact or model does
         logger.exception("explaining the card of product %s with %s failed", card.product.pk, version)
-        return CardReasons(seconds=time.perf_counter() - started)
+        return CardReasons()
     by_tag = {
         chip.tag_id: _chip_reason(explanation.to_dict())
         for chip, explanation in zip(suggestions, explanations)

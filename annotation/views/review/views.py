@@ -68,11 +68,12 @@ def _card_context(
     more_chips: list[dict] = []
     extra_names: list[dict] = []
     segments = []
-    explain_seconds = 0.0
+    explain_seconds = explain_wait_seconds = 0.0
     if card is not None:
         card_reasons = review_card_reasons(card)
         reasons = card_reasons.by_tag
         explain_seconds = card_reasons.seconds
+        explain_wait_seconds = card_reasons.load_wait_seconds
         segments = title_segments(
             card.product.title, {tag_id: reason.title_spans for tag_id, reason in reasons.items()}
         )
@@ -107,13 +108,20 @@ def _card_context(
         "undo_event": last_undoable_submit(user=request.user),
         "threshold": settings.REVIEW_ACCEPT_THRESHOLD,
         "explain_seconds": explain_seconds,
+        "explain_wait_seconds": explain_wait_seconds,
     }
 
 
 def _timed(response: HttpResponse, context: dict) -> HttpResponse:
-    """What explaining the card's chips cost, as a ``Server-Timing`` entry (browser dev tools, the bench)."""
-    if context.get("explain_seconds"):
-        response["Server-Timing"] = f"explain;dur={context['explain_seconds'] * 1000:.2f}"
+    """What explaining the card's chips cost (or waiting for its model to load, while it loads), as
+    ``Server-Timing`` entries: browser dev tools show them, the review bench reads them."""
+    entries = [
+        f"{name};dur={context[key] * 1000:.2f}"
+        for name, key in (("explain", "explain_seconds"), ("explain-load", "explain_wait_seconds"))
+        if context.get(key)
+    ]
+    if entries:
+        response["Server-Timing"] = ", ".join(entries)
     return response
 
 
