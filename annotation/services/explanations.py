@@ -50,9 +50,15 @@ class _ModelLoad:
         try:
             # Imported here, not at module top: mlcore.inference pulls in scikit-learn and torch, which the
             # web start-up must not load (tests/test_import_graph.py); only a process showing a model does.
+            from mlcore.explain import explain_many
             from mlcore.inference import load_model
 
-            self.model = load_model(str(self.directory), runtime=mlcore_runtime_settings())
+            model = load_model(str(self.directory), runtime=mlcore_runtime_settings())
+            # The first explanation builds per-model tables (feature names, carriers: ~1 s in the review
+            # bench): build them here, not on an operator's card.
+            if len(model.classes_):
+                explain_many(model, [ProductRecord(id="", title="warm up")], [[model.classes_[0]]])
+            self.model = model
         except Exception:  # a reason is a help: cards go on without them
             logger.exception("loading %s for review-card explanations failed", self.directory)
 
