@@ -76,6 +76,8 @@ README_PATH = Path(__file__).resolve().parent / "README.md"
 BENCH_DB = bench_database_name("review")
 TARGET_P95_MS = 50.0
 TARGETED = ("claim-next", "render-card", "submit")
+# The review page's own Server-Timing entry: explaining the card's chips, part of render-card's time.
+EXPLAIN_ROW = "render-card: explain"
 PASSWORD = "bench-reviewer-passphrase-1"
 # The last field is the Server-Timing header set by timed_application (the app's own wall and CPU time).
 ACCESS_LOG_FORMAT = "%(m)s|%(U)s|%(q)s|%(s)s|%(D)s|%({server-timing}o)s"
@@ -252,6 +254,32 @@ def deep_cursor(depth: int) -> str:
     return encode_cursor("priority", product)
 
 
+def model_artifact_train(bench_url: str, model_dir: Path, *, tagger: str, limit: int) -> dict:
+    """A real artifact for the active version ``bench-v1`` (the catalog's tags on ``limit`` reviewed
+    products), so every card explains its chips with ``mlcore.explain`` as a deployment would."""
+    import psycopg
+
+    from mlcore.training import TrainConfig, train
+    from mlcore.types import ProductRecord
+
+    started = time.perf_counter()
+    with psycopg.connect(bench_url) as conn:
+        rows = conn.execute(
+            "SELECT p.id, p.title, p.description, p.brand, p.lang, array_agg(t.name ORDER BY t.name) "
+            "FROM annotation_product p JOIN annotation_producttag pt ON pt.product_id = p.id "
+            "JOIN annotation_tag t ON t.id = pt.tag_id GROUP BY p.id ORDER BY p.id LIMIT %s",
+            [limit],
+        ).fetchall()
+    records = [
+        ProductRecord(
+            id=str(pk), title=title, description=description, brand=brand, lang=lang, tags=tuple(tags)
+        )
+        for pk, title, description, brand, lang, tags in rows
+    ]
+    train(records, model_dir / "bench-v1", TrainConfig(tagger=tagger, refit_on_all=True))
+    return {"tagger": tagger, "records": len(records), "train_s": time.perf_counter() - started}
+
+
 def users_create(count: int) -> list[tuple[str, str]]:
     from annotation.roles import OPERATOR
     from annotation.services.users import user_create
@@ -288,7 +316,11 @@ def timed_application(environ, start_response):
     def timed_start_response(status, headers, exc_info=None):
         app_ms = (time.perf_counter() - wall) * 1000
         cpu_ms = (time.thread_time() - cpu) * 1000
-        headers.append(("Server-Timing", f"app;dur={app_ms:.2f}, cpu;dur={cpu_ms:.2f}"))
+        # One header: the app's own entries (the review page's "explain") after the bench's.
+        own = [value for name, value in headers if name.lower() == "server-timing"]
+        headers = [(name, value) for name, value in headers if name.lower() != "server-timing"]
+        timing = ", ".join([f"app;dur={app_ms:.2f}, cpu;dur={cpu_ms:.2f}", *own])
+        headers.append(("Server-Timing", timing))
         return start_response(status, headers, exc_info)
 
     return _django_application(environ, timed_start_response)
@@ -471,6 +503,9 @@ def server_times(
             match = re.search(r"cpu;dur=([0-9.]+)", timing)
             if match:
                 cpu[name].append(float(match.group(1)))
+            match = re.search(r"(?<![-\w])explain;dur=([0-9.]+)", timing)
+            if match:  # the part of the card's server time spent explaining its chips (no target of its own)
+                times[EXPLAIN_ROW].append(float(match.group(1)))
             statuses[f"{name} {status}"] += 1
     return times, cpu, statuses
 
@@ -521,6 +556,18 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=3)
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--explain-tagger",
+        default="lexical",
+        help="tagger trained for the active version, so cards explain their chips ('none': no artifact, "
+        "cards without reasons)",
+    )
+    parser.add_argument(
+        "--explain-train",
+        type=int,
+        default=5000,
+        help="reviewed products the version's artifact is trained on",
+    )
     parser.add_argument("--keep-db", action="store_true")
     parser.add_argument("--no-write-readme", action="store_true")
     args = parser.parse_args()
@@ -557,6 +604,16 @@ def main() -> int:
             f"{catalog['approved_tags']:,} approved tags",
             flush=True,
         )
+        artifact = None
+        if args.explain_tagger != "none":
+            artifact = model_artifact_train(
+                bench_url, Path(env["MODEL_DIR"]), tagger=args.explain_tagger, limit=args.explain_train
+            )
+            print(
+                f"trained the {artifact['tagger']} tagger on {artifact['records']:,} products for bench-v1 "
+                f"in {artifact['train_s']:.1f} s (cards explain their chips with it)",
+                flush=True,
+            )
         deep = deep_cursor(min(500_000, args.products - args.products // 3))
         accounts = users_create(args.reviewers)
         server = gunicorn_review_start(
@@ -629,7 +686,16 @@ def main() -> int:
         f"({catalog['suggested']:,} with 6 suggestions each from the active version, "
         f"{catalog['reviewed']:,} already reviewed with {catalog['approved_tags']:,} approved tags; "
         f"{catalog['tags']} tags in 3 levels, every leaf with an alias).\n"
-        f"- Load: {len(reviewers)} simulated reviewers over HTTP, {args.rounds} rounds each, "
+        f"- Explanations: "
+        + (
+            f"the active version is a real {artifact['tagger']} artifact trained on {artifact['records']:,} "
+            f"reviewed products; every card explains its chips (`mlcore.explain`), its cost is the row "
+            f"`{EXPLAIN_ROW}` (the review page's own `Server-Timing` entry, part of render-card; cards shown "
+            f"while a worker still loads the model, in the background, have no reasons and no entry).\n"
+            if artifact
+            else "none (`--explain-tagger none`): cards without reasons.\n"
+        )
+        + f"- Load: {len(reviewers)} simulated reviewers over HTTP, {args.rounds} rounds each, "
         f"{'back to back (no think time)' if not args.think else f'reading each card {args.think:g} s on average'}, "
         f"against gunicorn ({args.workers} workers x {args.threads} threads, gthread, DEBUG off, nice "
         f"{args.server_nice}) on 127.0.0.1; {requests_total:,} measured requests in {wall:.1f} s "

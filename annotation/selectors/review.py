@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -244,6 +245,36 @@ def review_card(*, product: Product, version_id: int | None = None) -> ReviewCar
         claim_token=str(product.claim_token) if product.claim_token else None,
         prechecked=prechecked,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class TitleSegment:
+    """A run of the title, plain text (the template escapes it), and the chips' tags it mentions."""
+
+    text: str
+    tag_ids: tuple[int, ...] = ()
+
+
+def title_segments(title: str, spans_by_tag: Mapping[int, Sequence[tuple[int, int]]]) -> list[TitleSegment]:
+    """The title cut where a mention of a chip's tag starts or ends (offsets in the original title), so
+    the card can mark the words naming a tag without ever writing product text as HTML."""
+    clipped = (
+        (max(0, start), min(len(title), end), tag_id)
+        for tag_id, found in spans_by_tag.items()
+        for start, end in found
+    )
+    spans = [(a, b, tag_id) for a, b, tag_id in clipped if a < b]
+    cuts = sorted({0, len(title), *(a for a, _, _ in spans), *(b for _, b, _ in spans)})
+    segments = []
+    for a, b in zip(cuts, cuts[1:]):
+        if a >= b:
+            continue
+        tags = tuple(sorted({tag_id for start, end, tag_id in spans if start <= a and b <= end}))
+        if segments and segments[-1].tag_ids == tags:  # no mention boundary here: one run
+            segments[-1] = TitleSegment(segments[-1].text + title[a:b], tags)
+        else:
+            segments.append(TitleSegment(title[a:b], tags))
+    return segments
 
 
 # --- Operator counts and queue size ----------------------------------------------------------------------

@@ -13,7 +13,10 @@ from django.utils import timezone
 from kombu import pools as kombu_pools
 
 from annotation.models import Product, ProductTag, ReviewStatus, TagSource
+from annotation.services.model_files import artifact_dir
 from annotation.taxonomy.resolver import TagResolver
+from mlcore.types import ProductRecord
+from tests.factories import ModelVersionFactory
 
 # The quickest tagger configuration mlcore offers: the loop's tests are about the loop, not the tagger.
 FAST_TAGGER = os.environ.get("TAGSTUDIO_TEST_TAGGER", "lexical")
@@ -93,3 +96,23 @@ def memory_broker() -> Iterator[None]:
     finally:
         app.conf.update(saved)
         reset()
+
+
+FASHION_SAMPLE = Path(__file__).resolve().parents[1] / "data" / "mlcore_en_fashion.jsonl"
+
+
+def trained_version(tagger: str = FAST_TAGGER, **version_fields):
+    """An active version whose artifact mlcore really trained (on the shared fashion sample, 240 products)
+    under MODEL_DIR, without the training job around it: for tests of what the card does with a model."""
+    # Here, not at module top: every conftest imports this module, and only the tests that train should
+    # load scikit-learn.
+    from mlcore.training import TrainConfig, train
+
+    with open(FASHION_SAMPLE, encoding="utf-8") as fh:
+        rows = [json.loads(line) for line in fh]
+    records = [
+        ProductRecord(id=r["id"], title=r["title"], lang=r.get("lang"), tags=tuple(r["tags"])) for r in rows
+    ]
+    version = ModelVersionFactory(is_active=True, **version_fields)
+    train(records, artifact_dir(version), TrainConfig(tagger=tagger))
+    return version

@@ -226,3 +226,18 @@
   });
   renumber();
 })();
+
+// A chip's reason, in the title: hovering or focusing a chip lights up the title words that mention its tag.
+(function () {
+  "use strict";
+  function light(event, on) {
+    var chip = event.target.closest && event.target.closest(".chip[data-tag-id]");
+    if (!chip) { return; }
+    var marks = document.querySelectorAll('#product-title mark[data-tags~="' + chip.getAttribute("data-tag-id") + '"]');
+    for (var i = 0; i < marks.length; i++) { marks[i].classList.toggle("lit", on); }
+  }
+  document.addEventListener("mouseover", function (event) { light(event, true); });
+  document.addEventListener("mouseout", function (event) { light(event, false); });
+  document.addEventListener("focusin", function (event) { light(event, true); });
+  document.addEventListener("focusout", function (event) { light(event, false); });
+})();

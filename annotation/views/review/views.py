@@ -27,7 +27,9 @@ from annotation.selectors.review import (
     product_last_submit,
     review_card,
     review_stats,
+    title_segments,
 )
+from annotation.services.explanations import review_card_reasons
 from annotation.services.reviews import (
     ClaimConflict,
     ClaimStale,
@@ -65,13 +67,23 @@ def _card_context(
     chips: list[dict] = []
     more_chips: list[dict] = []
     extra_names: list[dict] = []
+    segments = []
+    explain_seconds = explain_wait_seconds = 0.0
     if card is not None:
+        card_reasons = review_card_reasons(card)
+        reasons = card_reasons.by_tag
+        explain_seconds = card_reasons.seconds
+        explain_wait_seconds = card_reasons.load_wait_seconds
+        segments = title_segments(
+            card.product.title, {tag_id: reason.title_spans for tag_id, reason in reasons.items()}
+        )
         # After a refused submit the card comes back as the operator left it (checked chips, added tags).
         checked_keys = {name.casefold() for name in checked} if checked is not None else None
         rows = [
             {
                 "chip": chip,
                 "checked": chip.checked if checked_keys is None else chip.name.casefold() in checked_keys,
+                "reason": reasons.get(chip.tag_id),
             }
             for chip in card.chips
         ]
@@ -86,6 +98,7 @@ def _card_context(
         "card": card,
         "chips": chips,
         "more_chips": more_chips,
+        "title_segments": segments,
         "extra_names": extra_names,
         "chip_keys": CHIP_KEYS,
         "confirm_no_tags": confirm_no_tags,
@@ -94,12 +107,27 @@ def _card_context(
         "stats": review_stats(user=request.user),
         "undo_event": last_undoable_submit(user=request.user),
         "threshold": settings.REVIEW_ACCEPT_THRESHOLD,
+        "explain_seconds": explain_seconds,
+        "explain_wait_seconds": explain_wait_seconds,
     }
+
+
+def _timed(response: HttpResponse, context: dict) -> HttpResponse:
+    """What explaining the card's chips cost (or waiting for its model to load, while it loads), as
+    ``Server-Timing`` entries: browser dev tools show them, the review bench reads them."""
+    entries = [
+        f"{name};dur={context[key] * 1000:.2f}"
+        for name, key in (("explain", "explain_seconds"), ("explain-load", "explain_wait_seconds"))
+        if context.get(key)
+    ]
+    if entries:
+        response["Server-Timing"] = ", ".join(entries)
+    return response
 
 
 def _respond(request: HttpRequest, context: dict, *, status: int = 200) -> HttpResponse:
     if _is_htmx(request):
-        return render(request, CARD_TEMPLATE, {**context, "oob_stats": True}, status=status)
+        return _timed(render(request, CARD_TEMPLATE, {**context, "oob_stats": True}, status=status), context)
     if context.get("confirm_no_tags"):
         return render(request, "annotation/review.html", context, status=status)  # the confirm step
     if context["error"]:
@@ -116,7 +144,8 @@ class ReviewPageView(OperatorRequiredMixin, View):
     def get(self, request: HttpRequest) -> HttpResponse:
         # Showing the claim already held is a read; only an operator without one claims (a write).
         product = claim_held_by(user=request.user) or review_claim_next(user=request.user)
-        return render(request, "annotation/review.html", _card_context(request, product))
+        context = _card_context(request, product)
+        return _timed(render(request, "annotation/review.html", context), context)
 
 
 @method_decorator(never_cache, name="dispatch")
