@@ -6,11 +6,14 @@ Each of the five bug tests failed before the fix (noted in its docstring: what t
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from annotation.models import Product, ProductTag, ReviewAction, ReviewEvent
 from annotation.roles import OPERATOR
 from annotation.services.users import user_create
+from annotation.views.review import views as review_views
 from tests.factories import ModelVersionFactory, TagFactory, products_create, suggestions_create
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -49,8 +52,17 @@ def _tag_names(product: Product) -> set[str]:
     return set(ProductTag.objects.filter(product=product).values_list("tag__name", flat=True))
 
 
-def test_double_enter_saves_once(live_server, new_context, expect):
+def test_double_enter_saves_once(live_server, new_context, expect, monkeypatch):
     """Unfixed: `a`, Enter, Enter 60 ms apart posted twice and stored two identical submits."""
+    real_submit = review_views.review_submit
+
+    def slow_submit(*args, **kwargs):
+        # The second Enter must reach the same card: on a quiet machine a submit can answer within 60 ms,
+        # and the next card would then (rightly) take the second Enter.
+        time.sleep(0.4)
+        return real_submit(*args, **kwargs)
+
+    monkeypatch.setattr(review_views, "review_submit", slow_submit)
     _operator()
     red, blue = TagFactory(name="Red"), TagFactory(name="Blue")
     version = ModelVersionFactory(version="v1", is_active=True)
