@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from annotation.models import Product, ProductTag, ReviewAction, ReviewEvent, ReviewStatus
+from tests.browser.conftest import login_by_keyboard
 from tests.factories import (
     ModelVersionFactory,
     OperatorFactory,
@@ -29,12 +30,7 @@ def _operator(name: str):
 
 
 def _login_by_keyboard(page, base: str, username: str) -> None:
-    page.goto(f"{base}/login/")
-    page.keyboard.type(username)  # the user name field has autofocus
-    page.keyboard.press("Tab")
-    page.keyboard.type(PASSWORD)
-    page.keyboard.press("Enter")
-    page.wait_for_url(f"{base}/review/")
+    login_by_keyboard(page, base, username, PASSWORD)
 
 
 def _card(page):
@@ -171,7 +167,7 @@ def test_script_in_a_title_renders_as_text(live_server, new_context, expect):
 
     _login_by_keyboard(page, live_server.url, "kim")
     expect(page.locator(".product-title")).to_have_text("<script>alert(1)</script>")
-    expect(page.locator(".description")).to_have_text('<img src=x onerror="alert(2)">')
+    expect(page.locator(".description p")).to_have_text('<img src=x onerror="alert(2)">')
     page.goto(f"{live_server.url}/products/{product.pk}/")
     expect(page.locator(".product-title")).to_have_text("<script>alert(1)</script>")
     page.goto(f"{live_server.url}/products/?status=all")

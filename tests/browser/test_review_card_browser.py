@@ -14,6 +14,7 @@ from annotation.models import Product, ProductTag, ReviewAction, ReviewEvent
 from annotation.roles import OPERATOR
 from annotation.services.users import user_create
 from annotation.views.review import views as review_views
+from tests.browser.conftest import login_by_keyboard
 from tests.factories import ModelVersionFactory, TagFactory, products_create, suggestions_create
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -32,12 +33,7 @@ def _operator(name: str = "kim"):
 
 
 def _login(page, base: str, username: str = "kim") -> None:
-    page.goto(f"{base}/login/")
-    page.keyboard.type(username)  # the user name field has autofocus
-    page.keyboard.press("Tab")
-    page.keyboard.type(PASSWORD)
-    page.keyboard.press("Enter")
-    page.wait_for_url(f"{base}/review/")
+    login_by_keyboard(page, base, username, PASSWORD)
 
 
 def _card(page):

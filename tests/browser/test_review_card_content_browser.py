@@ -10,6 +10,7 @@ from annotation.models import Product
 from annotation.roles import OPERATOR
 from annotation.services.users import user_create
 from tests.annotation.training_support import trained_version
+from tests.browser.conftest import login_by_keyboard
 from tests.factories import TagFactory, products_create, suggestions_create
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -24,12 +25,7 @@ def expect():
 
 
 def _login(page, base: str) -> None:
-    page.goto(f"{base}/login/")
-    page.keyboard.type("kim")  # the user name field has autofocus
-    page.keyboard.press("Tab")
-    page.keyboard.type(PASSWORD)
-    page.keyboard.press("Enter")
-    page.wait_for_url(f"{base}/review/")
+    login_by_keyboard(page, base, "kim", PASSWORD)
 
 
 @pytest.mark.parametrize("offline", [True, False], ids=["request-aborted", "host-unreachable"])
