@@ -21,6 +21,7 @@ from annotation.io.writers import EXPORT_FORMATS, WRITERS
 from annotation.jobs import export_run_enqueue
 from annotation.models import ExportJob, JobStatus
 from annotation.selectors.exports import ExportError, approved_tags_export, export_count
+from annotation.services.job_claims import queued_job_claim
 
 # The read entry points stay importable from here: an export's callers (command, API, tests) use this module.
 __all__ = [
@@ -90,13 +91,9 @@ def export_job_create(*, file_format: str, updated_since: dt.datetime | None = N
 
 def export_job_run(job_id: int) -> ExportJob | None:
     """Run a queued export job. A duplicate delivery finds it no longer queued and does nothing."""
-    claimed = ExportJob.objects.filter(id=job_id, status=JobStatus.QUEUED).update(
-        status=JobStatus.RUNNING, started_at=timezone.now()
-    )
+    job, claimed = queued_job_claim(ExportJob, job_id)
     if not claimed:
-        logger.info("export job %s is not queued (already run or missing); skipping", job_id)
-        return ExportJob.objects.filter(id=job_id).first()
-    job = ExportJob.objects.get(id=job_id)
+        return job
     try:
         # No progress writes while it runs: the connection is busy streaming the COPY.
         result = export_write(

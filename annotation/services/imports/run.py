@@ -48,6 +48,7 @@ from annotation.services.imports.parse import (
     parse_batches_in_subprocess,
 )
 from annotation.services.imports.pg_writer import _WrittenIds, write_batch_postgres
+from annotation.services.job_claims import queued_job_claim
 from annotation.services.suggestions import suggestions_refresh_request
 from annotation.taxonomy.resolver import TagResolver
 
@@ -183,13 +184,9 @@ def import_job_create(*, source, filename: str, ignore_tags: bool = False, user=
 
 def import_job_run(job_id: int) -> ImportJob | None:
     """Run a queued import job. A duplicate delivery finds the job no longer queued and does nothing."""
-    claimed = ImportJob.objects.filter(id=job_id, status=JobStatus.QUEUED).update(
-        status=JobStatus.RUNNING, started_at=timezone.now()
-    )
+    job, claimed = queued_job_claim(ImportJob, job_id)
     if not claimed:
-        logger.info("import job %s is not queued (already run or missing); skipping", job_id)
-        return ImportJob.objects.filter(id=job_id).first()
-    job = ImportJob.objects.get(id=job_id)
+        return job
 
     def report(_done: int, _total: int, stats: ImportStats) -> None:
         ImportJob.objects.filter(id=job_id).update(
