@@ -504,8 +504,9 @@ def server_times(
             if match:
                 cpu[name].append(float(match.group(1)))
             match = re.search(r"(?<![-\w])explain;dur=([0-9.]+)", timing)
-            if match:  # the part of the card's server time spent explaining its chips (no target of its own)
-                times[EXPLAIN_ROW].append(float(match.group(1)))
+            if match:  # the part of the card's server time spent explaining its chips (no target of its own);
+                # both the review page and the REST card (claim-next) explain, each in its own row
+                times[f"{name}: explain"].append(float(match.group(1)))
             statuses[f"{name} {status}"] += 1
     return times, cpu, statuses
 
@@ -690,7 +691,8 @@ def main() -> int:
         + (
             f"the active version is a real {artifact['tagger']} artifact trained on {artifact['records']:,} "
             f"reviewed products; every card explains its chips (`mlcore.explain`), its cost is the row "
-            f"`{EXPLAIN_ROW}` (the review page's own `Server-Timing` entry, part of render-card; cards shown "
+            f"`{EXPLAIN_ROW}` (the review page's own `Server-Timing` entry, part of render-card; the REST "
+            f"card explains its suggestions too, row `claim-next: explain`; cards shown "
             f"while a worker still loads the model, in the background, have no reasons and no entry).\n"
             if artifact
             else "none (`--explain-tagger none`): cards without reasons.\n"

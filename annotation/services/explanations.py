@@ -98,6 +98,17 @@ class CardReasons:
     seconds: float = 0.0
     load_wait_seconds: float = 0.0
 
+    def server_timing(self) -> str:
+        """What the reasons cost as a ``Server-Timing`` value ('' when nothing was explained or waited for):
+        ``explain`` is the explaining alone, ``explain-load`` the wait for the model. The HTML card and the
+        REST card send the same entries, so browser dev tools and the review bench read both alike."""
+        entries = [
+            f"{name};dur={seconds * 1000:.2f}"
+            for name, seconds in (("explain", self.seconds), ("explain-load", self.load_wait_seconds))
+            if seconds
+        ]
+        return ", ".join(entries)
+
 
 def _record(card: ReviewCard) -> ProductRecord:
     product = card.product

@@ -39,8 +39,9 @@ def test_next_claims_and_returns_product_suggestions_and_expiry(operator_api, op
     assert body["product"]["external_id"] == product.external_id
     assert body["product"]["review_status"] == "unreviewed"
     assert body["suggestions"] == [
-        {"tag": "Red", "score": 0.8, "selected": True, "model_version": "v3"},
-        {"tag": "Blue", "score": 0.3, "selected": False, "model_version": "v3"},
+        # No artifact of v3 on this machine: no reasons (tests/annotation/test_review_api_reasons.py).
+        {"tag": "Red", "score": 0.8, "selected": True, "model_version": "v3", "reason": None},
+        {"tag": "Blue", "score": 0.3, "selected": False, "model_version": "v3", "reason": None},
     ]
     assert body["approved_tags"] == [{"tag": "Blue", "source": "import"}]
     assert body["model_version"] == "v3"

@@ -100,3 +100,26 @@ def test_schema_and_docs_are_public():
     assert client.get("/api/schema/").status_code == 200
     docs = client.get("/api/docs/")
     assert docs.status_code == 200 and b"swagger" in docs.content.lower()
+
+
+def test_review_card_suggestions_document_a_nullable_reason(schema):
+    components = schema["components"]["schemas"]
+    card = schema["paths"]["/api/v1/review/next/"]["post"]["responses"]["200"]["content"]["application/json"]
+    assert card["schema"] == {"$ref": "#/components/schemas/ReviewCard"}
+    suggestion = components["SuggestionOut"]
+    assert "reason" in suggestion["required"]
+    reason = suggestion["properties"]["reason"]
+    assert (
+        reason["nullable"] is True and "Null while the model version is not loaded" in reason["description"]
+    )
+    assert reason["allOf"] == [{"$ref": "#/components/schemas/SuggestionReason"}]
+    fields = components["SuggestionReason"]
+    assert set(fields["required"]) == {"summary", "title_mentions", "neighbours", "words"}
+    assert fields["properties"]["title_mentions"]["items"] == {"$ref": "#/components/schemas/TitleMention"}
+    assert fields["properties"]["words"]["items"]["type"] == "string"
+    mention = components["TitleMention"]["properties"]
+    assert (mention["start"]["type"], mention["end"]["type"], mention["text"]["type"]) == (
+        "integer",
+        "integer",
+        "string",
+    )

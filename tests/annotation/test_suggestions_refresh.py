@@ -111,9 +111,7 @@ def test_products_imported_later_get_the_active_versions_suggestions():
     catalog_load(demo_rows(tagged=150, untagged=5), reviewed_tagged=True)
     version = _trained_version()
     _run_refresh(version, size=100)
-    newcomer = catalog_load([{"id": "late-1", "title": "Nike Men Running Black Sports Shoes", "lang": "en"}])[
-        0
-    ]
+    newcomer = catalog_load([{"id": "late-1", "title": "Aloe Vera Face Wash, 100 ml", "lang": "en"}])[0]
     refresh = suggestions_refresh_request()  # what the import calls after flagging its products
     assert refresh is not None and refresh.model_version == version
     assert refresh.total == 1 and refresh.status == JobStatus.QUEUED
@@ -153,7 +151,7 @@ def test_a_superseded_version_stops_and_its_suggestions_are_never_current(admin_
 def test_deactivated_tags_are_not_suggested():
     catalog_load(demo_rows(tagged=150, untagged=10), reviewed_tagged=True)
     version = _trained_version()
-    retired = Tag.objects.get(normalized_name="apparel")
+    retired = Tag.objects.get(normalized_name="beauty & hygiene")  # the demo's most common tag
     Tag.objects.filter(id=retired.id).update(is_active=False)
     _run_refresh(version, size=100)
     assert not Suggestion.objects.filter(model_version=version, tag=retired).exists()
@@ -170,8 +168,9 @@ def test_hierarchy_closure_from_the_taxonomy_applies_to_suggestions():
     """A parent set in the taxonomy after training is selected wherever its child is (closure on)."""
     catalog_load(demo_rows(tagged=150, untagged=20), reviewed_tagged=True)
     version = _trained_version()
-    child = Tag.objects.get(normalized_name="tshirts")
-    parent = Tag.objects.get(normalized_name="footwear")  # absurd on purpose: the model never pairs them
+    child = Tag.objects.get(normalized_name="skin care")
+    # Absurd on purpose: the model never pairs them.
+    parent = Tag.objects.get(normalized_name="kitchen, garden & pets")
     Tag.objects.filter(id=child.id).update(parent=parent)
     _run_refresh(version, size=100)
     with_child = set(

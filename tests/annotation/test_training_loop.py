@@ -133,15 +133,15 @@ def test_inactive_and_merged_tags_train_under_their_canonical_tag():
     from annotation.models import Tag
 
     catalog_load(demo_rows(tagged=150))
-    tshirts = Tag.objects.get(normalized_name="tshirts")
-    tops = Tag.objects.get(normalized_name="tops")
-    casual = Tag.objects.get(normalized_name="usage:casual")
-    Tag.objects.filter(id=tops.id).update(merged_into=tshirts, is_active=False)
-    Tag.objects.filter(id=casual.id).update(is_active=False)
+    skin = Tag.objects.get(normalized_name="skin care")
+    face = Tag.objects.get(normalized_name="face care")
+    medicine = Tag.objects.get(normalized_name="health & medicine")
+    Tag.objects.filter(id=face.id).update(merged_into=skin, is_active=False)
+    Tag.objects.filter(id=medicine.id).update(is_active=False)
     version = _train().model_version
     names = set(version.config["tag_ids"])
-    assert "tshirts" in names and "tops" not in names and "usage:casual" not in names
-    assert version.config["tag_ids"]["tshirts"] == tshirts.id
+    assert "skin care" in names and "face care" not in names and "health & medicine" not in names
+    assert version.config["tag_ids"]["skin care"] == skin.id
 
 
 def test_train_command_runs_here_and_async_queues(settings):

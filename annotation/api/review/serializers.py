@@ -21,11 +21,51 @@ class ReviewProductSerializer(serializers.Serializer):
     priority = serializers.FloatField()
 
 
+class TitleMentionSerializer(serializers.Serializer):
+    start = serializers.IntegerField(
+        help_text="Offset of the mention's first character in `product.title` (0-based, in Unicode code points)."
+    )
+    end = serializers.IntegerField(help_text="Offset just after the mention's last character (exclusive).")
+    text = serializers.CharField(help_text="The mention as it is written in the title: `title[start:end]`.")
+
+
+class SuggestionReasonSerializer(serializers.Serializer):
+    """Why the model suggests a tag: the same reason the HTML review card shows on the tag's chip."""
+
+    summary = serializers.CharField(
+        help_text=(
+            'The reason in a few words, e.g. `"Black" in the title`, `like "Puma Men Black Tshirt" and 2 '
+            "more` or `words: black, tee`."
+        )
+    )
+    title_mentions = TitleMentionSerializer(
+        many=True, help_text="Where the title mentions the tag (the HTML card highlights these)."
+    )
+    neighbours = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="Titles of the most similar approved products that carry the tag (at most 3).",
+    )
+    words = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="The product's words that weigh most for the tag in the model (at most 3).",
+    )
+
+
 class SuggestionOutSerializer(serializers.Serializer):
     tag = serializers.CharField(source="name")
     score = serializers.FloatField()
     selected = serializers.BooleanField(help_text="The model would apply it after its thresholds.")
     model_version = serializers.CharField()
+    reason = SuggestionReasonSerializer(
+        allow_null=True,
+        help_text=(
+            "Why the model suggests this tag. Null while the model version is not loaded in the serving "
+            "process yet (it loads in the background: a card never waits for it, so the first cards after "
+            "a start or a new version come without reasons), when its artifact is not on this machine, and "
+            "for a tag the model does not know. What explaining cost is in the `Server-Timing` header "
+            "(`explain`; `explain-load` while waiting for the model)."
+        ),
+    )
 
 
 class ApprovedTagOutSerializer(serializers.Serializer):

@@ -4,7 +4,9 @@ Same services as the HTML review page (annotation.services.reviews). Errors use 
 409 ``conflict`` when another user holds the claim, 409 ``stale_claim`` when the card's claim token no
 longer matches the product, 400 ``unknown_tags`` with ``fields.tags`` listing the refused names, 400
 ``no_tags_unconfirmed`` for an unconfirmed empty tag list, 204 from /review/next/ when nothing is left
-to review. Review responses are never cached (``Cache-Control: no-store``).
+to review. Review responses are never cached (``Cache-Control: no-store``). The review/next card gives
+each suggestion the reason the HTML card shows on its chip (annotation.services.explanations), null while
+the model is not loaded in this process, and ``Server-Timing: explain`` with what explaining cost.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from annotation.api.review.serializers import (
 )
 from annotation.models import Product
 from annotation.selectors.review import review_card
+from annotation.services.explanations import ChipReason, review_card_reasons
 from annotation.services.reviews import (
     ClaimConflict,
     ClaimStale,
@@ -64,13 +67,33 @@ def _no_store(response: Response) -> Response:
     return response
 
 
-def _card_body(product: Product) -> dict:
-    card = review_card(product=product)
-    version = card.model_version.version if card.model_version else None
+def _reason_body(reason: ChipReason | None, title: str) -> dict | None:
+    if reason is None:
+        return None
     return {
+        "summary": reason.summary,
+        "title_mentions": [{"start": s, "end": e, "text": title[s:e]} for s, e in reason.title_spans],
+        "neighbours": list(reason.neighbours),
+        "words": list(reason.words),
+    }
+
+
+def _card_response(product: Product) -> Response:
+    """The card of ``product`` with a reason per suggestion (the HTML card's, from the same service) and
+    what explaining cost as ``Server-Timing``."""
+    card = review_card(product=product)
+    reasons = review_card_reasons(card)
+    version = card.model_version.version if card.model_version else None
+    body = {
         "product": product,
         "suggestions": [
-            {"name": c.name, "score": c.score, "selected": c.selected, "model_version": version}
+            {
+                "name": c.name,
+                "score": c.score,
+                "selected": c.selected,
+                "model_version": version,
+                "reason": _reason_body(reasons.by_tag.get(c.tag_id), product.title),
+            }
             for c in card.suggestions
         ],
         "approved_tags": [c for c in card.chips if c.approved_source],
@@ -78,6 +101,10 @@ def _card_body(product: Product) -> dict:
         "claim_expires_at": product.claim_expires_at,
         "claim": card.claim_token,
     }
+    response = Response(ReviewCardSerializer(body).data)
+    if timing := reasons.server_timing():
+        response["Server-Timing"] = timing
+    return response
 
 
 class ReviewNextApi(APIView):
@@ -93,7 +120,7 @@ class ReviewNextApi(APIView):
         product = review_claim_next(user=request.user)
         if product is None:
             return _no_store(Response(status=status.HTTP_204_NO_CONTENT))
-        return _no_store(Response(ReviewCardSerializer(_card_body(product)).data))
+        return _no_store(_card_response(product))
 
 
 class ProductReviewApi(APIView):

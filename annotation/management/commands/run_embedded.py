@@ -46,7 +46,7 @@ class Command(BaseCommand):
         call_command("collectstatic", interactive=False, verbosity=0)
         self._ensure_admin()
         if not options["no_demo"] and not Product.objects.exists():
-            self.stdout.write("Loading the demo catalog (3,000 fashion products, 600 with tags)...")
+            self.stdout.write("Loading the demo catalog (3,000 grocery products, 1,200 with tags)...")
             call_command("import_taxonomy", str(FIXTURES / "demo_taxonomy.csv"))
             call_command("import_products", str(FIXTURES / "demo_catalog.jsonl"), no_progress=True)
         if options["setup_only"]:

@@ -68,12 +68,11 @@ def _card_context(
     more_chips: list[dict] = []
     extra_names: list[dict] = []
     segments = []
-    explain_seconds = explain_wait_seconds = 0.0
+    server_timing = ""
     if card is not None:
         card_reasons = review_card_reasons(card)
         reasons = card_reasons.by_tag
-        explain_seconds = card_reasons.seconds
-        explain_wait_seconds = card_reasons.load_wait_seconds
+        server_timing = card_reasons.server_timing()
         segments = title_segments(
             card.product.title, {tag_id: reason.title_spans for tag_id, reason in reasons.items()}
         )
@@ -107,21 +106,15 @@ def _card_context(
         "stats": review_stats(user=request.user),
         "undo_event": last_undoable_submit(user=request.user),
         "threshold": settings.REVIEW_ACCEPT_THRESHOLD,
-        "explain_seconds": explain_seconds,
-        "explain_wait_seconds": explain_wait_seconds,
+        "server_timing": server_timing,
     }
 
 
 def _timed(response: HttpResponse, context: dict) -> HttpResponse:
     """What explaining the card's chips cost (or waiting for its model to load, while it loads), as
     ``Server-Timing`` entries: browser dev tools show them, the review bench reads them."""
-    entries = [
-        f"{name};dur={context[key] * 1000:.2f}"
-        for name, key in (("explain", "explain_seconds"), ("explain-load", "explain_wait_seconds"))
-        if context.get(key)
-    ]
-    if entries:
-        response["Server-Timing"] = ", ".join(entries)
+    if context.get("server_timing"):
+        response["Server-Timing"] = context["server_timing"]
     return response
 
 
