@@ -1,0 +1,409 @@
+"""Catalog search: the product list's filters beyond status, approved tag and text (issue 16, point 4).
+
+- **Suggested tag** with a score range: products the model version (the active one unless named) suggests
+  tag T for, with ``min_score <= score <= max_score``.
+- **Disagreement**: the model selects a tag that is not approved, or a tag is approved that the model does
+  not select. ``Suggestion.selected`` is the model's decision after its per-tag thresholds (score >= the
+  tag's threshold) and post-processing, so "scores below its threshold" is ``selected = false``; an
+  approved tag with no suggestion row at all (outside the model's top-k) disagrees too. With a suggested
+  tag, only disagreement on that tag counts.
+- **Category path prefix**: ``Product.category_path`` is a JSON list; the first levels of it are indexed
+  as expressions (``category_path ->> 0``, ``->> 1``, ``->> 2``: migration 0006_search_indexes) so a
+  prefix is an equality on the leading columns of one B-tree, on PostgreSQL and SQLite alike.
+- **Model version**: the products whose current suggestions are that version's (``suggested_by``); it is
+  also the version the suggested-tag and disagreement filters read.
+- **Order**: priority, score of the suggested tag, update time or id, each both ways, with ``id`` as the
+  tie-break, paged by keyset (no OFFSET; see ``search_page``).
+- **Count**: exact up to ``COUNT_EXACT_LIMIT``; above it, on PostgreSQL, the planner's estimate labelled
+  as such (see ``search_count``).
+
+Names (tags, versions) are resolved here and bad values raise ``SearchParamError`` naming the parameter,
+so the REST filter set and the HTML form give the same answer to the same input.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import connection
+from django.db.models import Exists, F, OuterRef, Q, QuerySet
+from django.db.models.fields.json import KeyTextTransform
+
+from annotation.models import ModelVersion, Product, ProductTag, ReviewStatus, Suggestion
+from annotation.taxonomy.resolver import tag_resolve
+
+# "exact below 100,000": a count is exact when the filter matches at most this many products.
+COUNT_EXACT_LIMIT = 100_000
+# How many levels of category_path the expression index covers (deeper levels filter the index's rows).
+CATEGORY_INDEXED_LEVELS = 3
+CATEGORY_MAX_LEVELS = 10
+CATEGORY_SEPARATOR = ">"
+SCORE_FIELD = "search_score"  # the annotation carrying the suggested tag's score
+
+
+class SearchParamError(ValueError):
+    """A search parameter that cannot be used; ``param`` names it (the 400's field)."""
+
+    def __init__(self, param: str, message: str) -> None:
+        super().__init__(message)
+        self.param = param
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class SearchOrder:
+    """A list order: ``field`` one way, ``id`` as the tie-break (its own direction, so that "-priority"
+    reads the review queue's index, priority desc then id asc)."""
+
+    name: str
+    field: str
+    descending: bool
+    id_descending: bool
+
+    def reverse(self) -> SearchOrder:
+        return SearchOrder(self.name, self.field, not self.descending, not self.id_descending)
+
+    def order_by(self) -> tuple[Any, ...]:
+        key = F(self.field).desc() if self.descending else F(self.field).asc()
+        if self.field == "id":
+            return (key,)
+        return (key, "-id" if self.id_descending else "id")
+
+
+SEARCH_ORDERS: dict[str, SearchOrder] = {
+    order.name: order
+    for order in (
+        SearchOrder("-id", "id", True, True),
+        SearchOrder("id", "id", False, False),
+        SearchOrder("-priority", "priority", True, False),
+        SearchOrder("priority", "priority", False, True),
+        SearchOrder("-updated", "updated_at", True, True),
+        SearchOrder("updated", "updated_at", False, False),
+        SearchOrder("-score", SCORE_FIELD, True, False),
+        SearchOrder("score", SCORE_FIELD, False, True),
+    )
+}
+ORDER_HELP = {
+    "-id": "newest first (default)",
+    "id": "oldest first",
+    "-priority": "review priority, highest first",
+    "priority": "review priority, lowest first",
+    "-updated": "last update, latest first",
+    "updated": "last update, earliest first",
+    "-score": "score of suggested_tag, highest first",
+    "score": "score of suggested_tag, lowest first",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ProductSearch:
+    """Resolved search criteria (ids, not names): build one with ``product_search_resolve``."""
+
+    status: str = ""  # a ReviewStatus value, or "" for every status
+    suggested_tag_id: int | None = None
+    min_score: float | None = None
+    max_score: float | None = None
+    version_id: int | None = None  # the version the suggestion filters read
+    version_filter: bool = False  # model_version was given: only its currently suggested products
+    disagreement: bool = False
+    category: tuple[str, ...] = ()
+    order: SearchOrder = SEARCH_ORDERS["-id"]
+
+    @property
+    def reads_suggestions(self) -> bool:
+        return self.suggested_tag_id is not None or self.disagreement
+
+
+def category_parse(text: str) -> tuple[str, ...]:
+    """``"Fashion > Shoes"`` -> ``("Fashion", "Shoes")``; levels compared exactly (case included)."""
+    text = text.strip()
+    if not text:
+        return ()
+    levels = tuple(level.strip() for level in text.split(CATEGORY_SEPARATOR))
+    if any(not level for level in levels):
+        raise SearchParamError("category", f"Empty level in category path {text!r}: write 'A > B > C'.")
+    if len(levels) > CATEGORY_MAX_LEVELS:
+        raise SearchParamError("category", f"At most {CATEGORY_MAX_LEVELS} category levels.")
+    return levels
+
+
+def _score(param: str, value: float | str | None) -> float | None:
+    if value is None or value == "":
+        return None
+    try:
+        score = float(value)
+    except (TypeError, ValueError):
+        raise SearchParamError(param, f"Not a number: {value!r}.") from None
+    if not math.isfinite(score) or not 0.0 <= score <= 1.0:
+        raise SearchParamError(param, f"Must be between 0 and 1, got {value!r}.")
+    return score
+
+
+def product_search_resolve(
+    *,
+    status: str = "",
+    suggested_tag: str = "",
+    min_score: float | str | None = None,
+    max_score: float | str | None = None,
+    model_version: str = "",
+    disagreement: bool = False,
+    category: str = "",
+    order: str = "-id",
+) -> ProductSearch:
+    """Check and resolve the search parameters (tag and version names to ids); SearchParamError names the
+    first bad one."""
+    if status and status not in ReviewStatus.values:
+        raise SearchParamError(
+            "status", f"Unknown status {status!r}: one of {', '.join(ReviewStatus.values)}."
+        )
+    if order not in SEARCH_ORDERS:
+        raise SearchParamError("ordering", f"Unknown order {order!r}: one of {', '.join(SEARCH_ORDERS)}.")
+    low, high = _score("min_score", min_score), _score("max_score", max_score)
+    if low is not None and high is not None and low > high:
+        raise SearchParamError("min_score", f"min_score {low} is above max_score {high}.")
+    tag_id = None
+    if suggested_tag.strip():
+        tag = tag_resolve(suggested_tag)  # aliases and merged names resolve; a deactivated tag still reads
+        if tag is None:
+            raise SearchParamError("suggested_tag", f"Unknown tag {suggested_tag.strip()!r}.")
+        tag_id = tag.id
+    elif low is not None or high is not None:
+        raise SearchParamError(
+            "min_score" if low is not None else "max_score", "A score range needs suggested_tag."
+        )
+    if SEARCH_ORDERS[order].field == SCORE_FIELD and tag_id is None:
+        raise SearchParamError("ordering", f"Order {order!r} sorts by the score of suggested_tag: name one.")
+    version_id = None
+    if model_version.strip():
+        version_id = (
+            ModelVersion.objects.filter(version=model_version.strip()).values_list("id", flat=True).first()
+        )
+        if version_id is None:
+            raise SearchParamError("model_version", f"Unknown model version {model_version.strip()!r}.")
+    elif tag_id is not None or disagreement:
+        version_id = ModelVersion.objects.filter(is_active=True).values_list("id", flat=True).first()
+        if version_id is None:
+            raise SearchParamError(
+                "suggested_tag" if tag_id is not None else "disagreement",
+                "No model version is active: name one with model_version.",
+            )
+    return ProductSearch(
+        status=status,
+        suggested_tag_id=tag_id,
+        min_score=low,
+        max_score=high,
+        version_id=version_id,
+        version_filter=bool(model_version.strip()),
+        disagreement=disagreement,
+        category=category_parse(category),
+        order=SEARCH_ORDERS[order],
+    )
+
+
+def category_level(level: int) -> KeyTextTransform:
+    """``category_path ->> level`` (PostgreSQL) / ``json_extract(category_path, '$[level]')`` (SQLite): the
+    expression migration 0006_search_indexes indexes, written the same way so the planner matches it."""
+    return KeyTextTransform(str(level), "category_path")
+
+
+def products_in_category(queryset: QuerySet[Product], prefix: tuple[str, ...]) -> QuerySet[Product]:
+    """Products whose category path starts with ``prefix`` (level by level, exact)."""
+    if not prefix:
+        return queryset
+    names = {f"category_{i}": category_level(i) for i in range(len(prefix))}
+    return queryset.alias(**names).filter(**{f"category_{i}": level for i, level in enumerate(prefix)})
+
+
+def _disagreement(version_id: int, tag_id: int | None) -> Q:
+    """Model-selected but not approved, or approved but not model-selected (on ``tag_id`` when given)."""
+    selected = Suggestion.objects.filter(
+        product_id=OuterRef("pk"), model_version_id=version_id, selected=True
+    )
+    approved = ProductTag.objects.filter(product_id=OuterRef("pk"))
+    if tag_id is not None:
+        return Q(Exists(selected.filter(tag_id=tag_id))) != Q(Exists(approved.filter(tag_id=tag_id)))
+    selected_not_approved = selected.filter(
+        ~Exists(ProductTag.objects.filter(product_id=OuterRef("product_id"), tag_id=OuterRef("tag_id")))
+    )
+    approved_not_selected = approved.filter(
+        ~Exists(
+            Suggestion.objects.filter(
+                product_id=OuterRef("product_id"),
+                tag_id=OuterRef("tag_id"),
+                model_version_id=version_id,
+                selected=True,
+            )
+        )
+    )
+    return Q(Exists(selected_not_approved)) | Q(Exists(approved_not_selected))
+
+
+def products_search(queryset: QuerySet[Product], search: ProductSearch) -> QuerySet[Product]:
+    """``queryset`` narrowed by ``search`` (the text and approved-tag filters are the callers' own), ordered
+    by its order; with a suggested tag, each product carries that tag's score as ``search_score``."""
+    if search.status:
+        queryset = queryset.filter(review_status=search.status)
+    if search.version_filter:
+        queryset = queryset.filter(suggested_by_id=search.version_id)
+    if search.suggested_tag_id is not None:
+        # One join (product, version, tag is unique: one row per product) that filters and carries the
+        # score: the planner can read the (version, tag, score) index in score order for "-score".
+        condition = {
+            "suggestions__model_version_id": search.version_id,
+            "suggestions__tag_id": search.suggested_tag_id,
+        }
+        if search.min_score is not None:
+            condition["suggestions__score__gte"] = search.min_score
+        if search.max_score is not None:
+            condition["suggestions__score__lte"] = search.max_score
+        queryset = queryset.filter(**condition).annotate(**{SCORE_FIELD: F("suggestions__score")})
+    if search.disagreement:
+        assert search.version_id is not None  # product_search_resolve requires one
+        queryset = queryset.filter(_disagreement(search.version_id, search.suggested_tag_id))
+    queryset = products_in_category(queryset, search.category)
+    return queryset.order_by(*search.order.order_by())
+
+
+# --- Keyset pages ----------------------------------------------------------------------------------------
+
+
+class SearchCursorError(ValueError):
+    """A cursor this list did not produce (edited, or from another order)."""
+
+
+def cursor_encode(order: SearchOrder, row: Product, *, backwards: bool = False) -> str:
+    """An opaque cursor: the order, the (key, id) of the row it continues from, and the direction."""
+    key = getattr(row, order.field)
+    if isinstance(key, dt.datetime):
+        key = key.isoformat()
+    raw = json.dumps([order.name, key, row.pk, "p" if backwards else "n"], separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def cursor_decode(order: SearchOrder, cursor: str) -> tuple[Any, int, bool]:
+    """(key, id, backwards) of a cursor of ``order``; SearchCursorError otherwise."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        name, key, pk, direction = json.loads(raw)
+        if name != order.name or not isinstance(pk, int) or direction not in ("n", "p"):
+            raise ValueError(name)
+        if order.field == "updated_at":
+            key = dt.datetime.fromisoformat(key)
+        elif order.field == "id":
+            key = int(key)
+        else:
+            key = float(key)
+        return key, pk, direction == "p"
+    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise SearchCursorError("Invalid cursor: it does not belong to this list and order.") from exc
+
+
+def keyset_segments(
+    queryset: QuerySet[Product], order: SearchOrder, after: tuple[Any, int] | None
+) -> list[QuerySet[Product]]:
+    """The rows after ``after`` = (key, id) in ``order``, as consecutive ordered range scans.
+
+    Key and id may run opposite ways ("-priority": priority desc, id asc), which no single row-value
+    comparison expresses, so the rows after (k, i) are two ranges: key = k with id past i, then key past k.
+    Each is an index range (equality + range, or one range), never an OR the planner walks row by row.
+    """
+    queryset = queryset.order_by(*order.order_by())
+    if after is None:
+        return [queryset]
+    key, pk = after
+    past_id = "id__lt" if order.id_descending else "id__gt"
+    if order.field == "id":
+        return [queryset.filter(**{past_id: pk})]
+    past_key = f"{order.field}__lt" if order.descending else f"{order.field}__gt"
+    return [queryset.filter(**{order.field: key, past_id: pk}), queryset.filter(**{past_key: key})]
+
+
+def _read(segments: list[QuerySet[Product]], count: int) -> list[Product]:
+    rows: list[Product] = []
+    for segment in segments:
+        rows += list(segment[: count - len(rows)])
+        if len(rows) >= count:
+            break
+    return rows
+
+
+@dataclass(slots=True)
+class SearchPage:
+    rows: list[Product]
+    next_cursor: str | None
+    previous_cursor: str | None
+
+
+def search_page(
+    queryset: QuerySet[Product], order: SearchOrder, *, cursor: str = "", page_size: int
+) -> SearchPage:
+    """One keyset page of ``queryset`` in ``order`` (no OFFSET: any page costs what the first costs).
+
+    A "next" cursor continues after a page's last row; a "previous" cursor reads the rows before a page's
+    first row in the reverse order and turns them back.
+    """
+    if not cursor:
+        rows = _read(keyset_segments(queryset, order, None), page_size + 1)
+        more = len(rows) > page_size
+        rows = rows[:page_size]
+        return SearchPage(rows, cursor_encode(order, rows[-1]) if more else None, None)
+    key, pk, backwards = cursor_decode(order, cursor)
+    if not backwards:
+        rows = _read(keyset_segments(queryset, order, (key, pk)), page_size + 1)
+        more = len(rows) > page_size
+        rows = rows[:page_size]
+        previous = cursor_encode(order, rows[0], backwards=True) if rows else None
+        return SearchPage(rows, cursor_encode(order, rows[-1]) if more else None, previous)
+    rows = _read(keyset_segments(queryset, order.reverse(), (key, pk)), page_size + 1)
+    more = len(rows) > page_size
+    rows = rows[:page_size][::-1]
+    next_cursor = cursor_encode(order, rows[-1]) if rows else None
+    return SearchPage(rows, next_cursor, cursor_encode(order, rows[0], backwards=True) if more else None)
+
+
+# --- Counts ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SearchCount:
+    value: int
+    is_estimate: bool  # True: the planner's estimate of a count above COUNT_EXACT_LIMIT
+
+
+def _planner_rows(queryset: QuerySet[Product]) -> int:
+    """PostgreSQL's estimate of the rows ``queryset`` returns (EXPLAIN: planning only, no rows read)."""
+    sql, params = queryset.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
+        plan = cursor.fetchone()[0]
+    if isinstance(plan, str):
+        plan = json.loads(plan)
+    return int(plan[0]["Plan"]["Plan Rows"])
+
+
+def search_count(queryset: QuerySet[Product], *, limit: int = COUNT_EXACT_LIMIT) -> SearchCount:
+    """How many products ``queryset`` holds: exact up to ``limit``, else the planner's estimate.
+
+    PostgreSQL: when the planner expects more than ``limit`` rows, its estimate is the answer (counting a
+    million rows of a join would take seconds). Otherwise the rows are counted, but at most ``limit`` + 1 of
+    them (``LIMIT`` inside the count): a count that reaches the bound is above ``limit`` whatever the planner
+    thought, and is answered with the larger of the estimate and the bound, labelled as an estimate. So a
+    count below ``limit`` is always exact and a slow exact count is bounded. Other databases (SQLite,
+    embedded mode) count exactly.
+    """
+    narrow = queryset.order_by().values("pk")
+    if connection.vendor != "postgresql":
+        return SearchCount(narrow.count(), False)
+    estimate = _planner_rows(narrow)
+    if estimate > limit:
+        return SearchCount(estimate, True)
+    counted = narrow[: limit + 1].count()
+    if counted > limit:
+        return SearchCount(max(estimate, counted), True)
+    return SearchCount(counted, False)
