@@ -4,8 +4,9 @@
   ``->> 2`` on PostgreSQL, ``json_extract`` on SQLite), so a category prefix is an equality on the index's
   leading columns.
 - ``product_text_trgm_idx`` (PostgreSQL only): one multi-column GIN trigram index over title, brand and
-  external id, so the list's text filter (``ILIKE '%text%'`` on each, OR-ed) is three bitmap scans of one
-  index instead of a scan of the catalog, and its count stays fast. ``pg_trgm`` ships with PostgreSQL and is
+  external id, so the list's text filter (Django's ``icontains``: ``UPPER(col::text) LIKE UPPER('%text%')``,
+  hence the ``upper(...)`` expressions, on each column, OR-ed) is three bitmap scans of one index instead of
+  a scan of the catalog, and its count stays fast. ``pg_trgm`` ships with PostgreSQL and is
   a trusted extension (PostgreSQL 13+): the database owner may create it. SQLite (embedded mode) keeps
   scanning: its catalogs are small.
 
@@ -25,7 +26,8 @@ def trigram_index_create(apps, schema_editor) -> None:
     schema_editor.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
     schema_editor.execute(
         f"CREATE INDEX IF NOT EXISTS {TRGM_INDEX} ON annotation_product "
-        "USING gin (title gin_trgm_ops, brand gin_trgm_ops, external_id gin_trgm_ops)"
+        "USING gin (upper(title::text) gin_trgm_ops, upper(brand::text) gin_trgm_ops, "
+        "upper(external_id::text) gin_trgm_ops)"
     )
 
 

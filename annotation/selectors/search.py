@@ -227,7 +227,9 @@ def _disagreement(version_id: int, tag_id: int | None) -> Q:
     )
     approved = ProductTag.objects.filter(product_id=OuterRef("pk"))
     if tag_id is not None:
-        return Q(Exists(selected.filter(tag_id=tag_id))) != Q(Exists(approved.filter(tag_id=tag_id)))
+        model = Q(Exists(selected.filter(tag_id=tag_id)))
+        person = Q(Exists(approved.filter(tag_id=tag_id)))
+        return (model & ~person) | (~model & person)
     selected_not_approved = selected.filter(
         ~Exists(ProductTag.objects.filter(product_id=OuterRef("product_id"), tag_id=OuterRef("tag_id")))
     )
@@ -373,7 +375,7 @@ def search_page(
 @dataclass(frozen=True, slots=True)
 class SearchCount:
     value: int
-    is_estimate: bool  # True: the planner's estimate of a count above COUNT_EXACT_LIMIT
+    is_estimate: bool  # True: an estimate of a count above COUNT_EXACT_LIMIT
 
 
 def _planner_rows(queryset: QuerySet[Product]) -> int:
@@ -387,7 +389,7 @@ def _planner_rows(queryset: QuerySet[Product]) -> int:
     return int(plan[0]["Plan"]["Plan Rows"])
 
 
-def search_count(queryset: QuerySet[Product], *, limit: int = COUNT_EXACT_LIMIT) -> SearchCount:
+def search_count(queryset: QuerySet[Product], *, limit: int | None = None) -> SearchCount:
     """How many products ``queryset`` holds: exact up to ``limit``, else the planner's estimate.
 
     PostgreSQL: when the planner expects more than ``limit`` rows, its estimate is the answer (counting a
@@ -397,6 +399,7 @@ def search_count(queryset: QuerySet[Product], *, limit: int = COUNT_EXACT_LIMIT)
     count below ``limit`` is always exact and a slow exact count is bounded. Other databases (SQLite,
     embedded mode) count exactly.
     """
+    limit = COUNT_EXACT_LIMIT if limit is None else limit
     narrow = queryset.order_by().values("pk")
     if connection.vendor != "postgresql":
         return SearchCount(narrow.count(), False)
