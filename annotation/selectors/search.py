@@ -8,8 +8,10 @@
   approved tag with no suggestion row at all (outside the model's top-k) disagrees too. With a suggested
   tag, only disagreement on that tag counts.
 - **Category path prefix**: ``Product.category_path`` is a JSON list; the first levels of it are indexed
-  as expressions (``category_path ->> 0``, ``->> 1``, ``->> 2``: migration 0006_search_indexes) so a
-  prefix is an equality on the leading columns of one B-tree, on PostgreSQL and SQLite alike.
+  as expressions (``category_path ->> 0``, ``->> 1``, ``->> 2``: migration 0006_search_indexes) so on
+  PostgreSQL a prefix is an equality on the leading columns of one B-tree. SQLite (embedded mode) gets the
+  same filter through json_extract and scans: the JSON path is a bound parameter there, which its planner
+  does not match against the index's expression (embedded catalogs are small).
 - **Model version**: the products whose current suggestions are that version's (``suggested_by``); it is
   also the version the suggested-tag and disagreement filters read.
 - **Order**: priority, score of the suggested tag, update time or id, each both ways, with ``id`` as the
@@ -32,8 +34,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import connection
-from django.db.models import Exists, F, OuterRef, Q, QuerySet
+from django.db.models import Exists, F, OuterRef, Q, QuerySet, Value
 from django.db.models.fields.json import KeyTextTransform
+from django.db.models.lookups import Exact
 
 from annotation.models import ModelVersion, Product, ProductTag, ReviewStatus, Suggestion
 from annotation.taxonomy.resolver import tag_resolve
@@ -216,8 +219,9 @@ def products_in_category(queryset: QuerySet[Product], prefix: tuple[str, ...]) -
     """Products whose category path starts with ``prefix`` (level by level, exact)."""
     if not prefix:
         return queryset
-    names = {f"category_{i}": category_level(i) for i in range(len(prefix))}
-    return queryset.alias(**names).filter(**{f"category_{i}": level for i, level in enumerate(prefix)})
+    # Plain Exact (text = text), not the JSON key lookup's exact, which on SQLite compares with the value
+    # read as JSON (json_extract('Fashion', '$'): malformed).
+    return queryset.filter(*(Exact(category_level(i), Value(level)) for i, level in enumerate(prefix)))
 
 
 def _disagreement(version_id: int, tag_id: int | None) -> Q:
