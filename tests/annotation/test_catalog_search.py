@@ -395,3 +395,33 @@ def test_category_prefix_and_text_read_their_indexes(catalog):
 
     text = products_matching_text(Product.objects.order_by(), "navy").values("pk")  # as search_count reads it
     assert "product_text_trgm_idx" in _plan(text)
+
+
+def test_a_count_out_of_time_is_estimated_and_leaves_the_connection_as_it_was(catalog):
+    from django.db.models import BooleanField
+    from django.db.models.expressions import RawSQL
+
+    slow = Product.objects.filter(RawSQL("pg_sleep(0.05) IS NOT NULL", [], output_field=BooleanField()))
+    result = search_count(slow, budget_ms=20)  # the count and the sample both run out of time
+    assert result.is_estimate
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW statement_timeout")
+        assert cursor.fetchone()[0] == "0"
+        cursor.execute("SELECT count(*) FROM annotation_product")  # the transaction is still usable
+        assert cursor.fetchone()[0] == 6
+
+
+def test_a_count_out_of_time_is_estimated_from_a_sample(catalog, monkeypatch):
+    real = search_module._count_within
+    calls = []
+
+    def first_runs_out(sql, params, budget_ms):
+        calls.append(sql)
+        return None if len(calls) == 1 else real(sql, params, budget_ms)
+
+    monkeypatch.setattr(search_module, "_count_within", first_runs_out)
+    search = product_search_resolve(suggested_tag="navy")
+    result = search_count(products_search(Product.objects.all(), search))
+    # A six-row table is sampled whole (the sample aims at SAMPLE_ROWS products): the estimate is the count.
+    assert "TABLESAMPLE SYSTEM" in calls[1]
+    assert result == search_module.SearchCount(4, True)
