@@ -48,6 +48,9 @@ COUNT_EXACT_LIMIT = 100_000
 COUNT_BUDGET_MS = 80
 # The planner's estimate is the answer when it is this many times above COUNT_EXACT_LIMIT.
 TRUST_PLANNER_ABOVE = 2
+# Disagreement on one tag reads the tag's index entries (a set difference) when the version selects the tag
+# for at most this many products; above, it checks product by product (pages of a dense match stop early).
+SET_FORM_MAX_ROWS = 50_000
 # Products read by the sampled estimate (a block sample of the product table).
 SAMPLE_ROWS = 10_000
 # How many levels of category_path the expression index covers (deeper levels filter the index's rows).
@@ -238,6 +241,18 @@ def _disagreement(version_id: int, tag_id: int | None) -> Q:
     )
     approved = ProductTag.objects.filter(product_id=OuterRef("pk"))
     if tag_id is not None:
+        selected_ids = Suggestion.objects.filter(
+            tag_id=tag_id, model_version_id=version_id, selected=True
+        ).values("product_id")
+        approved_ids = ProductTag.objects.filter(tag_id=tag_id).values("product_id")
+        if _estimated_rows(selected_ids) <= SET_FORM_MAX_ROWS:
+            # A tag on few products: the products in one set and not the other, read from the tag's index
+            # entries ((tag, version, score, product) and (tag, product)); exact counts stay cheap.
+            either = selected_ids.difference(approved_ids).union(
+                approved_ids.difference(selected_ids), all=True
+            )
+            return Q(id__in=either)
+        # A frequent tag: product by product, so a page (in id or any order) stops after its rows.
         model = Q(Exists(selected.filter(tag_id=tag_id)))
         person = Q(Exists(approved.filter(tag_id=tag_id)))
         return (model & ~person) | (~model & person)
@@ -404,7 +419,12 @@ class SearchCount:
     is_estimate: bool  # True: an estimate of a count above COUNT_EXACT_LIMIT
 
 
-def _planner_rows(queryset: QuerySet[Product]) -> int:
+def _estimated_rows(queryset: QuerySet) -> int:
+    """The planner's row estimate on PostgreSQL; 0 elsewhere (SQLite catalogs are small)."""
+    return _planner_rows(queryset) if connection.vendor == "postgresql" else 0
+
+
+def _planner_rows(queryset: QuerySet) -> int:
     """PostgreSQL's estimate of the rows ``queryset`` returns (EXPLAIN: planning only, no rows read)."""
     sql, params = queryset.query.sql_with_params()
     with connection.cursor() as cursor:

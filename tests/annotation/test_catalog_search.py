@@ -114,7 +114,10 @@ def test_model_version_names_the_suggestions_read_and_the_products_it_currently_
     ]
 
 
-def test_disagreement(operator_api, catalog):
+@pytest.mark.parametrize("per_product", [False, True], ids=["tag-index-form", "per-product-form"])
+def test_disagreement(operator_api, catalog, monkeypatch, per_product):
+    if per_product:  # the form a frequent tag gets (more products than SET_FORM_MAX_ROWS)
+        monkeypatch.setattr(search_module, "SET_FORM_MAX_ROWS", -1)
     # P1, P4: v2 selects navy, not approved. P3: navy approved, scored .40 (below its threshold: not
     # selected), and linen selected, not approved. P5: linen approved, scored .30. P6: linen approved and
     # not suggested at all. P2: navy approved and selected: they agree.
