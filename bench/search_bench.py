@@ -38,6 +38,7 @@ import json
 import os
 import platform
 import random
+import shlex
 import statistics
 import sys
 import tempfile
@@ -402,7 +403,15 @@ def main() -> int:
     parser.add_argument("--reuse-db", action="store_true", help="measure a database kept by --keep-db")
     parser.add_argument("--no-write-readme", action="store_true")
     args = parser.parse_args()
-    args.command = "python bench/search_bench.py " + " ".join(sys.argv[1:])
+    niceness = os.getpriority(os.PRIO_PROCESS, 0)
+    args.command = shlex.join(
+        [
+            *(["nice", "-n", str(niceness)] if niceness else []),
+            ".venv/bin/python",
+            "bench/search_bench.py",
+            *sys.argv[1:],
+        ]
+    )
 
     bench_url = database_url(args.database_url, BENCH_DB)
     var_dir = Path(tempfile.mkdtemp(prefix="tagstudio-search-bench-"))
