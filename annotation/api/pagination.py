@@ -80,7 +80,7 @@ class KeysetPagination(CursorPagination):
 
 class SearchPagination(KeysetPagination):
     """The product list's pages: a keyset over (the chosen order's key, id) in either direction, with the
-    total count of the filter (exact up to 100,000, else PostgreSQL's estimate, labelled).
+    total count of the filter (exact up to 100,000 when cheap, else an estimate, labelled: search_count).
 
     The order is the ``ordering`` parameter, already checked by the view's filter set
     (``annotation.selectors.search.SEARCH_ORDERS``); the pages come from ``selectors.search.search_page``,
@@ -131,12 +131,14 @@ class SearchPagination(KeysetPagination):
         response["properties"] = {
             "count": {
                 "type": "integer",
-                "description": "Products matching the filter: exact up to 100,000; above, PostgreSQL's "
-                "estimate (see count_is_estimate).",
+                "description": "Products matching the filter: exact up to 100,000 when counting them is cheap; "
+                "otherwise an estimate (PostgreSQL's planner, or a fixed sample of the catalog): see "
+                "count_is_estimate.",
             },
             "count_is_estimate": {
                 "type": "boolean",
-                "description": "true: count is an estimate (the filter matches more than 100,000 products).",
+                "description": "true: count is an estimate (above 100,000 products, or too costly to count "
+                "exactly); false: count is exact.",
             },
             **response["properties"],
         }

@@ -140,7 +140,7 @@ class ProductFilter(StrictFilterSet):
 
 class ProductListApi(ListAPIView):
     """Products, newest first unless ``ordering`` says otherwise, keyset-paginated, with the filter's total
-    count (``count``; ``count_is_estimate`` when above 100,000). Filter by status, approved tag, text,
+    count (``count``; ``count_is_estimate`` when it is an estimate: above 100,000 or too costly to count). Filter by status, approved tag, text,
     update time, suggested tag and score range, disagreement, category prefix and model version."""
 
     permission_classes = [IsOperator]
