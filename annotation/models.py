@@ -10,6 +10,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
+from django.db.models.fields.json import KeyTextTransform
 from django.utils import timezone
 
 
@@ -164,6 +165,15 @@ class Product(models.Model):
                 fields=["suggested_by"],
                 name="product_suggested_by_idx",
                 condition=Q(suggested_by__isnull=False),
+            ),
+            # Catalog search by category path prefix: the first three levels as text, so a prefix is an
+            # equality on the leading columns (annotation.selectors.search.products_in_category writes the
+            # same expressions). A B-tree on expressions works on SQLite (json_extract) as on PostgreSQL.
+            models.Index(
+                KeyTextTransform("0", "category_path"),
+                KeyTextTransform("1", "category_path"),
+                KeyTextTransform("2", "category_path"),
+                name="product_category_idx",
             ),
         ]
 

@@ -12,6 +12,10 @@ from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.pagination import CursorPagination
+from rest_framework.response import Response
+from rest_framework.utils.urls import replace_query_param
+
+from annotation.selectors.search import SEARCH_ORDERS, SearchCursorError, search_count, search_page
 
 
 class KeysetPagination(CursorPagination):
@@ -71,4 +75,72 @@ class KeysetPagination(CursorPagination):
     def get_paginated_response_schema(self, schema):
         response = super().get_paginated_response_schema(schema)
         response["required"] = ["next", "previous", "results"]
+        return response
+
+
+class SearchPagination(KeysetPagination):
+    """The product list's pages: a keyset over (the chosen order's key, id) in either direction, with the
+    total count of the filter (exact up to 100,000 when cheap, else an estimate, labelled: search_count).
+
+    The order is the ``ordering`` parameter, already checked by the view's filter set
+    (``annotation.selectors.search.SEARCH_ORDERS``); the pages come from ``selectors.search.search_page``,
+    the count from ``search_count``. A cursor records its order: one from another order is a 400.
+    """
+
+    ordering_query_param = "ordering"
+
+    def paginate_queryset(self, queryset, request, view=None):
+        self.base_url = request.build_absolute_uri()
+        self.page_size = self.get_page_size(request)
+        order = SEARCH_ORDERS[request.query_params.get(self.ordering_query_param) or "-id"]
+        self.count = search_count(queryset.prefetch_related(None))
+        try:
+            page = search_page(
+                queryset,
+                order,
+                cursor=request.query_params.get(self.cursor_query_param, ""),
+                page_size=self.page_size,
+            )
+        except SearchCursorError as exc:
+            raise ValidationError({self.cursor_query_param: [str(exc)]}) from exc
+        self.next_cursor, self.previous_cursor = page.next_cursor, page.previous_cursor
+        return page.rows
+
+    def _link(self, cursor: str | None) -> str | None:
+        return None if cursor is None else replace_query_param(self.base_url, self.cursor_query_param, cursor)
+
+    def get_next_link(self):
+        return self._link(self.next_cursor)
+
+    def get_previous_link(self):
+        return self._link(self.previous_cursor)
+
+    def get_paginated_response(self, data):
+        return Response(
+            {
+                "count": self.count.value,
+                "count_is_estimate": self.count.is_estimate,
+                "next": self.get_next_link(),
+                "previous": self.get_previous_link(),
+                "results": data,
+            }
+        )
+
+    def get_paginated_response_schema(self, schema):
+        response = super().get_paginated_response_schema(schema)
+        response["properties"] = {
+            "count": {
+                "type": "integer",
+                "description": "Products matching the filter: exact up to 100,000 when counting them is cheap; "
+                "otherwise an estimate (PostgreSQL's planner, or a fixed sample of the catalog): see "
+                "count_is_estimate.",
+            },
+            "count_is_estimate": {
+                "type": "boolean",
+                "description": "true: count is an estimate (above 100,000 products, or too costly to count "
+                "exactly); false: count is exact.",
+            },
+            **response["properties"],
+        }
+        response["required"] = ["count", "count_is_estimate", "next", "previous", "results"]
         return response

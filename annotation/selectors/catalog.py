@@ -13,8 +13,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, TypedDict
 
-from django.db.models import BooleanField, Exists, OuterRef, Prefetch, Q, QuerySet
-from django.db.models.expressions import RawSQL
+from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
 from django.utils import timezone
 
 from annotation.models import (
@@ -26,6 +25,15 @@ from annotation.models import (
     Suggestion,
     Tag,
     TagAlias,
+)
+from annotation.selectors.search import (
+    SEARCH_ORDERS,
+    ProductSearch,
+    SearchCount,
+    SearchOrder,
+    keyset_segments,
+    products_search,
+    search_count,
 )
 from annotation.selectors.taxonomy import tag_paths
 from annotation.taxonomy.names import TagNameError, clean_tag_display_name, normalize_tag_name
@@ -111,7 +119,15 @@ def tag_check(name: str, *, can_create: bool) -> TagCheck:
 # --- The product list ------------------------------------------------------------------------------------
 
 LIST_STATUSES = ("unreviewed", "reviewed", "claimed", "all")
-LIST_SORTS = ("priority", "updated")
+# The HTML list's sorts and the catalog-search order each means (annotation.selectors.search.SEARCH_ORDERS).
+LIST_SORT_ORDERS = {
+    "priority": "-priority",
+    "updated": "-updated",
+    "updated_asc": "updated",
+    "score": "-score",
+    "score_asc": "score",
+}
+LIST_SORTS = tuple(LIST_SORT_ORDERS)
 
 
 class CursorError(ValueError):
@@ -124,12 +140,21 @@ class ProductListFilter:
     sort: str = "priority"
     tag: str = ""
     text: str = ""
+    # The catalog-search criteria (suggested tag and scores, disagreement, category, model version),
+    # resolved by annotation.selectors.search.product_search_resolve; None: none of them.
+    search: ProductSearch | None = None
 
     @property
     def effective_sort(self) -> str:
         # Priority ranks the review queue; it has an index only over unreviewed products (and claimed
         # products are few), so reviewed/all lists sort by update time.
-        return self.sort if self.status in ("unreviewed", "claimed") else "updated"
+        if self.sort == "priority" and self.status not in ("unreviewed", "claimed"):
+            return "updated"
+        return self.sort
+
+    @property
+    def order(self) -> SearchOrder:
+        return SEARCH_ORDERS[LIST_SORT_ORDERS[self.effective_sort]]
 
 
 @dataclass(slots=True)
@@ -143,13 +168,14 @@ class ProductPage:
 
 def encode_cursor_key(sort: str, key: Any, pk: int) -> str:
     """An opaque page cursor: the sort and the (key, id) of the last row of the page."""
-    value = key if sort == "priority" else key.isoformat()
+    value = key.isoformat() if isinstance(key, dt.datetime) else key
     raw = json.dumps([sort, value, pk], separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
 def encode_cursor(sort: str, product: Product) -> str:
-    return encode_cursor_key(sort, product.priority if sort == "priority" else product.updated_at, product.id)
+    field = SEARCH_ORDERS[LIST_SORT_ORDERS[sort]].field
+    return encode_cursor_key(sort, getattr(product, field), product.id)
 
 
 def _decode_cursor(sort: str, cursor: str) -> tuple[Any, int]:
@@ -158,15 +184,16 @@ def _decode_cursor(sort: str, cursor: str) -> tuple[Any, int]:
         kind, key, pk = json.loads(raw)
         if kind != sort or not isinstance(pk, int):
             raise ValueError(kind)
-        if sort == "priority":
-            return float(key), pk
-        return dt.datetime.fromisoformat(key), pk
+        if SEARCH_ORDERS[LIST_SORT_ORDERS[sort]].field == "updated_at":
+            return dt.datetime.fromisoformat(key), pk
+        return float(key), pk
     except (ValueError, TypeError, binascii.Error, json.JSONDecodeError) as exc:
         raise CursorError("This page link is out of date; the list restarts from the first page.") from exc
 
 
 def _filtered(filters: ProductListFilter, now: dt.datetime) -> tuple[QuerySet[Product], bool]:
-    """Status and tag filters (the text filter is applied by product_list, over a bounded window)."""
+    """Status, tag and catalog-search filters (the text filter is applied by product_list, over a bounded
+    window)."""
     qs = Product.objects.select_related("claimed_by")
     if filters.status == "unreviewed":
         qs = qs.filter(review_status=ReviewStatus.UNREVIEWED)
@@ -183,34 +210,27 @@ def _filtered(filters: ProductListFilter, now: dt.datetime) -> tuple[QuerySet[Pr
             qs = qs.none()
         else:
             qs = qs.filter(Exists(ProductTag.objects.filter(product=OuterRef("pk"), tag_id=tag.id)))
+    if filters.search is not None:
+        qs = products_search(qs, filters.search)
     return qs, unknown_tag
 
 
-def _ordered_segments(
-    qs: QuerySet[Product], sort: str, after: tuple[Any, int] | None
-) -> list[QuerySet[Product]]:
-    """The list after the cursor as consecutive, individually ordered index range scans.
+def product_list_count(*, filters: ProductListFilter) -> SearchCount:
+    """How many products the list's filters match in the whole catalog (text included: title contains,
+    or the exact SKU), exact up to 100,000 (annotation.selectors.search.search_count)."""
+    qs, _unknown = _filtered(filters, timezone.now())
+    text = filters.text.strip()
+    if text:
+        qs = qs.filter(Q(title__icontains=text) | Q(external_id=text))
+    return search_count(qs)
 
-    Sort "priority" is (priority desc, id asc). A keyset over mixed directions cannot be one row-value
-    comparison, so the rows after (p, id) are two ranges: priority = p and id > id, then priority < p.
-    Sort "updated" is (updated_at desc, id desc): one row-value range of ``product_updated_idx`` (an
-    import stamps thousands of rows with the same updated_at, which an OR form would walk row by row).
-    """
-    if sort == "priority":
-        qs = qs.order_by("-priority", "id")
-        if after is None:
-            return [qs]
-        priority, pk = after
-        return [qs.filter(priority=priority, id__gt=pk), qs.filter(priority__lt=priority)]
-    qs = qs.order_by("-updated_at", "-id")
-    if after is None:
-        return [qs]
-    table = Product._meta.db_table
-    return [
-        qs.filter(
-            RawSQL(f'("{table}"."updated_at", "{table}"."id") < (%s, %s)', after, output_field=BooleanField())
-        )
-    ]
+
+def _ordered_segments(
+    qs: QuerySet[Product], order: SearchOrder, after: tuple[Any, int] | None
+) -> list[QuerySet[Product]]:
+    """The list after the cursor as consecutive, individually ordered index range scans
+    (annotation.selectors.search.keyset_segments)."""
+    return keyset_segments(qs, order, after)
 
 
 def product_list(
@@ -229,9 +249,10 @@ def product_list(
     """
     now = timezone.now()
     sort = filters.effective_sort
+    order = filters.order
     qs, unknown_tag = _filtered(filters, now)
     after = _decode_cursor(sort, cursor) if cursor else None
-    segments = _ordered_segments(qs, sort, after)
+    segments = _ordered_segments(qs, order, after)
     text = filters.text.strip()
     if not text:
         rows: list[Product] = []
@@ -246,7 +267,7 @@ def product_list(
     # scans), match titles here (casefold: Unicode-aware), stop at a full page or after `text_window`
     # rows, then load the page's matching products.
     needle = text.casefold()
-    key_field = "priority" if sort == "priority" else "updated_at"
+    key_field = order.field
     hits: list[int] = []
     if after is None:  # the SKU itself first, wherever it sits in the list (unique index lookup)
         hits = list(qs.filter(external_id=text).values_list("id", flat=True)[:1])
@@ -261,7 +282,7 @@ def product_list(
             next_cursor, searched = encode_cursor_key(sort, *position), examined
             break
         rows_read: list[tuple[int, Any, str]] = []
-        for segment in _ordered_segments(qs, sort, position):
+        for segment in _ordered_segments(qs, order, position):
             rows_read += list(segment.values_list("id", key_field, "title")[: size - len(rows_read)])
             if len(rows_read) >= size:
                 break
@@ -276,7 +297,7 @@ def product_list(
             break  # the end of the list
         position = (rows_read[-1][1], rows_read[-1][0])
         chunk *= 4
-    by_id = Product.objects.select_related("claimed_by").in_bulk(hits)
+    by_id = qs.order_by().in_bulk(hits)  # the list's query: rows carry the suggested tag's score
     return ProductPage(
         rows=[by_id[pk] for pk in hits if pk in by_id],
         next_cursor=next_cursor,

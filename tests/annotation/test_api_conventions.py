@@ -129,7 +129,8 @@ def test_pages_walk_every_row_once_without_offset(operator_api, many_products):
     with CaptureQueriesContext(connection) as queries:
         while url:
             body = operator_api.get(url).json()
-            assert set(body) == {"next", "previous", "results"}
+            assert set(body) == {"count", "count_is_estimate", "next", "previous", "results"}
+            assert (body["count"], body["count_is_estimate"]) == (130, False)
             seen.extend(item["external_id"] for item in body["results"])
             url = body["next"]
     assert seen == many_products

@@ -10,6 +10,8 @@ from django.core.management import call_command
 from django.urls import URLPattern, URLResolver, get_resolver
 from rest_framework.test import APIClient
 
+from annotation.selectors.search import SEARCH_ORDERS
+
 pytestmark = pytest.mark.django_db
 
 
@@ -123,3 +125,21 @@ def test_review_card_suggestions_document_a_nullable_reason(schema):
         "integer",
         "string",
     )
+
+
+def test_product_list_documents_the_catalog_search(schema):
+    operation = schema["paths"]["/api/v1/products/"]["get"]
+    params = {p["name"]: p for p in operation["parameters"]}
+    for name in (
+        "status", "tag", "q", "updated_since", "suggested_tag", "min_score", "max_score", "disagreement",
+        "category", "model_version", "ordering", "cursor", "page_size",
+    ):  # fmt: skip
+        assert name in params and params[name].get("description"), name
+    assert params["min_score"]["schema"]["type"] == "number"
+    assert params["disagreement"]["schema"]["type"] == "boolean"
+    assert sorted(params["ordering"]["schema"]["enum"]) == sorted(SEARCH_ORDERS)
+    assert "400" in operation["responses"]
+    page = operation["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].split("/")[-1]
+    page_schema = schema["components"]["schemas"][page]
+    assert {"count", "count_is_estimate"} <= set(page_schema["required"])
+    assert page_schema["properties"]["count_is_estimate"]["type"] == "boolean"

@@ -125,3 +125,40 @@ def test_phone_header_submit_tap_targets_and_keyboard_help(live_server, browser,
         assert table[0] == "auto" and table[1] <= PHONE["width"], table
     finally:
         context.close()
+
+
+def test_phone_product_filters_fit_are_tappable_and_live_in_the_url(live_server, browser, world):
+    """The catalog-search form (issue 16) on a phone: every control on screen, at least 44 px tall, and the
+    filters chosen there end up in the URL of the result (a link to share, Back to return to)."""
+    context = browser.new_context(viewport=PHONE, has_touch=True, is_mobile=True)
+    context.set_default_timeout(15_000)
+    try:
+        page = context.new_page()
+        _login(page, live_server.url)
+        page.goto(f"{live_server.url}/products/")
+        controls = page.evaluate(
+            """[...document.querySelectorAll(
+                 '#product-filters input:not([type=hidden]), #product-filters select, ' +
+                 '#product-filters button, #product-filters label.check')]
+               .map(e => { const r = e.getBoundingClientRect();
+                           return [e.name || e.className || e.tagName, r.height, r.left, r.right]; })"""
+        )
+        assert len(controls) >= 11, controls
+        small = [c for c in controls if c[1] < 44 and c[0] not in ("disagreement",)]
+        assert not small, f"filter controls under 44 px: {small}"
+        outside = [c for c in controls if c[2] < 0 or c[3] > PHONE["width"]]
+        assert not outside, f"filter controls off screen: {outside}"
+        page.fill("input[name=suggested_tag]", LONG_TAG)
+        page.fill("input[name=min_score]", "0.9")
+        page.select_option("select[name=status]", "all")
+        page.select_option("select[name=sort]", "score")
+        page.check("input[name=disagreement]")
+        page.click("#product-filters button[type=submit]")
+        page.wait_for_url("**/products/?*min_score=0.9*")
+        assert "disagreement=on" in page.url and "sort=score" in page.url
+        # Products 0 and 2: the long tag selected (.91), not approved; product 1 has it approved.
+        assert page.locator("table.products tbody tr").count() == 2
+        assert page.inner_text("#result-count").startswith("2 products")
+        assert _overflow(page)[0] <= PHONE["width"]
+    finally:
+        context.close()

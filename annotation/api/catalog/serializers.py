@@ -12,6 +12,7 @@ from annotation.models import (
     ReviewEvent,
     Suggestion,
 )
+from annotation.selectors.search import SCORE_FIELD
 
 # --- products ------------------------------------------------------------------------------------------
 
@@ -19,6 +20,11 @@ from annotation.models import (
 class ProductListSerializer(serializers.ModelSerializer):
     tags = serializers.SerializerMethodField(help_text="Canonical names of the active approved tags.")
     suggested_by = serializers.SlugRelatedField(slug_field="version", read_only=True, allow_null=True)
+    score = serializers.SerializerMethodField(
+        help_text="With suggested_tag: the model's score for that tag; else null."
+    )
+    category_path = serializers.ListField(child=serializers.CharField(), read_only=True)
+    priority = serializers.FloatField(read_only=True, help_text="Review priority (higher: reviewed first).")
 
     class Meta:
         model = Product
@@ -27,9 +33,12 @@ class ProductListSerializer(serializers.ModelSerializer):
             "title",
             "brand",
             "lang",
+            "category_path",
             "review_status",
+            "priority",
             "tags",
             "suggested_by",
+            "score",
             "created_at",
             "updated_at",
             "tags_updated_at",
@@ -39,6 +48,10 @@ class ProductListSerializer(serializers.ModelSerializer):
     @extend_schema_field(serializers.ListField(child=serializers.CharField()))
     def get_tags(self, product: Product) -> list[str]:
         return [approved.tag.name for approved in product.approved_tags.all() if approved.tag.is_active]
+
+    @extend_schema_field(serializers.FloatField(allow_null=True))
+    def get_score(self, product: Product) -> float | None:
+        return getattr(product, SCORE_FIELD, None)
 
 
 class ProductApprovedTagSerializer(serializers.ModelSerializer):

@@ -24,6 +24,7 @@ from annotation.api.catalog.serializers import (
 )
 from annotation.api.filters import StrictFilterSet
 from annotation.api.limits import LimitedFormParser, LimitedMultiPartParser
+from annotation.api.pagination import SearchPagination
 from annotation.api.permissions import IsAdmin, IsOperator
 from annotation.io.readers import FileFormatError
 from annotation.models import Product, ReviewStatus
@@ -37,10 +38,23 @@ from annotation.selectors.catalog import (
     products_with_tag,
     tag_lookup,
 )
+from annotation.selectors.search import (
+    ORDER_HELP,
+    SEARCH_ORDERS,
+    SearchParamError,
+    product_search_resolve,
+    products_search,
+)
 from annotation.services.imports import import_job_create
+
+_ORDER_CHOICES = [(name, f"{name}: {ORDER_HELP[name]}") for name in SEARCH_ORDERS]
 
 
 class ProductFilter(StrictFilterSet):
+    """The product list's filters. The catalog-search ones (suggested tag, scores, disagreement, category,
+    model version, ordering) are checked together by ``selectors.search.product_search_resolve`` in
+    ``filter_queryset``: a bad combination is a 400 naming the parameter."""
+
     status = filters.ChoiceFilter(
         field_name="review_status", choices=ReviewStatus.choices, help_text="Review status."
     )
@@ -52,6 +66,39 @@ class ProductFilter(StrictFilterSet):
     updated_since = filters.IsoDateTimeFilter(
         method="filter_updated_since",
         help_text="ISO-8601: products whose content or approved tags changed at or after this time.",
+    )
+    suggested_tag = filters.CharFilter(
+        method="filter_search",
+        help_text="Products the model version (model_version, else the active one) suggests this tag for "
+        "(a name or alias). Each product's score for it is what ordering=score/-score sorts by.",
+    )
+    min_score = filters.NumberFilter(
+        method="filter_search", help_text="With suggested_tag: score at least this (0 to 1)."
+    )
+    max_score = filters.NumberFilter(
+        method="filter_search", help_text="With suggested_tag: score at most this (0 to 1)."
+    )
+    disagreement = filters.BooleanFilter(
+        method="filter_search",
+        help_text="true: the model selects a tag that is not approved, or a tag is approved that the model "
+        "does not select (it scores it below its threshold, or not at all). With suggested_tag: on that "
+        "tag only. Reads the suggestions of model_version, else of the active version.",
+    )
+    category = filters.CharFilter(
+        method="filter_search",
+        help_text="Category path prefix, levels separated by '>' (e.g. 'Fashion > Shoes'): products whose "
+        "category_path starts with these levels (exact, case-sensitive).",
+    )
+    model_version = filters.CharFilter(
+        method="filter_search",
+        help_text="A model version name: the products whose current suggestions are that version's; also the "
+        "version suggested_tag and disagreement read.",
+    )
+    ordering = filters.ChoiceFilter(
+        method="filter_search",
+        choices=_ORDER_CHOICES,
+        help_text="Order of the list (id breaks ties): "
+        + "; ".join(f"{k}: {v}" for k, v in ORDER_HELP.items()),
     )
 
     class Meta:
@@ -70,14 +117,36 @@ class ProductFilter(StrictFilterSet):
     def filter_updated_since(self, queryset, name, value):
         return products_updated_since(queryset, value)
 
+    def filter_search(self, queryset, name, value):
+        return queryset  # applied together in filter_queryset (they depend on each other)
+
+    def filter_queryset(self, queryset):
+        queryset = super().filter_queryset(queryset)
+        data = self.form.cleaned_data
+        try:
+            search = product_search_resolve(
+                suggested_tag=data.get("suggested_tag") or "",
+                min_score=data.get("min_score"),
+                max_score=data.get("max_score"),
+                model_version=data.get("model_version") or "",
+                disagreement=bool(data.get("disagreement")),
+                category=data.get("category") or "",
+                order=data.get("ordering") or "-id",
+            )
+        except SearchParamError as exc:
+            raise ValidationError({exc.param: [exc.message]}) from exc
+        return products_search(queryset, search)
+
 
 class ProductListApi(ListAPIView):
-    """Products, newest first, keyset-paginated; filter by status, tag, text and update time."""
+    """Products, newest first unless ``ordering`` says otherwise, keyset-paginated, with the filter's total
+    count (``count``; ``count_is_estimate`` when it is an estimate: above 100,000 or too costly to count). Filter by status, approved tag, text,
+    update time, suggested tag and score range, disagreement, category prefix and model version."""
 
     permission_classes = [IsOperator]
     serializer_class = ProductListSerializer
     filterset_class = ProductFilter
-    pagination_ordering = "-id"
+    pagination_class = SearchPagination
 
     def get_queryset(self):
         return product_list_queryset()

@@ -12,6 +12,7 @@ from annotation.selectors.catalog import (
     ProductListFilter,
     approved_tag_names_by_product,
     product_list,
+    product_list_count,
     product_page_queryset,
 )
 from annotation.selectors.review import claim_is_live, product_history, product_last_submit, review_card
@@ -36,6 +37,7 @@ class ProductListView(OperatorRequiredMixin, View):
         except CursorError as exc:
             error = str(exc)
             page = product_list(filters=filters)
+        count = None if page.unknown_tag else product_list_count(filters=filters)
         tags_by_product = approved_tag_names_by_product([p.id for p in page.rows])
         rows = [
             {"product": p, "tags": tags_by_product.get(p.id, []), "claimed": claim_is_live(p)}
@@ -60,6 +62,10 @@ class ProductListView(OperatorRequiredMixin, View):
                 "next_query": next_query.urlencode() if next_query else "",
                 "first_query": query.urlencode(),
                 "is_later_page": bool(cursor),
+                # "about 240,000" above 100,000 on PostgreSQL (the planner's estimate), else exact.
+                "count": count,
+                "count_text": None if count is None else f"{count.value:,}",
+                "show_score": filters.search is not None and filters.search.suggested_tag_id is not None,
             },
         )
 
