@@ -100,3 +100,14 @@ def test_schema_and_docs_are_public():
     assert client.get("/api/schema/").status_code == 200
     docs = client.get("/api/docs/")
     assert docs.status_code == 200 and b"swagger" in docs.content.lower()
+
+
+def test_bulk_review_endpoints_are_documented(schema):
+    candidates = schema["paths"]["/api/v1/tags/{id}/candidates/"]["get"]
+    params = {p["name"] for p in candidates["parameters"]}
+    assert {"min_score", "max_score", "status", "q", "order", "cursor", "category", "disagreement"} <= params
+    bulk = schema["paths"]["/api/v1/tags/{id}/bulk-review/"]["post"]
+    assert {"200", "202", "400"} <= set(bulk["responses"])
+    body = schema["components"]["schemas"]["BulkReviewRequest"]["properties"]
+    assert {"accept", "reject", "accept_filter", "reject_filter"} <= set(body)
+    assert "/api/v1/bulk-actions/{id}/undo/" in schema["paths"]
