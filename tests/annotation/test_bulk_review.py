@@ -9,6 +9,7 @@ import pytest
 from django.utils import timezone
 
 from annotation.models import (
+    BulkAction,
     BulkKind,
     JobStatus,
     Product,
@@ -507,3 +508,39 @@ def test_rest_bulk_review_bad_bodies_are_400_naming_the_field(world, operator_ap
     assert response.status_code == 400, response.content
     assert field in response.json()["fields"], response.json()
     assert not ReviewEvent.objects.exists()
+
+
+# --- HTML --------------------------------------------------------------------------------------------------
+
+
+def test_grid_page_decide_count_and_undo(world, operator, client):
+    navy = world["navy"]
+    client.force_login(operator)
+    page = client.get(f"/tags/{navy.pk}/candidates/", {"min_score": "0.8"})
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert html.count('data-sku="NV-') == 5 and "Precision by score band" in html
+    assert html.index('data-sku="NV-0019"') < html.index('data-sku="NV-0015"')
+    count = client.get(f"/tags/{navy.pk}/candidates/count/", {"min_score": "0.9", "status": "unreviewed"})
+    assert count.json() == {"count": 3}
+    assert client.get(f"/tags/{navy.pk}/candidates/count/", {"min_score": "7"}).status_code == 400
+
+    response = client.post(
+        f"/tags/{navy.pk}/candidates/decide/",
+        {"decision": "accept", "products": "NV-0019\nNV-0018", "filter_query": "min_score=0.8"},
+    )
+    assert response.status_code == 302 and response["Location"].endswith("?min_score=0.8")
+    action = BulkAction.objects.get()
+    assert action.done == 2
+    response = client.post(
+        f"/tags/{navy.pk}/candidates/decide/",
+        {"decision": "reject", "by_filter": "on", "min_score": "0.9", "status": "unreviewed"},
+    )
+    assert response.status_code == 302
+    assert ReviewEvent.objects.filter(action=ReviewAction.BULK, rejected=["navy"]).count() == 1  # NV-0017
+    followed = client.get(response["Location"])
+    assert "Rejected navy: 1 product done" in followed.content.decode()
+    assert client.post(f"/bulk-actions/{action.pk}/undo/").status_code == 302
+    assert BulkAction.objects.filter(undoes=action).exists()
+    assert client.get(f"/bulk-actions/{action.pk}/").status_code == 200
+    assert client.get("/candidates/", {"tag": "Navy"})["Location"] == f"/tags/{navy.pk}/candidates/"

@@ -142,6 +142,13 @@ EXPECTATIONS: dict[str, Access] = {
     "dashboard": access(OPERATOR, OPERATOR, GET=200),
     "dashboard-per-tag": access(OPERATOR, OPERATOR, GET=200),
     "dashboard-suspicious": access(OPERATOR, OPERATOR, GET=200),
+    # Pages — a tag's candidate grid and bulk decisions (operators, like the review page)
+    "tag-candidates": access(OPERATOR, OPERATOR, GET=200),
+    "tag-candidates-count": access(OPERATOR, OPERATOR, GET=200),
+    "tag-candidates-decide": access(OPERATOR, OPERATOR, POST=302),  # an empty form: back with a message
+    "candidates-by-name": access(OPERATOR, OPERATOR, GET=302),  # no ?tag=: back to the dashboard
+    "bulk-action": access(OPERATOR, OPERATOR, GET=200),
+    "bulk-action-undo": access(OPERATOR, OPERATOR, POST=302),  # refused (an undo): back with a message
     # Pages — models, taxonomy, exports (admins)
     "models": access(ADMIN, ADMIN, GET=200),
     "models-live": access(ADMIN, ADMIN, GET=200),
@@ -303,6 +310,7 @@ def url_for(route: str, regex: str, world: dict) -> str:
         "tags/": world["tag"].pk,
         "api/v1/exports/": world["export_job"].pk,
         "api/v1/bulk-actions/": world["bulk_action"].pk,
+        "bulk-actions/": world["bulk_action"].pk,
         "exports/": world["export_job"].pk,
         "api/v1/imports/": world["import_job"].pk,
         "api/v1/users/": world["victim"].pk,
