@@ -5,102 +5,212 @@ import django.utils.timezone
 from django.conf import settings
 from django.db import migrations, models
 
+# The candidate grid's category filter compares the first levels of ``category_path`` (a JSON list).
+# Without statistics on those expressions PostgreSQL guesses that "category_path -> 0 = 'Fashion'" keeps
+# 0.5% of the catalog, and for a frequent tag it then reads every product of the category and sorts them
+# (120 ms at 20,000 products, seconds at 1,000,000) instead of walking the tag's score index and stopping
+# after 100 rows (8 ms). Expression statistics (PostgreSQL 14+) give it the real share after ANALYZE.
+CATEGORY_STATISTICS = "annotation_product_category_levels"
+
+
+def category_statistics_create(apps, schema_editor):
+    connection = schema_editor.connection
+    if connection.vendor != "postgresql" or connection.pg_version < 140000:
+        return
+    schema_editor.execute(
+        f"CREATE STATISTICS IF NOT EXISTS {CATEGORY_STATISTICS} "
+        "ON (category_path -> 0), (category_path -> 1), (category_path -> 2) FROM annotation_product"
+    )
+
+
+def category_statistics_drop(apps, schema_editor):
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute(f"DROP STATISTICS IF EXISTS {CATEGORY_STATISTICS}")
+
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('annotation', '0005_tag_names_drop_format_characters'),
+        ("annotation", "0005_tag_names_drop_format_characters"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='BulkAction',
+            name="BulkAction",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('status', models.CharField(choices=[('queued', 'Queued'), ('running', 'Running'), ('succeeded', 'Succeeded'), ('failed', 'Failed')], default='queued', max_length=16)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('error', models.TextField(blank=True, default='')),
-                ('kind', models.CharField(choices=[('decide', 'Accept or reject'), ('undo', 'Undo')], default='decide', max_length=16)),
-                ('selection', models.JSONField(blank=True, default=dict)),
-                ('implied_tag_ids', models.JSONField(blank=True, default=list)),
-                ('total', models.PositiveBigIntegerField(default=0)),
-                ('done', models.PositiveBigIntegerField(default=0)),
-                ('skipped', models.PositiveBigIntegerField(default=0)),
-                ('skipped_items', models.JSONField(blank=True, default=list)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("queued", "Queued"),
+                            ("running", "Running"),
+                            ("succeeded", "Succeeded"),
+                            ("failed", "Failed"),
+                        ],
+                        default="queued",
+                        max_length=16,
+                    ),
+                ),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                ("error", models.TextField(blank=True, default="")),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[("decide", "Accept or reject"), ("undo", "Undo")],
+                        default="decide",
+                        max_length=16,
+                    ),
+                ),
+                ("selection", models.JSONField(blank=True, default=dict)),
+                ("implied_tag_ids", models.JSONField(blank=True, default=list)),
+                ("total", models.PositiveBigIntegerField(default=0)),
+                ("done", models.PositiveBigIntegerField(default=0)),
+                ("skipped", models.PositiveBigIntegerField(default=0)),
+                ("skipped_items", models.JSONField(blank=True, default=list)),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
-                'abstract': False,
+                "ordering": ["-created_at", "-id"],
+                "abstract": False,
             },
         ),
         migrations.RemoveConstraint(
-            model_name='reviewevent',
-            name='review_action_valid',
+            model_name="reviewevent",
+            name="review_action_valid",
         ),
         migrations.AddField(
-            model_name='reviewevent',
-            name='tag',
-            field=models.ForeignKey(blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='annotation.tag'),
+            model_name="reviewevent",
+            name="tag",
+            field=models.ForeignKey(
+                blank=True,
+                db_index=False,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="+",
+                to="annotation.tag",
+            ),
         ),
         migrations.AlterField(
-            model_name='reviewevent',
-            name='action',
-            field=models.CharField(choices=[('submit', 'Submit'), ('undo', 'Undo'), ('skip', 'Skip'), ('bulk', 'Bulk decision')], max_length=16),
+            model_name="reviewevent",
+            name="action",
+            field=models.CharField(
+                choices=[("submit", "Submit"), ("undo", "Undo"), ("skip", "Skip"), ("bulk", "Bulk decision")],
+                max_length=16,
+            ),
         ),
         migrations.AddIndex(
-            model_name='suggestion',
-            index=models.Index(fields=['tag', 'model_version', 'score', 'product'], include=('selected',), name='suggestion_tag_score_idx'),
+            model_name="suggestion",
+            index=models.Index(
+                fields=["tag", "model_version", "score", "product"],
+                include=("selected",),
+                name="suggestion_tag_score_idx",
+            ),
         ),
         migrations.AddField(
-            model_name='bulkaction',
-            name='created_by',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="bulkaction",
+            name="created_by",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddField(
-            model_name='bulkaction',
-            name='model_version',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='annotation.modelversion'),
+            model_name="bulkaction",
+            name="model_version",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to="annotation.modelversion",
+            ),
         ),
         migrations.AddField(
-            model_name='bulkaction',
-            name='tag',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='annotation.tag'),
+            model_name="bulkaction",
+            name="tag",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT, related_name="+", to="annotation.tag"
+            ),
         ),
         migrations.AddField(
-            model_name='bulkaction',
-            name='undoes',
-            field=models.OneToOneField(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='undone_by', to='annotation.bulkaction'),
+            model_name="bulkaction",
+            name="undoes",
+            field=models.OneToOneField(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="undone_by",
+                to="annotation.bulkaction",
+            ),
         ),
         migrations.AddField(
-            model_name='reviewevent',
-            name='bulk_action',
-            field=models.ForeignKey(blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='events', to='annotation.bulkaction'),
+            model_name="reviewevent",
+            name="bulk_action",
+            field=models.ForeignKey(
+                blank=True,
+                db_index=False,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="events",
+                to="annotation.bulkaction",
+            ),
         ),
         migrations.AddIndex(
-            model_name='reviewevent',
-            index=models.Index(condition=models.Q(('tag__isnull', False)), fields=['product', 'tag'], name='review_product_tag_idx'),
+            model_name="reviewevent",
+            index=models.Index(
+                condition=models.Q(("tag__isnull", False)),
+                fields=["product", "tag"],
+                name="review_product_tag_idx",
+            ),
         ),
         migrations.AddIndex(
-            model_name='reviewevent',
-            index=models.Index(condition=models.Q(('bulk_action__isnull', False)), fields=['bulk_action', 'id'], name='review_bulk_action_idx'),
+            model_name="reviewevent",
+            index=models.Index(
+                condition=models.Q(("bulk_action__isnull", False)),
+                fields=["bulk_action", "id"],
+                name="review_bulk_action_idx",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='reviewevent',
-            constraint=models.CheckConstraint(condition=models.Q(('action__in', ['submit', 'undo', 'skip', 'bulk'])), name='review_action_valid'),
+            model_name="reviewevent",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("action__in", ["submit", "undo", "skip", "bulk"])),
+                name="review_action_valid",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='bulkaction',
-            constraint=models.CheckConstraint(condition=models.Q(('status__in', ['queued', 'running', 'succeeded', 'failed'])), name='bulk_status_valid'),
+            model_name="bulkaction",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("status__in", ["queued", "running", "succeeded", "failed"])),
+                name="bulk_status_valid",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='bulkaction',
-            constraint=models.CheckConstraint(condition=models.Q(('kind__in', ['decide', 'undo'])), name='bulk_kind_valid'),
+            model_name="bulkaction",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("kind__in", ["decide", "undo"])), name="bulk_kind_valid"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='bulkaction',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('kind', 'undo'), ('undoes__isnull', False)), models.Q(models.Q(('kind', 'undo'), _negated=True), ('undoes__isnull', True)), _connector='OR'), name='bulk_undo_has_target'),
+            model_name="bulkaction",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(("kind", "undo"), ("undoes__isnull", False)),
+                    models.Q(models.Q(("kind", "undo"), _negated=True), ("undoes__isnull", True)),
+                    _connector="OR",
+                ),
+                name="bulk_undo_has_target",
+            ),
         ),
+        migrations.RunPython(category_statistics_create, category_statistics_drop),
     ]

@@ -39,14 +39,17 @@ Entry points: the candidate grid (HTML) and ``POST /api/v1/tags/{id}/bulk-review
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+import psycopg
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import transaction
-from django.db.models import Q
+from django.db import connection, transaction
+from django.db.models import BooleanField, Q, QuerySet
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from annotation.jobs import bulk_action_run_enqueue
@@ -79,8 +82,9 @@ from annotation.services.training import reviews_submitted_hook
 
 logger = logging.getLogger(__name__)
 
-# Products decided per transaction.
-CHUNK = 1000
+# Products decided per transaction: large enough that a chunk's fixed costs (its queries, its commit) are
+# spread thin, small enough that a card submit waiting on one of its row locks waits about a second.
+CHUNK = 2000
 # Skipped products listed on the action (its counts are exact; the list stops here).
 SKIPPED_KEPT = 1000
 # The most products one explicit list may name (the API's body limit allows far fewer anyway).
@@ -303,6 +307,47 @@ def _run(action: BulkAction, progress: _Progress) -> None:
         _decide_chunk(action, user, tag, implied, version_id, pairs[start : start + CHUNK], progress)
 
 
+def _insert(model, rows: list[dict]) -> None:
+    """Insert ``rows`` (column -> value; JSON columns as Python lists) into ``model``'s table.
+
+    On PostgreSQL through COPY on Django's connection (same transaction): a 1,000-product chunk writes
+    1,000 events and up to 2,000 tags, and Django's ``bulk_create`` spent most of a chunk's time preparing
+    their values one field at a time. Elsewhere (the embedded SQLite mode) through ``bulk_create``."""
+    if not rows:
+        return
+    if connection.vendor != "postgresql":
+        model.objects.bulk_create([model(**row) for row in rows], batch_size=500)
+        return
+    columns = list(rows[0])
+    json_columns = {f.column for f in model._meta.concrete_fields if f.get_internal_type() == "JSONField"}
+    connection.ensure_connection()
+    table = model._meta.db_table
+    statement = f"COPY {table} ({', '.join(columns)}) FROM STDIN"
+    with psycopg.Cursor(connection.connection) as cursor, cursor.copy(statement) as copy:
+        for row in rows:
+            copy.write_row([_json(row[c]) if c in json_columns else row[c] for c in columns])
+
+
+def _among(qs: QuerySet, field: str, ids: Sequence[int]) -> QuerySet:
+    """``qs`` narrowed to rows whose ``field`` is one of ``ids``. On PostgreSQL the ids travel as one text
+    parameter unpacked in the database: Django's ``__in`` writes 2,000 placeholders that psycopg then parses
+    and binds one by one, a fifth of a chunk's time."""
+    if connection.vendor != "postgresql":
+        return qs.filter(**{f"{field}__in": list(ids)})
+    column = qs.model._meta.get_field(field).column
+    condition = RawSQL(
+        f'"{qs.model._meta.db_table}"."{column}" = ANY(string_to_array(%s, \',\')::bigint[])',
+        [",".join(str(int(i)) for i in ids)],
+        output_field=BooleanField(),
+    )
+    return qs.filter(condition)
+
+
+def _json(value) -> str:
+    # Most of a bulk event's lists are empty: skip the encoder for them (a third of a chunk's Python time).
+    return "[]" if value == [] else json.dumps(value, ensure_ascii=False)
+
+
 def _holder_names(user_ids: Iterable[int]) -> dict[int, str]:
     ids = set(user_ids)
     if not ids:
@@ -313,8 +358,7 @@ def _holder_names(user_ids: Iterable[int]) -> dict[int, str]:
 def _lock(ids: Sequence[int]) -> dict[int, dict]:
     """The products, locked in id order (the same order in every bulk action: no deadlock between two)."""
     rows = (
-        Product.objects.select_for_update(of=("self",))
-        .filter(id__in=ids)
+        _among(Product.objects.select_for_update(of=("self",)), "id", ids)
         .order_by("id")
         .values("id", "external_id", "review_status", "claimed_by_id", "claim_expires_at")
     )
@@ -323,7 +367,7 @@ def _lock(ids: Sequence[int]) -> dict[int, dict]:
 
 def _tag_rows(ids: Sequence[int]) -> dict[int, list[dict]]:
     rows: dict[int, list[dict]] = {}
-    for row in ProductTag.objects.filter(product_id__in=ids).values(
+    for row in _among(ProductTag.objects.all(), "product", ids).values(
         "product_id", "tag_id", "tag__name", "source", "approved_by_id", "model_version_id", "approved_at"
     ):
         rows.setdefault(row["product_id"], []).append(row)
@@ -380,8 +424,8 @@ def _decide_chunk(
         tag_rows = _tag_rows(list(products))
         latest: dict[int, tuple[bool, int | None]] = {}
         for pid, accepted, bulk_id in (
-            ReviewEvent.objects.filter(
-                product_id__in=list(products),
+            _among(ReviewEvent.objects.all(), "product", list(products))
+            .filter(
                 tag_id=tag.pk,
                 action=ReviewAction.BULK,
                 reverted_by__isnull=True,
@@ -392,13 +436,15 @@ def _decide_chunk(
             latest.setdefault(pid, (bool(accepted), bulk_id))
         scores = {
             pid: (score, selected, version)
-            for pid, score, selected, version in Suggestion.objects.filter(
-                product_id__in=list(products), tag_id=tag.pk, model_version_id=version_id
+            for pid, score, selected, version in _among(
+                Suggestion.objects.filter(tag_id=tag.pk, model_version_id=version_id),
+                "product",
+                list(products),
             ).values_list("product_id", "score", "selected", "model_version__version")
         }
-        new_rows: list[ProductTag] = []
+        new_rows: list[dict] = []
         removals: list[int] = []
-        events: list[ReviewEvent] = []
+        events: list[dict] = []
         touched: list[int] = []
         for pid, accept in pairs:
             product = products.get(pid)
@@ -430,14 +476,14 @@ def _decide_chunk(
                     if tag_id in present:
                         continue
                     new_rows.append(
-                        ProductTag(
-                            product_id=pid,
-                            tag_id=tag_id,
-                            source=source,
-                            approved_by=user,
-                            model_version_id=version_id if tag_id == tag.pk and pid in scores else None,
-                            approved_at=now,
-                        )
+                        {
+                            "product_id": pid,
+                            "tag_id": tag_id,
+                            "source": source,
+                            "approved_by_id": user.pk,
+                            "model_version_id": version_id if tag_id == tag.pk and pid in scores else None,
+                            "approved_at": now,
+                        }
                     )
                     added.append(name)
                     names[tag_id] = name
@@ -461,14 +507,14 @@ def _decide_chunk(
                 else []
             )
             events.append(
-                ReviewEvent(
+                _event_row(
                     product_id=pid,
-                    user=user,
+                    user_id=user.pk,
                     action=ReviewAction.BULK,
                     created_at=now,
                     model_version_id=version_id if suggestion else None,
-                    tag=tag,
-                    bulk_action=action,
+                    tag_id=tag.pk,
+                    bulk_action_id=action.pk,
                     shown=shown,
                     previous_tags=_snapshot(rows),
                     final_tags=_sorted_names(names.values()),
@@ -482,12 +528,42 @@ def _decide_chunk(
                 touched.append(pid)
             done.append(sku)
         if removals:
-            ProductTag.objects.filter(product_id__in=removals, tag_id=tag.pk).delete()
-        ProductTag.objects.bulk_create(new_rows, batch_size=2000)
-        ReviewEvent.objects.bulk_create(events, batch_size=2000)
+            _among(ProductTag.objects.filter(tag_id=tag.pk), "product", removals).delete()
+        _insert(ProductTag, new_rows)
+        _insert(ReviewEvent, events)
         if touched:
-            Product.objects.filter(id__in=touched).update(tags_updated_at=now, updated_at=now)
+            _among(Product.objects.all(), "id", touched).update(tags_updated_at=now, updated_at=now)
         _count(action, progress, done, skipped)
+
+
+def _event_row(**values) -> dict:
+    """A ReviewEvent row with every column (COPY has no model defaults to fall back on)."""
+    row = {
+        "product_id": None,
+        "user_id": None,
+        "action": None,
+        "created_at": None,
+        "model_version_id": None,
+        "shown": [],
+        "previous_tags": [],
+        "final_tags": [],
+        "accepted": [],
+        "rejected": [],
+        "added": [],
+        "removed": [],
+        "reverts_id": None,
+        "claim_token": None,
+        "submit_digest": "",
+        "prechecked": None,
+        "edited": None,
+        "tag_id": None,
+        "bulk_action_id": None,
+    }
+    unknown = set(values) - set(row)
+    if unknown:
+        raise TypeError(f"not ReviewEvent columns: {sorted(unknown)}")
+    row.update(values)
+    return row
 
 
 def _already(prior: tuple[bool, int | None] | None, what: str) -> str:
@@ -532,15 +608,15 @@ def _undo_chunk(action: BulkAction, events: list[ReviewEvent], progress: _Progre
         )
         later: dict[int, list[tuple[dt.datetime, int]]] = {}
         for pid, event_id, created in (
-            ReviewEvent.objects.filter(product_id__in=ids, reverted_by__isnull=True)
+            _among(ReviewEvent.objects.filter(reverted_by__isnull=True), "product", ids)
             .filter(Q(action=ReviewAction.SUBMIT) | Q(action=ReviewAction.BULK, tag_id=tag.pk))
             .values_list("product_id", "id", "created_at")
         ):
             later.setdefault(pid, []).append((created, event_id))
         tag_rows = _tag_rows(ids)
-        restore: list[ProductTag] = []
+        restore: list[dict] = []
         deletions: dict[int, list[int]] = {}
-        undo_events: list[ReviewEvent] = []
+        undo_events: list[dict] = []
         touched: list[int] = []
         for event in events:
             pid = event.product_id
@@ -569,31 +645,31 @@ def _undo_chunk(action: BulkAction, events: list[ReviewEvent], progress: _Progre
                 old = next((row for row in event.previous_tags if row["tag_id"] == tag.pk), None)
                 if old is not None and tag.pk not in present:
                     restore.append(
-                        ProductTag(
-                            product_id=pid,
-                            tag_id=tag.pk,
-                            source=old["source"],
-                            approved_by_id=old["approved_by"],
-                            model_version_id=old["model_version"],
-                            approved_at=dt.datetime.fromisoformat(old["approved_at"]),
-                        )
+                        {
+                            "product_id": pid,
+                            "tag_id": tag.pk,
+                            "source": old["source"],
+                            "approved_by_id": old["approved_by"],
+                            "model_version_id": old["model_version"],
+                            "approved_at": dt.datetime.fromisoformat(old["approved_at"]),
+                        }
                     )
                     names[tag.pk] = tag.name
             undo_events.append(
-                ReviewEvent(
+                _event_row(
                     product_id=pid,
-                    user=user,
+                    user_id=user.pk,
                     action=ReviewAction.UNDO,
                     created_at=now,
                     model_version_id=event.model_version_id,
-                    reverts=event,
-                    tag=tag,
-                    bulk_action=action,
+                    reverts_id=event.id,
+                    tag_id=tag.pk,
+                    bulk_action_id=action.pk,
                     previous_tags=_snapshot(rows),
                     final_tags=_sorted_names(names.values()),
                 )
             )
-            if pid in deletions or (restore and restore[-1].product_id == pid):
+            if pid in deletions or (restore and restore[-1]["product_id"] == pid):
                 touched.append(pid)
             done.append(sku)
         by_tag: dict[int, list[int]] = {}
@@ -601,9 +677,9 @@ def _undo_chunk(action: BulkAction, events: list[ReviewEvent], progress: _Progre
             for tag_id in tag_ids:
                 by_tag.setdefault(tag_id, []).append(pid)
         for tag_id, pids in by_tag.items():  # one DELETE per tag (T and its ancestors), not per product
-            ProductTag.objects.filter(product_id__in=pids, tag_id=tag_id).delete()
-        ProductTag.objects.bulk_create(restore, batch_size=2000)
-        ReviewEvent.objects.bulk_create(undo_events, batch_size=2000)
+            _among(ProductTag.objects.filter(tag_id=tag_id), "product", pids).delete()
+        _insert(ProductTag, restore)
+        _insert(ReviewEvent, undo_events)
         if touched:
-            Product.objects.filter(id__in=touched).update(tags_updated_at=now, updated_at=now)
+            _among(Product.objects.all(), "id", touched).update(tags_updated_at=now, updated_at=now)
         _count(action, progress, done, skipped)

@@ -544,3 +544,9 @@ def test_grid_page_decide_count_and_undo(world, operator, client):
     assert BulkAction.objects.filter(undoes=action).exists()
     assert client.get(f"/bulk-actions/{action.pk}/").status_code == 200
     assert client.get("/candidates/", {"tag": "Navy"})["Location"] == f"/tags/{navy.pk}/candidates/"
+
+
+def test_event_rows_name_every_review_event_column():
+    """Bulk events are written by COPY from bulk._event_row: a new ReviewEvent column must be added there."""
+    columns = {field.column for field in ReviewEvent._meta.concrete_fields} - {"id"}
+    assert set(bulk._event_row()) == columns
