@@ -12,7 +12,7 @@ Entry points: the candidate grid (HTML) and ``POST /api/v1/tags/{id}/bulk-review
   product's other tags, and a product marked reviewed would leave the review queue with its other
   suggestions never checked, and would train the model as if every unapproved tag had been rejected. So
   an unreviewed product stays in the review queue; its card then shows T approved (source ``bulk``) or, for
-  a reject, T no longer approved; the export writes the accepted T with source ``bulk`` (the export writes
+  a reject, T unchecked even where the model selects it (annotation.selectors.review.review_card); the export writes the accepted T with source ``bulk`` (the export writes
   every approved tag, as it does for imported ones). The grid's status filter counts the product as
   reviewed *for T* (annotation.selectors.bulk). A product already reviewed stays reviewed.
 - **Decided once.** Products are locked ``FOR UPDATE`` in id order, chunk by chunk (two overlapping bulk

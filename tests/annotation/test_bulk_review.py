@@ -213,6 +213,11 @@ def test_bulk_reject_removes_the_tag_and_decides_it_once(world, operator, other_
     event = ReviewEvent.objects.get(bulk_action=first.action, product__external_id="NV-0019")
     assert event.rejected == ["navy"] and event.removed == ["navy"]
     assert event.previous_tags[0]["source"] == TagSource.IMPORT
+    # The card of the still-unreviewed product starts navy unchecked, though the model selects it.
+    chips = {
+        chip.name: chip for chip in review_card(product=Product.objects.get(external_id="NV-0019")).chips
+    }
+    assert chips["navy"].selected and not chips["navy"].checked and chips["navy"].approved_source is None
     # The same decision again is no decision: skipped, no second event.
     again = bulk_review_products(tag=navy, user=other_operator, reject=["NV-0019"])
     assert again.done == []
