@@ -194,9 +194,11 @@ def decode_candidate_cursor(order: str, cursor: str) -> tuple[float, int]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         kind, score, pk = json.loads(raw)
-        if kind != order or not isinstance(pk, int) or isinstance(pk, bool):
+        if kind != order or not isinstance(pk, int) or isinstance(pk, bool) or not 0 < pk < 2**63:
             raise ValueError(kind)
         score = float(score)
+        if not 0.0 <= score <= 1.0:  # also refuses NaN
+            raise ValueError(score)
     except (ValueError, TypeError, binascii.Error, json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise CandidateFilterError(
             "cursor", "Invalid cursor (it belongs to another order or was edited)."

@@ -3,7 +3,9 @@ claims, retraining counts, the background job, and the REST endpoints."""
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import json
 
 import pytest
 from django.utils import timezone
@@ -143,6 +145,10 @@ def test_candidate_filter_and_cursor_errors_name_the_field(world):
     with pytest.raises(CandidateFilterError) as exc:
         tag_candidates(tag=world["navy"], filters=CandidateFilter(), order="score", cursor=page.next_cursor)
     assert exc.value.field == "cursor"
+    for forged in (["-score", 0.5, 2**70], ["-score", "nan", 5], ["-score", 0.5, True], {"a": 1}):
+        raw = base64.urlsafe_b64encode(json.dumps(forged).encode()).decode()
+        with pytest.raises(CandidateFilterError):
+            tag_candidates(tag=world["navy"], filters=CandidateFilter(), cursor=raw)
 
 
 def test_precision_bands_count_products_reviewed_for_the_tag(world, operator):
