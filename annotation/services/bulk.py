@@ -295,10 +295,12 @@ def _run(action: BulkAction, progress: _Progress) -> None:
         filters = CandidateFilter.from_json(action.selection["filter"])
         decision = bool(action.selection["accept"])
         version_id = action.selection["version_id"]
+        version_name = ModelVersion.objects.filter(pk=version_id).values_list("version", flat=True).first()
         for rows in candidate_id_chunks(tag=tag, version_id=version_id, filters=filters, chunk=CHUNK):
-            _decide_chunk(
-                action, user, tag, implied, version_id, [(pid, decision) for _, pid in rows], progress
-            )
+            # The walk read each candidate's score and selection already: no second look-up per chunk.
+            known = {pid: (score, selected, version_name) for score, pid, selected in rows}
+            pairs = [(pid, decision) for _, pid, _ in rows]
+            _decide_chunk(action, user, tag, implied, version_id, pairs, progress, scores=known)
         return
     pairs = [(pid, True) for pid in action.selection.get("accept", [])]
     pairs += [(pid, False) for pid in action.selection.get("reject", [])]
@@ -413,7 +415,10 @@ def _decide_chunk(
     version_id: int | None,
     pairs: Sequence[tuple[int, bool]],
     progress: _Progress,
+    scores: dict[int, tuple[float, bool, str | None]] | None = None,
 ) -> None:
+    """Decide one chunk in one transaction. ``scores``: each product's (score, selected, version) of the
+    tag when the caller read them already (by filter), else they are looked up here."""
     ids = [pid for pid, _ in pairs]
     now = timezone.now()
     done: list[str] = []
@@ -434,14 +439,15 @@ def _decide_chunk(
             .values_list("product_id", "accepted", "bulk_action_id")
         ):
             latest.setdefault(pid, (bool(accepted), bulk_id))
-        scores = {
-            pid: (score, selected, version)
-            for pid, score, selected, version in _among(
-                Suggestion.objects.filter(tag_id=tag.pk, model_version_id=version_id),
-                "product",
-                list(products),
-            ).values_list("product_id", "score", "selected", "model_version__version")
-        }
+        if scores is None:
+            scores = {
+                pid: (score, selected, version)
+                for pid, score, selected, version in _among(
+                    Suggestion.objects.filter(tag_id=tag.pk, model_version_id=version_id),
+                    "product",
+                    list(products),
+                ).values_list("product_id", "score", "selected", "model_version__version")
+            }
         new_rows: list[dict] = []
         removals: list[int] = []
         events: list[dict] = []

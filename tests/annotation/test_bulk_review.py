@@ -532,6 +532,8 @@ def test_grid_page_decide_count_and_undo(world, operator, client):
     html = page.content.decode()
     assert html.count('data-sku="NV-') == 5 and "Precision by score band" in html
     assert html.index('data-sku="NV-0019"') < html.index('data-sku="NV-0015"')
+    bands = client.get(f"/tags/{navy.pk}/candidates/bands/").content.decode()
+    assert bands.count("<tr data-band=") == 10
     count = client.get(f"/tags/{navy.pk}/candidates/count/", {"min_score": "0.9", "status": "unreviewed"})
     assert count.json() == {"count": 3}
     assert client.get(f"/tags/{navy.pk}/candidates/count/", {"min_score": "7"}).status_code == 400

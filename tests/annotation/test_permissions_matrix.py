@@ -145,6 +145,7 @@ EXPECTATIONS: dict[str, Access] = {
     # Pages — a tag's candidate grid and bulk decisions (operators, like the review page)
     "tag-candidates": access(OPERATOR, OPERATOR, GET=200),
     "tag-candidates-count": access(OPERATOR, OPERATOR, GET=200),
+    "tag-candidates-bands": access(OPERATOR, OPERATOR, GET=200),
     "tag-candidates-decide": access(OPERATOR, OPERATOR, POST=302),  # an empty form: back with a message
     "candidates-by-name": access(OPERATOR, OPERATOR, GET=302),  # no ?tag=: back to the dashboard
     "bulk-action": access(OPERATOR, OPERATOR, GET=200),

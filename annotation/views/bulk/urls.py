@@ -7,6 +7,9 @@ from annotation.views.bulk import views
 urlpatterns = [
     path("tags/<int:pk>/candidates/", views.TagCandidatesView.as_view(), name="tag-candidates"),
     path(
+        "tags/<int:pk>/candidates/bands/", views.TagCandidatesBandsView.as_view(), name="tag-candidates-bands"
+    ),
+    path(
         "tags/<int:pk>/candidates/count/", views.TagCandidatesCountView.as_view(), name="tag-candidates-count"
     ),
     path(

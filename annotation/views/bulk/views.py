@@ -14,11 +14,12 @@ from annotation.roles import is_admin
 from annotation.selectors.bulk import (
     CandidateFilter,
     CandidateFilterError,
+    active_version,
     bulk_action_queryset,
     bulk_actions_recent,
     candidate_count,
     tag_candidates,
-    tag_precision_bands,
+    tag_precision_bands_cached,
 )
 from annotation.selectors.catalog import tag_lookup
 from annotation.services.bulk import (
@@ -94,7 +95,6 @@ class TagCandidatesView(OperatorRequiredMixin, View):
                 "form": form,
                 "page": page,
                 "error": error,
-                "bands": tag_precision_bands(tag=tag, version=page.version) if page.version else [],
                 "recent": [
                     {
                         "action": a,
@@ -109,6 +109,18 @@ class TagCandidatesView(OperatorRequiredMixin, View):
                 "next_query": next_query,
                 "is_later_page": bool(cursor),
             },
+        )
+
+
+class TagCandidatesBandsView(OperatorRequiredMixin, View):
+    """The precision-by-band table beside the grid (loaded after the page: see BANDS_CACHE_SECONDS)."""
+
+    def get(self, request: HttpRequest, pk: int) -> HttpResponse:
+        tag = get_object_or_404(Tag, pk=pk)
+        version = active_version()
+        bands, computed = tag_precision_bands_cached(tag=tag, version=version) if version else ([], None)
+        return render(
+            request, "annotation/_precision_bands.html", {"tag": tag, "bands": bands, "computed": computed}
         )
 
 
