@@ -495,7 +495,12 @@ def readme_section(results: dict, args) -> str:
     sel, flt = results["selected"], results["by_filter"]
     lines += [
         "",
-        "Filtered = `min_score=0.3&max_score=0.8&status=unreviewed&category=Fashion`.",
+        "Filtered = `min_score=0.3&max_score=0.8&status=unreviewed&category=Fashion`. Each page is one range of "
+        "`suggestion_tag_score_idx (tag, model_version, score, product) INCLUDE (selected)`, read from the cursor "
+        "on, joined to its 100 products; the category filter relies on the expression statistics migration 0006 "
+        "creates (without them PostgreSQL reads every product of the category and sorts). The text filter has no "
+        "index (a substring of title or brand): the page walks the tag's candidates until 100 match, so its time "
+        "grows as the text gets rarer; it has no target here.",
         "",
         "| bulk decision | products | seconds | target |",
         "|---|---:|---:|---|",
@@ -510,7 +515,10 @@ def readme_section(results: dict, args) -> str:
     lines += [
         "",
         f'Count before "select all with score >= 0.9" ({results["count_above"]:,} products): '
-        f"{results['count_above_ms']:.0f} ms; precision bands of the frequent tag: {results['bands_ms']:.0f} ms. "
+        f"{results['count_above_ms']:.0f} ms; precision bands of the frequent tag: {results['bands_ms']:.0f} ms "
+        "(the grid loads them after the page and caches them for 60 s or until the next bulk action on the tag). "
+        "A bulk decision writes, per product, its event and tags by COPY and stamps the product's "
+        "`tags_updated_at` (the export's incremental key), in transactions of 2,000 products. "
         f"Peak RSS of the bench process: {results['peak_rss_mb']:.0f} MB (target < {TARGET_RSS_MB:.0f} MB).",
         "",
         "Missed: " + ("; ".join(results["missed"]) if results["missed"] else "none."),
