@@ -563,3 +563,13 @@ def test_event_rows_name_every_review_event_column():
     """Bulk events are written by COPY from bulk._event_row: a new ReviewEvent column must be added there."""
     columns = {field.column for field in ReviewEvent._meta.concrete_fields} - {"id"}
     assert set(bulk._event_row()) == columns
+
+
+def test_rest_bulk_review_takes_json_only(world, operator_api):
+    response = operator_api.post(
+        f"/api/v1/tags/{world['navy'].pk}/bulk-review/",
+        {"reject": "{}", "accept_filter": "{}"},
+        format="multipart",
+    )
+    assert response.status_code == 415
+    assert not BulkAction.objects.exists()

@@ -16,6 +16,7 @@ from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import ValidationError
+from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -100,6 +101,9 @@ class TagBulkReviewApi(APIView):
     """Accept or reject this tag for listed products, or for every candidate of a filter."""
 
     permission_classes = [IsOperator]
+    # JSON only: a form body cannot carry the nested filters (DRF would read them as absent and a form
+    # field "reject={}" as a one-product list).
+    parser_classes = [JSONParser]
 
     @extend_schema(
         request=BulkReviewSerializer,
