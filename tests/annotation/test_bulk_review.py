@@ -573,3 +573,9 @@ def test_rest_bulk_review_takes_json_only(world, operator_api):
     )
     assert response.status_code == 415
     assert not BulkAction.objects.exists()
+
+
+def test_the_tag_page_links_to_the_candidate_grid(world, admin_user, client):
+    client.force_login(admin_user)
+    page = client.get(f"/tags/{world['navy'].pk}/").content.decode()
+    assert f'href="/tags/{world["navy"].pk}/candidates/"' in page
