@@ -297,7 +297,17 @@ class Suggestion(models.Model):
                 condition=Q(score__gte=0.0) & Q(score__lte=1.0), name="suggestion_score_0_1"
             ),
         ]
-        indexes = [models.Index(fields=["model_version", "tag"], name="suggestion_version_tag_idx")]
+        indexes = [
+            models.Index(fields=["model_version", "tag"], name="suggestion_version_tag_idx"),
+            # A tag's candidate grid (annotation.selectors.bulk): one version's suggestions of one tag in
+            # score order, keyset on (score, product). Read forwards for "score ascending", backwards for
+            # "score descending"; ``selected`` rides along so a page needs no suggestion heap fetch.
+            models.Index(
+                fields=["tag", "model_version", "score", "product"],
+                include=["selected"],
+                name="suggestion_tag_score_idx",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.product_id}:{self.tag_id}@{self.model_version_id}={self.score:.2f}"
@@ -307,6 +317,8 @@ class ReviewAction(models.TextChoices):
     SUBMIT = "submit", "Submit"
     UNDO = "undo", "Undo"
     SKIP = "skip", "Skip"
+    # One product's decision on one tag, made from a tag's candidate grid (annotation.services.bulk).
+    BULK = "bulk", "Bulk decision"
 
 
 class ReviewEvent(models.Model):
@@ -346,6 +358,14 @@ class ReviewEvent(models.Model):
     prechecked = models.BooleanField(null=True, blank=True)
     # The operator changed the card's starting tags (False: accepted the card unchanged; None: unknown).
     edited = models.BooleanField(null=True, blank=True)
+    # A bulk decision (and its undo): the one tag it decided and the bulk action it belongs to. NULL on
+    # card events, which decide every tag of the product.
+    tag = models.ForeignKey(
+        "Tag", null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+    bulk_action = models.ForeignKey(
+        "BulkAction", null=True, blank=True, on_delete=models.PROTECT, related_name="events", db_index=False
+    )
 
     # Not stored: set by annotation.services.reviews.review_submit on the first event it hands back for a
     # repeated submit of the same card.
@@ -369,6 +389,16 @@ class ReviewEvent(models.Model):
             models.Index(fields=["user", "created_at"], name="review_user_time_idx"),
             models.Index(fields=["created_at"], name="review_time_idx"),
             models.Index(fields=["product", "created_at"], name="review_product_time_idx"),
+            # "Has this product's tag T been decided in bulk?" (the candidate grid's status filter, the
+            # precision bands): probed per product. Partial: card events carry no tag.
+            models.Index(
+                fields=["product", "tag"], name="review_product_tag_idx", condition=Q(tag__isnull=False)
+            ),
+            models.Index(
+                fields=["bulk_action", "id"],
+                name="review_bulk_action_idx",
+                condition=Q(bulk_action__isnull=False),
+            ),
         ]
 
     def __str__(self) -> str:
@@ -469,6 +499,49 @@ class ExportJob(Job):
             models.CheckConstraint(condition=Q(status__in=JobStatus.values), name="export_status_valid"),
             models.CheckConstraint(
                 condition=Q(file_format__in=["jsonl", "csv", "json"]), name="export_format_valid"
+            ),
+        ]
+
+
+class BulkKind(models.TextChoices):
+    DECIDE = "decide", "Accept or reject"
+    UNDO = "undo", "Undo"
+
+
+class BulkAction(Job):
+    """One bulk decision on one tag from its candidate grid (or the undo of one), and its job.
+
+    ``selection`` is what was asked: ``{"accept": [product ids], "reject": [product ids]}`` or
+    ``{"filter": {...CandidateFilter...}, "accept": bool}``. Small selections run in the request (the row
+    is written already running); above ``BULK_REVIEW_INLINE_MAX`` products the row is queued and a Celery
+    task runs it, counting ``done`` and ``skipped`` as it goes. Each decided product has one ReviewEvent
+    (action ``bulk``) pointing here; an undo is another BulkAction whose events revert those.
+    """
+
+    kind = models.CharField(max_length=16, choices=BulkKind.choices, default=BulkKind.DECIDE)
+    tag = models.ForeignKey(Tag, on_delete=models.PROTECT, related_name="+")
+    model_version = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    undoes = models.OneToOneField(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="undone_by"
+    )
+    selection = models.JSONField(default=dict, blank=True)
+    # The ancestors an accept approved along with the tag (hierarchy closure): what its undo removes.
+    implied_tag_ids = models.JSONField(default=list, blank=True)
+    total = models.PositiveBigIntegerField(default=0)
+    done = models.PositiveBigIntegerField(default=0)
+    skipped = models.PositiveBigIntegerField(default=0)
+    # [{"external_id": sku, "reason": text}]: the first BULK_SKIPPED_KEPT skipped products.
+    skipped_items = models.JSONField(default=list, blank=True)
+
+    class Meta(Job.Meta):
+        constraints = [
+            models.CheckConstraint(condition=Q(status__in=JobStatus.values), name="bulk_status_valid"),
+            models.CheckConstraint(condition=Q(kind__in=BulkKind.values), name="bulk_kind_valid"),
+            models.CheckConstraint(
+                condition=Q(kind="undo", undoes__isnull=False) | (~Q(kind="undo") & Q(undoes__isnull=True)),
+                name="bulk_undo_has_target",
             ),
         ]
 

@@ -23,7 +23,7 @@
    ``bench/README.md``. Exit status 1 when a target is missed.
 
 The suggestion index the suggested-tag filter reads, (tag, model_version, score, product), comes from
-migration ``0006_bulk_candidates`` (the bulk-review branch); when the migrated schema lacks it, the bench
+migration ``0007_bulk_candidates``; when the migrated schema lacks it, the bench
 creates the same index and says so in its output.
 
     nice -n 10 .venv/bin/python bench/search_bench.py
@@ -378,7 +378,7 @@ def readme_section(catalog: dict, results: dict, args: argparse.Namespace, loada
     if catalog["created_bulk_index"]:
         lines += [
             "",
-            f"The schema measured lacked `{BULK_INDEX}` (migration 0006_bulk_candidates, bulk-review branch); "
+            f"The schema measured lacked `{BULK_INDEX}` (migration 0007_bulk_candidates); "
             "the bench created the same index.",
         ]
     return "\n".join(lines)

@@ -282,6 +282,11 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # Choice sets that share a field name with another: named here so the generated enums keep their names.
+    "ENUM_NAME_OVERRIDES": {
+        "StatusEnum": "annotation.models.JobStatus",
+        "CandidateStatusEnum": "annotation.selectors.bulk.CANDIDATE_STATUSES",
+    },
     # Every operation documents the API's error responses (annotation.api.schema).
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
@@ -388,6 +393,8 @@ REVIEW_SKIP_HIDE_SECONDS = env_int("REVIEW_SKIP_HIDE_SECONDS", 3600)
 TAGSTUDIO_HIERARCHY_CLOSURE = env_bool("TAGSTUDIO_HIERARCHY_CLOSURE", True)
 DASHBOARD_CACHE_SECONDS = env_int("DASHBOARD_CACHE_SECONDS", 60)
 RETRAIN_AFTER_REVIEWS = env_int("RETRAIN_AFTER_REVIEWS", 200)
+# A bulk decision on more products than this runs as a background job with progress (tag candidate grid).
+BULK_REVIEW_INLINE_MAX = env_int("BULK_REVIEW_INLINE_MAX", 5000)
 MODEL_PROMOTION = os.environ.get("MODEL_PROMOTION", "auto")  # auto | manual
 if MODEL_PROMOTION not in {"auto", "manual"}:
     raise ImproperlyConfigured(f"MODEL_PROMOTION must be 'auto' or 'manual', got {MODEL_PROMOTION!r}")

@@ -10,6 +10,7 @@ urlpatterns = [
     path("", include("annotation.api.catalog.urls")),  # products, imports
     path("", include("annotation.api.review.urls")),  # review/next|undo, products/{id}/review|release
     path("", include("annotation.api.taxonomy.urls")),  # tags, aliases, merges
+    path("", include("annotation.api.bulk.urls")),  # tags/{id}/candidates|bulk-review, bulk-actions
     path("", include("annotation.api.models.urls")),  # model versions, training jobs, refreshes, strategy
     path("", include("annotation.api.export.urls")),  # approved-tags export, export jobs
     path("", include("annotation.api.accounts.urls")),  # me, tokens, users

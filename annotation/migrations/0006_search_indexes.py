@@ -11,7 +11,7 @@
   scanning: its catalogs are small.
 
 The suggestion index the suggested-tag filter and the score order read, (tag, model_version, score,
-product), is migration 0006_bulk_candidates's ``suggestion_tag_score_idx``; it is not created twice here.
+product), is migration 0007_bulk_candidates's ``suggestion_tag_score_idx``; it is not created twice here.
 """
 
 import django.db.models.fields.json

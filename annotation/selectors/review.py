@@ -187,17 +187,32 @@ def _chip_visible(suggestion: Suggestion, *, approved: bool, unselected_rank: in
     return suggestion.score >= CARD_MIN_SCORE and unselected_rank < CARD_MAX_UNSELECTED
 
 
+def bulk_rejected_tag_ids(product: Product) -> set[int]:
+    """Tags whose latest bulk decision on this product (annotation.services.bulk), not undone, rejected
+    them: the card starts them unchecked even where the model selects them."""
+    latest: dict[int, bool] = {}
+    for tag_id, accepted in (
+        ReviewEvent.objects.filter(product=product, action=ReviewAction.BULK, reverted_by__isnull=True)
+        .order_by("created_at", "id")
+        .values_list("tag_id", "accepted")
+    ):
+        latest[tag_id] = bool(accepted)
+    return {tag_id for tag_id, accepted in latest.items() if not accepted}
+
+
 def review_card(*, product: Product, version_id: int | None = None) -> ReviewCard:
     """What the operator sees: product fields, the current suggestions by score, approved tags marked.
 
     ``version_id`` defaults to ``product.suggested_by`` (the current suggestions); the submit of this
     card records these suggestions as "shown" (those behind "more" as not visible). With pre-checking on
-    (``REVIEW_PRECHECK_SELECTED``) the model's selected chips start checked: a right card takes one key.
+    (``REVIEW_PRECHECK_SELECTED``) the model's selected chips start checked: a right card takes one key,
+    except a tag a bulk decision rejected for this product (it starts unchecked).
     """
     version_id = product.suggested_by_id if version_id is None else version_id
     suggestions = suggestions_shown(product=product, version_id=version_id)
     approved = {row.tag_id: row for row in approved_tags_of(product)}
     prechecked = precheck_selected()
+    rejected_in_bulk = bulk_rejected_tag_ids(product) if product.pk else set()
     chips = []
     unselected_rank = 0
     for s in suggestions:  # best first
@@ -212,7 +227,7 @@ def review_card(*, product: Product, version_id: int | None = None) -> ReviewCar
                 score=s.score,
                 selected=s.selected,
                 approved_source=approved[s.tag_id].source if is_approved else None,
-                checked=is_approved or (prechecked and s.selected),
+                checked=is_approved or (prechecked and s.selected and s.tag_id not in rejected_in_bulk),
                 visible=visible,
             )
         )

@@ -5,7 +5,7 @@ the broker is down at that moment, or restarts without persistence while the mes
 stays ``queued`` and nothing would ever run it. The sweeper (task ``jobs_resend_lost``, every
 ``JOBS_SWEEP_SECONDS`` from beat, or the embedded worker's beat) sends it again:
 
-- import, export and training jobs that are ``queued`` for longer than ``JOBS_RESEND_AFTER_SECONDS``;
+- import, export, training and bulk-review jobs that are ``queued`` for longer than ``JOBS_RESEND_AFTER_SECONDS``;
 - suggestion refreshes ``queued`` that long, or ``running`` with no batch done for that long (a chain
   whose next message was lost; it starts again from the first flagged product). Progress is what the
   sweeper saw of ``done`` last time, kept in the ``REFRESH_PROGRESS_SETTING`` row;
@@ -33,6 +33,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from annotation.jobs import (
+    BULK_ACTION_RUN,
     EXPORT_RUN,
     IMPORT_RUN,
     MODEL_TRAIN,
@@ -45,6 +46,7 @@ from annotation.jobs import (
 )
 from annotation.models import (
     OPEN_JOB_STATUSES,
+    BulkAction,
     ExportJob,
     ImportJob,
     JobStatus,
@@ -61,7 +63,12 @@ PEEK_LIMIT = 1000
 # {refresh id: [done, when the sweeper first saw that count]} for the open refreshes.
 REFRESH_PROGRESS_SETTING = "jobs_sweeper_refresh_progress"
 
-_QUEUED_JOBS = ((ImportJob, IMPORT_RUN), (ExportJob, EXPORT_RUN), (TrainingJob, MODEL_TRAIN))
+_QUEUED_JOBS = (
+    (ImportJob, IMPORT_RUN),
+    (ExportJob, EXPORT_RUN),
+    (TrainingJob, MODEL_TRAIN),
+    (BulkAction, BULK_ACTION_RUN),
+)
 
 
 def jobs_resend_lost(*, now: dt.datetime | None = None) -> dict[str, list]:

@@ -344,6 +344,11 @@ def _ancestors(tag_ids: Iterable[int]) -> dict[int, Tag]:
     return found
 
 
+def tag_ancestors(tag_ids: Iterable[int]) -> dict[int, Tag]:
+    """The active ancestors of the given tags (what hierarchy closure approves along with them)."""
+    return _ancestors(tag_ids)
+
+
 def _shown_rows(product: Product, *, version_id: int | None) -> list[Suggestion]:
     if version_id is None:
         return []
@@ -614,9 +619,14 @@ def review_undo(*, user, event: ReviewEvent | None = None) -> ReviewEvent:
         later = ReviewEvent.objects.filter(
             product=locked, action=ReviewAction.SUBMIT, reverted_by__isnull=True
         ).exclude(pk=event.pk)
+        # A bulk decision on one of its tags since also counts: restoring the tags before this submit
+        # would silently revert it.
+        decided_since = later | ReviewEvent.objects.filter(
+            product=locked, action=ReviewAction.BULK, reverted_by__isnull=True
+        )
         if (
-            later.filter(created_at__gt=event.created_at).exists()
-            or later.filter(created_at=event.created_at, pk__gt=event.pk).exists()
+            decided_since.filter(created_at__gt=event.created_at).exists()
+            or decided_since.filter(created_at=event.created_at, pk__gt=event.pk).exists()
         ):
             raise NothingToUndo(f"{locked.external_id} was reviewed again since; open it to change its tags.")
         if claim_is_live(locked, now=now) and locked.claimed_by_id != user.pk:

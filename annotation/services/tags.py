@@ -385,6 +385,8 @@ def tag_merge(*, source: Tag, target: Tag) -> Tag:
         Suggestion.objects.filter(tag=source).update(tag=target)
 
         _rewrite_audit(source, target)  # before the aliases move: it matches the source's old names
+        # Bulk decisions on the source are decisions on the target (the candidate grid's status filter).
+        ReviewEvent.objects.filter(tag=source).update(tag=target)
         TagAlias.objects.filter(tag=source).update(tag=target)
         TagAlias.objects.update_or_create(
             normalized_name=source.normalized_name, defaults={"tag": target, "name": source.name}

@@ -114,7 +114,7 @@ def test_dashboard_draws_charts_and_tables_from_the_database(client, operator):
     # Accepted unchanged per version: v1 and v2 each have one unchanged card of two.
     assert charts["accepted-unchanged"].count("<title>v1: 50%</title>") == 1
     # Per-tag table: worst tag first; the operator table shows acceptance.
-    assert page.index("<td>boots</td>") < page.index("<td>dress</td>")
+    assert page.index(">boots</a></td>") < page.index(">dress</a></td>")
     assert "olivia" in page and "50%" in page
 
 
@@ -122,10 +122,11 @@ def test_per_tag_fragment_sorts(client, operator):
     build_history(operator)
     client.force_login(operator)
     best_first = client.get(reverse("dashboard-per-tag"), {"sort": "f1", "dir": "desc"}).content.decode()
-    assert best_first.index("<td>dress</td>") < best_first.index("<td>boots</td>")
+    assert best_first.index(">dress</a></td>") < best_first.index(">boots</a></td>")
+    assert 'href="/candidates/?tag=boots"' in best_first  # each tag opens its candidate grid
     assert 'aria-sort="descending"' in best_first
     by_name = client.get(reverse("dashboard-per-tag"), {"sort": "nonsense"}).content.decode()
-    assert by_name.index("<td>boots</td>") < by_name.index("<td>dress</td>")  # falls back to worst first
+    assert by_name.index(">boots</a></td>") < by_name.index(">dress</a></td>")  # falls back to worst first
 
 
 def test_suspicious_fragment_links_for_a_second_look(client, operator):

@@ -30,6 +30,8 @@ from django.utils.regex_helper import normalize
 from rest_framework.authtoken.models import Token
 
 from annotation.models import (
+    BulkAction,
+    BulkKind,
     ExportJob,
     ImportJob,
     Setting,
@@ -96,6 +98,11 @@ EXPECTATIONS: dict[str, Access] = {
     "api-tag": access(OPERATOR, ADMIN, GET=200, PATCH=200),
     "api-tag-aliases": access(ADMIN, ADMIN, POST=400),
     "api-tag-merge": access(ADMIN, ADMIN, POST=400),
+    # API — tag-centric bulk review (annotation/api/bulk/urls.py): operators decide, as they review
+    "api-tag-candidates": access(OPERATOR, OPERATOR, GET=200),
+    "api-tag-bulk-review": access(OPERATOR, OPERATOR, POST=400),  # an empty body selects nothing
+    "api-bulk-action": access(OPERATOR, OPERATOR, GET=200),
+    "api-bulk-action-undo": access(OPERATOR, OPERATOR, POST=400),  # the sample is an undo: not undoable
     "api-imports": access(ADMIN, ADMIN, GET=200, POST=415),  # uploads are multipart
     "api-import": access(ADMIN, ADMIN, GET=200),
     "api-export-approved-tags": access(ADMIN, ADMIN, GET=200),
@@ -135,6 +142,14 @@ EXPECTATIONS: dict[str, Access] = {
     "dashboard": access(OPERATOR, OPERATOR, GET=200),
     "dashboard-per-tag": access(OPERATOR, OPERATOR, GET=200),
     "dashboard-suspicious": access(OPERATOR, OPERATOR, GET=200),
+    # Pages — a tag's candidate grid and bulk decisions (operators, like the review page)
+    "tag-candidates": access(OPERATOR, OPERATOR, GET=200),
+    "tag-candidates-count": access(OPERATOR, OPERATOR, GET=200),
+    "tag-candidates-bands": access(OPERATOR, OPERATOR, GET=200),
+    "tag-candidates-decide": access(OPERATOR, OPERATOR, POST=302),  # an empty form: back with a message
+    "candidates-by-name": access(OPERATOR, OPERATOR, GET=302),  # no ?tag=: back to the dashboard
+    "bulk-action": access(OPERATOR, OPERATOR, GET=200),
+    "bulk-action-undo": access(OPERATOR, OPERATOR, POST=302),  # refused (an undo): back with a message
     # Pages — models, taxonomy, exports (admins)
     "models": access(ADMIN, ADMIN, GET=200),
     "models-live": access(ADMIN, ADMIN, GET=200),
@@ -280,6 +295,12 @@ def world(db):
             source_name="c.jsonl", file_path="/nonexistent", file_format="jsonl"
         ),
         "export_job": ExportJob.objects.create(file_format="jsonl"),
+        "bulk_action": BulkAction.objects.create(
+            kind=BulkKind.UNDO,
+            tag=tag,
+            status="succeeded",
+            undoes=BulkAction.objects.create(kind=BulkKind.DECIDE, tag=tag, status="succeeded"),
+        ),
     }
 
 
@@ -289,6 +310,8 @@ def url_for(route: str, regex: str, world: dict) -> str:
         "api/v1/tags/": world["tag"].pk,
         "tags/": world["tag"].pk,
         "api/v1/exports/": world["export_job"].pk,
+        "api/v1/bulk-actions/": world["bulk_action"].pk,
+        "bulk-actions/": world["bulk_action"].pk,
         "exports/": world["export_job"].pk,
         "api/v1/imports/": world["import_job"].pk,
         "api/v1/users/": world["victim"].pk,

@@ -143,3 +143,14 @@ def test_product_list_documents_the_catalog_search(schema):
     page_schema = schema["components"]["schemas"][page]
     assert {"count", "count_is_estimate"} <= set(page_schema["required"])
     assert page_schema["properties"]["count_is_estimate"]["type"] == "boolean"
+
+
+def test_bulk_review_endpoints_are_documented(schema):
+    candidates = schema["paths"]["/api/v1/tags/{id}/candidates/"]["get"]
+    params = {p["name"] for p in candidates["parameters"]}
+    assert {"min_score", "max_score", "status", "q", "order", "cursor", "category", "disagreement"} <= params
+    bulk = schema["paths"]["/api/v1/tags/{id}/bulk-review/"]["post"]
+    assert {"200", "202", "400"} <= set(bulk["responses"])
+    body = schema["components"]["schemas"]["BulkReviewRequest"]["properties"]
+    assert {"accept", "reject", "accept_filter", "reject_filter"} <= set(body)
+    assert "/api/v1/bulk-actions/{id}/undo/" in schema["paths"]

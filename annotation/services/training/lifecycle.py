@@ -54,6 +54,9 @@ from annotation.services.training.promotion import _activate, promotion_decision
 
 logger = logging.getLogger(__name__)
 
+# What counts as a review toward automatic retraining: a card submit, and each product of a bulk decision.
+REVIEW_DECISIONS = (ReviewAction.SUBMIT, ReviewAction.BULK)
+
 # The job's log column keeps the last this-many characters (a GPU run logs a line per progress step).
 LOG_MAX_CHARS = 200_000
 
@@ -101,7 +104,7 @@ def training_job_request(*, trigger: str, user=None, enqueue: bool = True) -> Tr
     with transaction.atomic():
         open_job = TrainingJob.objects.filter(status__in=OPEN_JOB_STATUSES).first()
         if open_job is None:
-            reviews = ReviewEvent.objects.filter(action=ReviewAction.SUBMIT).count()
+            reviews = ReviewEvent.objects.filter(action__in=REVIEW_DECISIONS).count()
             try:
                 with transaction.atomic():
                     job = TrainingJob.objects.create(
@@ -125,15 +128,15 @@ def training_job_request(*, trigger: str, user=None, enqueue: bool = True) -> Tr
 
 
 def reviews_submitted_hook() -> TrainingJob | None:
-    """Call after a review submit commits: requests a training once ``RETRAIN_AFTER_REVIEWS`` new submits
-    have accumulated since the last training started (0 disables). Returns the job when it asked for one."""
+    """Call after a review submit (or a bulk decision) commits: requests a training once
+    ``RETRAIN_AFTER_REVIEWS`` new submits and bulk decisions (one per product) have accumulated since the last training started (0 disables). Returns the job when it asked for one."""
     threshold = int(settings.RETRAIN_AFTER_REVIEWS)
     if threshold <= 0:
         return None
     last = TrainingJob.objects.order_by("-created_at", "-id").first()
     if last is not None and last.status in OPEN_JOB_STATUSES:
         return None  # debounced: the open job will see these reviews (it reads the data when it starts)
-    submits = ReviewEvent.objects.filter(action=ReviewAction.SUBMIT)
+    submits = ReviewEvent.objects.filter(action__in=REVIEW_DECISIONS)
     if last is not None:
         submits = submits.filter(created_at__gt=last.started_at or last.created_at)
     if submits.count() < threshold:
