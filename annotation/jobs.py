@@ -38,6 +38,7 @@ CLAIMS_RELEASE_EXPIRED = "annotation.tasks.claims_release_expired"
 EXPORT_RUN = "annotation.tasks.export_run"
 JOBS_RESEND_LOST = "annotation.tasks.jobs_resend_lost"
 IMPORT_FILES_REMOVE_EXPIRED = "annotation.tasks.import_files_remove_expired"
+AUTO_APPROVAL_RUN = "annotation.tasks.auto_approval_run"
 
 # What a broker that is down or unreachable raises from a publish (after the publish retry policy).
 _BROKER_ERRORS = (OperationalError, ConnectionError, OSError, TimeoutError)
@@ -142,3 +143,7 @@ def queue_priorities_recompute_enqueue() -> None:
 
 def export_run_enqueue(job_id: int) -> None:
     task_send_on_commit(EXPORT_RUN, job_id)
+
+
+def auto_approval_run_enqueue() -> None:
+    task_send_on_commit(AUTO_APPROVAL_RUN)

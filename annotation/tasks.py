@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from annotation.services.auto_approval import auto_approval_run as auto_approval_pass
 from annotation.services.exports import export_job_run
 from annotation.services.imports import import_files_remove_expired as import_files_remove_past_retention
 from annotation.services.imports import import_job_run
@@ -62,3 +63,8 @@ def jobs_resend_lost() -> None:
 @shared_task(name="annotation.tasks.import_files_remove_expired", ignore_result=True)
 def import_files_remove_expired() -> None:
     import_files_remove_past_retention()
+
+
+@shared_task(name="annotation.tasks.auto_approval_run", ignore_result=True)
+def auto_approval_run() -> None:
+    auto_approval_pass()

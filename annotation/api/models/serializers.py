@@ -110,3 +110,81 @@ class SuggestionRefreshSerializer(serializers.ModelSerializer):
 
 class StrategySerializer(serializers.Serializer):
     strategy = serializers.CharField(max_length=100)
+
+
+class AutoApprovalSettingsSerializer(serializers.Serializer):
+    """``PUT /api/v1/auto-approval/``: the settings to change; omitted ones keep their values."""
+
+    enabled = serializers.BooleanField(required=False)
+    target_precision = serializers.FloatField(required=False, min_value=0.5, max_value=0.9999)
+    confidence = serializers.FloatField(required=False, min_value=0.5, max_value=0.999)
+    audit_share = serializers.FloatField(required=False, min_value=0.0001, max_value=1.0)
+    audit_min_products = serializers.IntegerField(required=False, min_value=1, max_value=100_000)
+    min_tag_evidence = serializers.IntegerField(required=False, min_value=1, max_value=10_000_000)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        unknown = (
+            sorted(set(self.initial_data) - set(self.fields)) if isinstance(self.initial_data, dict) else []
+        )
+        if unknown:
+            raise serializers.ValidationError({name: ["Unknown setting."] for name in unknown})
+        if not attrs:
+            raise serializers.ValidationError(
+                {"non_field_errors": [f"Give at least one of: {', '.join(self.fields)}."]}
+            )
+        return attrs
+
+
+class AuditFiguresSerializer(serializers.Serializer):
+    drawn = serializers.IntegerField()
+    reviewed = serializers.IntegerField()
+    pairs = serializers.IntegerField(help_text="Model-approved pairs the audit reviewers saw.")
+    confirmed = serializers.IntegerField(help_text="Of those, kept by the reviewer.")
+    added_tags = serializers.IntegerField()
+    precision = serializers.FloatField(allow_null=True, help_text="Realised precision: confirmed / pairs.")
+    lower_bound = serializers.FloatField(
+        allow_null=True, help_text="One-sided Clopper-Pearson lower bound at the confidence level."
+    )
+    interval = serializers.ListField(
+        child=serializers.FloatField(), allow_null=True, help_text="Two-sided Clopper-Pearson interval."
+    )
+    decided = serializers.BooleanField()
+    failing = serializers.BooleanField()
+
+
+class AutoApprovalVersionSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    version = serializers.CharField()
+    is_active = serializers.BooleanField()
+    approved_pairs = serializers.IntegerField(help_text="Pairs this version ever approved.")
+    approved_products = serializers.IntegerField()
+    pairs_unconfirmed = serializers.IntegerField(help_text="Still source model: what a revert removes.")
+    products_out_of_queue = serializers.IntegerField()
+    global_cut = serializers.DictField(allow_null=True)
+    tags_with_own_cut = serializers.IntegerField()
+    evidence = serializers.DictField()
+    computed_at = serializers.DateTimeField(allow_null=True)
+    reverted_at = serializers.DateTimeField(allow_null=True)
+    audit = AuditFiguresSerializer()
+
+
+class AutoApprovalStateSerializer(serializers.Serializer):
+    enabled = serializers.BooleanField()
+    target_precision = serializers.FloatField()
+    confidence = serializers.FloatField()
+    audit_share = serializers.FloatField()
+    audit_min_products = serializers.IntegerField()
+    min_tag_evidence = serializers.IntegerField()
+    stopped = serializers.BooleanField()
+    stop = serializers.DictField(allow_null=True, help_text="Why approvals stopped: reason, version, audit.")
+    pending = serializers.BooleanField(help_text="A pass is requested and has not run yet.")
+    products_out_of_queue = serializers.IntegerField()
+    audits_waiting = serializers.IntegerField()
+    versions = AutoApprovalVersionSerializer(many=True)
+
+
+class AutoApprovalRevertSerializer(serializers.Serializer):
+    version = serializers.CharField()
+    pairs_removed = serializers.IntegerField()
+    products_returned = serializers.IntegerField()
+    audits_cancelled = serializers.IntegerField()
