@@ -57,8 +57,8 @@ def test_turn_on_see_approvals_and_audit_then_revert(live_server, new_context, e
     page.fill("#auto-confidence", "0.9")
     page.fill("#auto-min-audit", "5")
     page.fill("#auto-min-evidence", "10000")
-    page.click("#auto-save")
-    page.wait_for_url(f"{base}/models/")
+    with page.expect_navigation():  # the form posts and redirects back to the same page
+        page.click("#auto-save")
     expect(page.locator("body")).to_contain_text("Auto-approval is on at precision 0.9")
     expect(page.locator("#auto-approval-status")).to_contain_text("on")
 
@@ -82,8 +82,8 @@ def test_turn_on_see_approvals_and_audit_then_revert(live_server, new_context, e
     page.goto(f"{base}/models/")
     dialogs = []
     page.once("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.accept()))
-    page.locator(f"tr.auto-version[data-version='{version.version}'] button.revert-auto").click()
-    page.wait_for_url(f"{base}/models/")
+    with page.expect_navigation():
+        page.locator(f"tr.auto-version[data-version='{version.version}'] button.revert-auto").click()
     expect(page.locator("body")).to_contain_text(re.compile(r"Reverted v\S+: 42 model-approved tags removed"))
     assert dialogs and "42 tags" in dialogs[0]
     expect(row.locator("[data-figure=unconfirmed]")).to_have_text("0")
