@@ -19,6 +19,13 @@ target, so testing them could only stop the sequence early.
 the same confidence: a product leaves the review queue only when each of its stored suggestions is either
 approved or confidently rejected.
 
+**Leaving the queue.** A per-pair guarantee on each side is not one on the product: a product has ~20
+stored suggestions, so 2% wrong "no" decisions per pair would leave a third of the products incomplete,
+and a gold tag outside the stored top 20 is no decision at all. So a product whose every pair is
+decided leaves the review queue only while :func:`exit_gate` passes: among evidence products (held-out
+slice, reviews) that the same rule would let leave, the share whose approved tags are exactly their
+gold tags has its lower bound at the target. One test, no search: no multiplicity to correct.
+
 **Per tag or global.** A tag with at least ``min_tag_evidence`` pairs gets cuts from its own pairs (and no
 approvals when they do not pass); the pairs of all other tags are pooled into one global cut, which those
 tags use. Each tag's test holds at the stated confidence on its own; across many tags the realised
@@ -45,6 +52,7 @@ __all__ = [
     "min_pairs",
     "precision_lower_bound",
     "precision_upper_bound",
+    "exit_gate",
     "product_decision",
 ]
 
@@ -268,3 +276,34 @@ def product_decision(suggestions: Iterable[tuple[Hashable, float]], cuts: CutTab
         elif not cuts.rejects(tag, score):
             unsure = True
     return ProductDecision(approved=tuple(approved), confident=bool(approved) and not unsure)
+
+
+@dataclass(frozen=True)
+class ExitGate:
+    """Evidence products the rule lets leave the queue (``n``), exactly right among them (``k``)."""
+
+    n: int
+    k: int
+    lower: float
+    passes: bool
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def exit_gate(
+    products: Iterable[tuple[Iterable[tuple[Hashable, float]], set]],
+    cuts: CutTable,
+) -> ExitGate:
+    """Whether confident products may leave the review queue, from evidence ``products``: each is (its
+    stored suggestions (tag, score), its gold tags). A product the rule lets leave is right when its
+    approved tags are exactly its gold tags (a gold tag it missed, stored or not, makes it wrong)."""
+    n = k = 0
+    for suggestions, gold in products:
+        decision = product_decision(suggestions, cuts)
+        if not decision.confident:
+            continue
+        n += 1
+        k += set(decision.approved) == set(gold)
+    lower = precision_lower_bound(k, n, cuts.confidence)
+    return ExitGate(n=n, k=k, lower=lower, passes=n > 0 and lower >= cuts.target)

@@ -76,7 +76,14 @@ from annotation.selectors.auto_approval import (
 from annotation.services.model_files import artifact_dir
 from annotation.services.queue import AUDIT_PRIORITY, queue_priorities_request
 from annotation.services.suggestions import version_tag_ids
-from mlcore.autoapprove import VALIDATION_SCORES_FILE, CutTable, find_cuts, min_pairs, product_decision
+from mlcore.autoapprove import (
+    VALIDATION_SCORES_FILE,
+    CutTable,
+    exit_gate,
+    find_cuts,
+    min_pairs,
+    product_decision,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -165,8 +172,14 @@ def auto_approval_request() -> None:
 # --------------------------------------------------------------------------------------------------
 
 
-def validation_evidence(version: ModelVersion) -> list[tuple[int, float, bool]]:
-    """(tag id, score, gold) of the version's held-out slice; empty when the artifact has no scores."""
+# One evidence product: its stored suggestions (tag id, score) and its gold tags (tag ids; a gold name the
+# version does not know stays a ("name", ...) key, which no suggestion matches).
+EvidenceProduct = tuple[list[tuple[int, float]], set]
+
+
+def validation_evidence(version: ModelVersion) -> list[EvidenceProduct]:
+    """The version's held-out slice: per product its top-20 scores and gold tags; empty when the artifact
+    has no scores (trained before they were kept, or refit on everything)."""
     path = artifact_dir(version) / VALIDATION_SCORES_FILE
     try:
         with open(path, encoding="utf-8") as fh:
@@ -177,45 +190,59 @@ def validation_evidence(version: ModelVersion) -> list[tuple[int, float, bool]]:
         logger.warning("%s: unreadable validation scores (%s); no held-out evidence", path, exc)
         return []
     tag_ids = version_tag_ids(version)
-    pairs = []
+    products = []
     for row in rows:
-        gold = set(row.get("tags") or ())
-        for name, score, *_ in row.get("scores") or ():
-            tag_id = tag_ids.get(name)
-            if tag_id is not None:
-                pairs.append((tag_id, min(1.0, max(0.0, float(score))), name in gold))
-    return pairs
+        gold = {tag_ids.get(name, ("name", name)) for name in row.get("tags") or ()}
+        scores = [
+            (tag_ids[name], min(1.0, max(0.0, float(score))))
+            for name, score, *_ in row.get("scores") or ()
+            if name in tag_ids
+        ]
+        products.append((scores, gold))
+    return products
 
 
-def review_evidence(version: ModelVersion) -> list[tuple[int, float, bool]]:
-    """(tag id, score, kept) of every suggestion of the version that a standing review's card showed."""
-    pairs = []
+def review_evidence(version: ModelVersion) -> list[EvidenceProduct]:
+    """Every standing review whose card showed the version's suggestions: the suggestions and the final tags."""
+    products = []
     events = ReviewEvent.objects.filter(
         action=ReviewAction.SUBMIT, model_version=version, reverted_by__isnull=True
     ).values_list("shown", "final_tags")
     for shown, final_tags in events.iterator(chunk_size=2_000):
-        final = set(final_tags or ())
-        for row in shown or ():
-            if row.get("model_version") != version.version or row.get("tag_id") is None:
-                continue
-            pairs.append((int(row["tag_id"]), min(1.0, max(0.0, float(row["score"]))), row["tag"] in final))
-    return pairs
+        ids = {row["tag"]: int(row["tag_id"]) for row in shown or () if row.get("tag_id") is not None}
+        scores = [
+            (int(row["tag_id"]), min(1.0, max(0.0, float(row["score"]))))
+            for row in shown or ()
+            if row.get("model_version") == version.version and row.get("tag_id") is not None
+        ]
+        if scores:
+            products.append((scores, {ids.get(name, ("name", name)) for name in final_tags or ()}))
+    return products
 
 
-def version_cuts(version: ModelVersion, settings: AutoApprovalSettings) -> tuple[CutTable, dict[str, int]]:
-    """The version's cut table from all its evidence, and how much evidence there was."""
+def _pairs(products: Iterable[EvidenceProduct]) -> list[tuple[int, float, bool]]:
+    return [(tag, score, tag in gold) for scores, gold in products for tag, score in scores]
+
+
+def version_cuts(version: ModelVersion, settings: AutoApprovalSettings) -> tuple[CutTable, dict[str, Any]]:
+    """The version's cut table from all its evidence, and what the evidence was (counts, the exit gate)."""
     held_out = validation_evidence(version)
     reviewed = review_evidence(version)
+    held_out_pairs, reviewed_pairs = _pairs(held_out), _pairs(reviewed)
     cuts = find_cuts(
-        held_out + reviewed,
+        held_out_pairs + reviewed_pairs,
         target=settings.target_precision,
         confidence=settings.confidence,
         min_tag_evidence=settings.min_tag_evidence,
     )
+    gate = exit_gate(held_out + reviewed, cuts)
     evidence = {
-        "validation_pairs": len(held_out),
-        "review_pairs": len(reviewed),
+        "validation_products": len(held_out),
+        "validation_pairs": len(held_out_pairs),
+        "review_products": len(reviewed),
+        "review_pairs": len(reviewed_pairs),
         "tags_with_own_cut": sum(1 for c in cuts.per_tag.values() if c.approve is not None),
+        "exit": gate.as_dict(),
     }
     return cuts, evidence
 
@@ -282,8 +309,11 @@ def _run() -> PassResult:
         candidates = list(
             _candidates(version).order_by("id").values_list("id", flat=True).iterator(chunk_size=20_000)
         )
+        may_leave = bool(evidence["exit"]["passes"])
         for start in range(0, len(candidates), _BATCH):
-            _approve_batch(version, record, cuts, candidates[start : start + _BATCH], result)
+            _approve_batch(
+                version, record, cuts, candidates[start : start + _BATCH], result, may_leave=may_leave
+            )
     result.audits_drawn = audit_draw(version=version, settings=settings)
     if result.pairs_approved or result.audits_drawn:
         with transaction.atomic():
@@ -303,7 +333,13 @@ def _candidates(version: ModelVersion, *, now=None):
 
 
 def _approve_batch(
-    version: ModelVersion, record: AutoApprovalVersion, cuts: CutTable, ids: Sequence[int], result: PassResult
+    version: ModelVersion,
+    record: AutoApprovalVersion,
+    cuts: CutTable,
+    ids: Sequence[int],
+    result: PassResult,
+    *,
+    may_leave: bool,
 ) -> None:
     now = timezone.now()
     with transaction.atomic():
@@ -351,7 +387,7 @@ def _approve_batch(
                 )
             if fresh:
                 touched.add(product_id)
-            if decision.confident:
+            if decision.confident and may_leave:
                 confident.append(product_id)
         ProductTag.objects.bulk_create(new_rows, ignore_conflicts=True, batch_size=5_000)
         if touched:

@@ -36,7 +36,7 @@ from annotation.services.auto_approval import (
     version_cuts,
 )
 from annotation.services.queue import AUDIT_PRIORITY, queue_priorities_recompute
-from annotation.services.reviews import review_claim_next, review_submit, review_undo
+from annotation.services.reviews import review_claim, review_claim_next, review_submit, review_undo
 from annotation.services.training.data import _training_data
 from mlcore.autoapprove import VALIDATION_SCORES_FILE, min_pairs
 from tests.factories import (
@@ -119,12 +119,37 @@ def test_settings_are_validated_by_field(db):
 
 def test_cuts_come_from_the_held_out_slice_and_from_reviews(version, tags):
     cuts, evidence = version_cuts(version, AutoApprovalSettings(target_precision=TARGET, confidence=LEVEL))
-    assert evidence == {"validation_pairs": 200, "review_pairs": 0, "tags_with_own_cut": 0}
+    assert evidence["validation_products"] == 100 and evidence["validation_pairs"] == 200
+    assert evidence["review_pairs"] == 0 and evidence["tags_with_own_cut"] == 0
     assert cuts.global_.approve.value == 0.95 and cuts.global_.reject.value == 0.03
+    # Every held-out product would leave the queue with exactly its gold tags: the exit gate passes.
+    assert evidence["exit"]["n"] == evidence["exit"]["k"] == 100 and evidence["exit"]["passes"]
     # Without any evidence nothing is approved.
     (Path(django_settings.MODEL_DIR) / version.version / VALIDATION_SCORES_FILE).unlink()
     cuts, evidence = version_cuts(version, auto_approval_settings())
     assert evidence["validation_pairs"] == 0 and cuts.global_.approve is None
+
+
+def test_reviews_are_evidence_and_incomplete_products_close_the_exit(version, tags, operator):
+    """Held-out products whose gold has a tag the model never stored: pairs still clear the cut, but a
+    product with every decision confident is not exactly right, so nothing leaves the queue."""
+    _validation_write(version, [({"shoes", "cotton"}, [("shoes", 0.95), ("red", 0.03)])] * 100)
+    groups = _catalog(version, tags, sure=30, unsure=0, low=0)
+    _turn_on(audit_min_products=3)
+    cuts, evidence = version_cuts(version, auto_approval_settings())
+    assert cuts.global_.approve.value == 0.95
+    assert evidence["exit"] == {"n": 100, "k": 0, "lower": 0.0, "passes": False}
+    result = auto_approval_run()
+    assert result.pairs_approved == 30 and result.products_out_of_queue == 0
+    assert not Product.objects.filter(review_status=ReviewStatus.AUTO).exists()
+
+    # A review of a card of this version is evidence too: its shown scores and final tags.
+    product = next(p for p in groups["sure"] if not AutoApprovalAudit.objects.filter(product=p).exists())
+
+    review_claim(product=product, user=operator)
+    review_submit(product=product, user=operator, tags=["shoes"])
+    _, evidence = version_cuts(version, auto_approval_settings())
+    assert evidence["review_products"] == 1 and evidence["review_pairs"] == 2
 
 
 def test_no_evidence_approves_nothing_through_the_pass(version, tags):

@@ -10,6 +10,7 @@ from scipy.stats import binomtest
 
 from mlcore.autoapprove import (
     clopper_pearson,
+    exit_gate,
     find_approve_cut,
     find_cuts,
     find_reject_cut,
@@ -133,3 +134,15 @@ def test_per_tag_cuts_where_evidence_allows_else_global():
     assert unsure.approved == ("rare1",) and not unsure.confident
     nothing = product_decision([("rare2", 0.01)], table)
     assert nothing.approved == () and not nothing.confident  # leaving the queue needs an approval
+
+
+def test_exit_gate_counts_products_exactly_right_among_those_that_would_leave():
+    pairs = [("a", 0.95, True)] * 200 + [("b", 0.02, False)] * 200
+    table = find_cuts(pairs, target=0.9, confidence=0.9, min_tag_evidence=10_000)
+    complete = [([("a", 0.95), ("b", 0.02)], {"a"})] * 30
+    assert exit_gate(complete, table).passes  # 30 of 30: lower bound 0.926 at 90%
+    missing = [([("a", 0.95), ("b", 0.02)], {"a", "c"})] * 5  # "c" never stored: wrong products
+    unsure = [([("a", 0.95), ("b", 0.5)], {"a"})] * 50  # not leaving: not counted
+    gate = exit_gate(complete + missing + unsure, table)
+    assert (gate.n, gate.k) == (35, 30) and not gate.passes
+    assert not exit_gate([], table).passes  # no evidence: nobody leaves
