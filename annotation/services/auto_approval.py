@@ -21,7 +21,8 @@ the models page). Then, after every suggestion refresh and every settings change
    ``audit_min_products``, and enough of them to hold ``min_pairs`` approved pairs so the bound can
    decide) is drawn into the front of the queue (``queue.AUDIT_PRIORITY``), status ``unreviewed``.
 5. **Stop rule.** When a version's audit fails (``selectors.auto_approval.audit_verdict``: lower bound
-   below the target once the audit is complete enough, or upper bound below it at any time), approvals
+   below the target once the audit is complete enough, or upper bound below it at any time; the
+   ``stop_rule`` setting "upper_bound" keeps only the latter), approvals
    stop until an admin turns auto-approval on again; the pages say which version and the figures.
 
 **A person's review wins.** When a product carrying model-approved pairs is reviewed (audit or not), the
@@ -68,6 +69,7 @@ from annotation.selectors.auto_approval import (
     PENDING_KEY,
     SETTINGS_KEY,
     STOP_KEY,
+    STOP_RULES,
     AutoApprovalSettings,
     audit_figures,
     auto_approval_settings,
@@ -131,6 +133,12 @@ def _validated(current: AutoApprovalSettings, changes: dict[str, Any]) -> AutoAp
             values[field] = _number(field, value, low=1, high=100_000, integer=True)
         elif field == "min_tag_evidence":
             values[field] = _number(field, value, low=1, high=10_000_000, integer=True)
+        elif field == "stop_rule":
+            if value not in STOP_RULES:
+                raise AutoApprovalSettingsError(
+                    field, f"stop_rule must be one of {', '.join(STOP_RULES)}, got {value!r}"
+                )
+            values[field] = value
         else:
             raise AutoApprovalSettingsError(field, f"unknown setting {field!r}")
     return AutoApprovalSettings(**values)

@@ -112,6 +112,9 @@ def test_settings_are_validated_by_field(db):
     with pytest.raises(AutoApprovalSettingsError) as exc:
         auto_approval_settings_set(audit_min_products=2.5)
     assert exc.value.field == "audit_min_products"
+    with pytest.raises(AutoApprovalSettingsError) as exc:
+        auto_approval_settings_set(stop_rule="never")
+    assert exc.value.field == "stop_rule"
     with pytest.raises(AutoApprovalSettingsError, match="unknown setting"):
         auto_approval_settings_set(colour="blue")
     assert auto_approval_settings().target_precision == 0.98  # nothing stored by a refused change
@@ -290,6 +293,19 @@ def test_stop_rule_stops_approvals_and_the_state_says_why(version, tags, operato
     auto_approval_revert(version=version)
     auto_approval_settings_set(enabled=True)
     assert auto_approval_run().skipped == "version reverted"
+
+
+def test_the_upper_bound_rule_stops_only_on_evidence_of_a_miss(version, tags, operator):
+    _catalog(version, tags, sure=80, unsure=0, low=0)
+    _turn_on(audit_min_products=5, stop_rule="upper_bound")
+    auto_approval_run()
+    _review_audits(operator, wrong=1)  # 21 of 22: lower bound 0.83 < 0.9, upper bound 0.995
+    figures = audit_figures(version.id, auto_approval_settings())
+    assert figures.decided and figures.lower_bound < TARGET and not figures.failing
+    assert not Setting.objects.filter(key=STOP_KEY).exists()
+    # The default rule fails the same audit.
+    auto_approval_settings_set(stop_rule="lower_bound")
+    assert audit_figures(version.id, auto_approval_settings()).failing
 
 
 def test_a_passing_audit_keeps_it_running(version, tags, operator):

@@ -121,6 +121,7 @@ class AutoApprovalSettingsSerializer(serializers.Serializer):
     audit_share = serializers.FloatField(required=False, min_value=0.0001, max_value=1.0)
     audit_min_products = serializers.IntegerField(required=False, min_value=1, max_value=100_000)
     min_tag_evidence = serializers.IntegerField(required=False, min_value=1, max_value=10_000_000)
+    stop_rule = serializers.ChoiceField(choices=["lower_bound", "upper_bound"], required=False)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         unknown = (
@@ -175,6 +176,7 @@ class AutoApprovalStateSerializer(serializers.Serializer):
     audit_share = serializers.FloatField()
     audit_min_products = serializers.IntegerField()
     min_tag_evidence = serializers.IntegerField()
+    stop_rule = serializers.CharField()
     stopped = serializers.BooleanField()
     stop = serializers.DictField(allow_null=True, help_text="Why approvals stopped: reason, version, audit.")
     pending = serializers.BooleanField(help_text="A pass is requested and has not run yet.")
