@@ -396,4 +396,16 @@ def test_rest_settings_put_is_partial_and_checked(admin_api, operator_api, db):
     unknown = admin_api.put("/api/v1/auto-approval/", {"colour": "blue"}, format="json")
     assert unknown.status_code == 400 and "colour" in unknown.json()["fields"]
     assert operator_api.put("/api/v1/auto-approval/", {"enabled": False}, format="json").status_code == 403
+    typed = admin_api.put("/api/v1/auto-approval/", {"enabled": "0", "confidence": "0.9"}, format="json")
+    assert typed.status_code == 400 and set(typed.json()["fields"]) == {"enabled", "confidence"}
+    form = admin_api.put("/api/v1/auto-approval/", {"enabled": "false"})  # multipart: JSON only
+    assert form.status_code == 415
     assert auto_approval_state()["enabled"] is True
+
+
+def test_product_list_filters_products_approved_by_the_model(version, tags, operator, client):
+    products = products_create(2, prefix="f")
+    Product.objects.filter(id=products[0].id).update(review_status=ReviewStatus.AUTO)
+    client.force_login(operator)
+    page = client.get("/products/", {"status": "auto"}).content.decode()
+    assert "f-0000" in page and "f-0001" not in page

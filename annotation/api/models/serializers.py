@@ -123,12 +123,32 @@ class AutoApprovalSettingsSerializer(serializers.Serializer):
     min_tag_evidence = serializers.IntegerField(required=False, min_value=1, max_value=10_000_000)
     stop_rule = serializers.ChoiceField(choices=["lower_bound", "upper_bound"], required=False)
 
+    # JSON types as the schema states them: DRF alone would read "0" as false and "0.9" as a number.
+    _JSON_TYPES = {
+        "enabled": (bool,),
+        "target_precision": (int, float),
+        "confidence": (int, float),
+        "audit_share": (int, float),
+        "audit_min_products": (int,),
+        "min_tag_evidence": (int,),
+        "stop_rule": (str,),
+    }
+
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        unknown = (
-            sorted(set(self.initial_data) - set(self.fields)) if isinstance(self.initial_data, dict) else []
-        )
+        data = self.initial_data if isinstance(self.initial_data, dict) else {}
+        unknown = sorted(set(data) - set(self.fields))
         if unknown:
             raise serializers.ValidationError({name: ["Unknown setting."] for name in unknown})
+        wrong = {
+            name: [
+                f"Must be a JSON {'boolean' if kinds == (bool,) else 'string' if kinds == (str,) else 'number'}."
+            ]
+            for name, kinds in self._JSON_TYPES.items()
+            if name in data
+            and (not isinstance(data[name], kinds) or (kinds != (bool,) and isinstance(data[name], bool)))
+        }
+        if wrong:
+            raise serializers.ValidationError(wrong)
         if not attrs:
             raise serializers.ValidationError(
                 {"non_field_errors": [f"Give at least one of: {', '.join(self.fields)}."]}

@@ -11,6 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from annotation.api.errors import Conflict
+from annotation.api.limits import LimitedJSONParser
 from annotation.api.models.serializers import (
     AutoApprovalRevertSerializer,
     AutoApprovalSettingsSerializer,
@@ -155,6 +156,7 @@ class AutoApprovalApi(APIView):
     the others; turning it on clears a stop. The approval pass then runs in the background."""
 
     permission_classes = [ReadOperatorWriteAdmin]
+    parser_classes = [LimitedJSONParser]  # typed settings: JSON only
 
     @extend_schema(responses={200: AutoApprovalStateSerializer})
     def get(self, request) -> Response:
