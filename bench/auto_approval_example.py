@@ -46,6 +46,13 @@ def main() -> None:
     parser.add_argument("--pool", type=int, default=3000)
     parser.add_argument("--target", type=float, default=0.98)
     parser.add_argument("--tagger", default="lexical")
+    parser.add_argument(
+        "--reviews",
+        type=int,
+        default=0,
+        help="then review this many products from the queue (gold tags) and pass again",
+    )
+    parser.add_argument("--stop-rule", default="lower_bound", choices=["lower_bound", "upper_bound"])
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     args = parser.parse_args()
 
@@ -73,14 +80,16 @@ def main() -> None:
 
 
 def run(args, seed_rows, pool_rows, work: Path) -> dict:
-    from annotation.models import AutoApprovalAudit, Product, ProductTag, ReviewStatus, TagSource
+    from annotation.models import Product, ReviewStatus
     from annotation.services.auto_approval import auto_approval_run, auto_approval_settings_set
     from annotation.services.imports import import_products
+    from annotation.services.queue import queue_priorities_recompute
+    from annotation.services.reviews import review_claim_next, review_submit
     from annotation.services.suggestions import suggestions_refresh_batch
     from annotation.services.training import training_job_request
     from annotation.services.training.run import model_version_train
+    from annotation.services.users import user_create
     from annotation.taxonomy.names import normalize_tag_name
-    from mlcore.autoapprove import clopper_pearson, precision_lower_bound
 
     def write(path: Path, items, *, tags: bool) -> Path:
         with path.open("w", encoding="utf-8") as fh:
@@ -108,60 +117,83 @@ def run(args, seed_rows, pool_rows, work: Path) -> dict:
         suggestions_refresh_batch(model_version_id=version.id, size=1000)
     prepared_s = time.monotonic() - started
 
-    auto_approval_settings_set(enabled=True, target_precision=args.target)
+    queue_priorities_recompute()
+    auto_approval_settings_set(enabled=True, target_precision=args.target, stop_rule=args.stop_rule)
     result = auto_approval_run()
-
     gold = {r["id"]: {normalize_tag_name(t) for t in r["tags"]} for r in pool_rows}
-    model_rows = list(
-        ProductTag.objects.filter(source=TagSource.MODEL, model_version=version).values_list(
-            "product__external_id", "product_id", "tag__normalized_name"
-        )
-    )
-    right = sum(1 for ext, _, tag in model_rows if tag in gold[ext])
-    out = list(Product.objects.filter(review_status=ReviewStatus.AUTO).values_list("external_id", "id"))
-    approved_by_product: dict[int, set[str]] = {}
-    for _ext, pid, tag in model_rows:
-        approved_by_product.setdefault(pid, set()).add(tag)
-    out_exact = sum(1 for ext, pid in out if approved_by_product.get(pid, set()) == gold[ext])
-
-    # The audit, reviewed with the gold tags: the realised precision the dashboard would show.
-    audit_products = set(
-        AutoApprovalAudit.objects.filter(model_version=version).values_list("product_id", flat=True)
-    )
-    audit_pairs = [(ext, tag) for ext, pid, tag in model_rows if pid in audit_products]
-    audit_right = sum(1 for ext, tag in audit_pairs if tag in gold[ext])
-    interval = clopper_pearson(audit_right, len(audit_pairs), 0.95) if audit_pairs else None
-
-    record = version.auto_approval
-    return {
+    out = {
         "set": args.set,
         "tagger": args.tagger,
         "seed": len(seed_rows),
         "pool": len(pool_rows),
         "target": args.target,
+        "stop_rule": args.stop_rule,
         "version_micro_f1": version.metrics.get("micro_f1"),
-        "evidence": record.evidence,
-        "global_cut": (record.cuts.get("global") or {}).get("approve"),
-        "per_tag_cuts": {
-            k: v["approve"]["value"] for k, v in (record.cuts.get("per_tag") or {}).items() if v["approve"]
-        },
-        "exit_gate": record.evidence.get("exit"),
-        "pairs_approved": result.pairs_approved,
-        "products_approved": result.products_approved,
-        "pool_gold_pairs": sum(len(g) for g in gold.values()),
-        "true_precision": right / len(model_rows) if model_rows else None,
-        "recall_of_pool_gold": right / sum(len(g) for g in gold.values()),
-        "products_out_of_queue": len(out),
-        "out_of_queue_exactly_right": out_exact,
-        "audit_products": len(audit_products),
-        "audit_pairs": len(audit_pairs),
-        "audit_precision": audit_right / len(audit_pairs) if audit_pairs else None,
-        "audit_interval_95": interval,
-        "audit_lower_bound_95": precision_lower_bound(audit_right, len(audit_pairs), 0.95)
-        if audit_pairs
-        else None,
-        "pass_seconds": result.seconds,
         "prepare_seconds": round(prepared_s, 1),
+        "first_pass": figures(version, result, gold),
+    }
+    if args.reviews:
+        # An operator works the queue (audit products first), submitting each product's gold tags.
+        operator, _token = user_create(username="operator", password="example-pass-123", role="operator")
+        by_id = dict(Product.objects.values_list("id", "external_id"))
+        names = {normalize_tag_name(t): t for r in pool_rows for t in r["tags"]}
+        done = 0
+        while done < args.reviews and (product := review_claim_next(user=operator)) is not None:
+            review_submit(
+                product=product,
+                user=operator,
+                tags=[names[t] for t in gold[by_id[product.id]]],
+                claim=product.claim_token,
+            )
+            done += 1
+        out["reviews"] = done
+        out["after_reviews"] = figures(version, auto_approval_run(), gold)
+    return out
+
+
+def figures(version, result, gold) -> dict:
+    from annotation.models import (
+        AutoApprovalAudit,
+        AutoApprovalVersion,
+        Product,
+        ProductTag,
+        ReviewStatus,
+        TagSource,
+    )
+    from annotation.selectors.auto_approval import audit_figures, auto_approval_settings, auto_approval_stop
+
+    record = AutoApprovalVersion.objects.get(model_version=version)
+    # Every pair the version approved that is still on a product (model, or confirmed by a review).
+    model_rows = list(
+        ProductTag.objects.filter(model_version=version, source__in=[TagSource.MODEL, TagSource.REVIEW])
+        .filter(product__review_status__in=[ReviewStatus.AUTO, ReviewStatus.UNREVIEWED])
+        .values_list("product__external_id", "product_id", "tag__normalized_name")
+    )
+    right = sum(1 for ext, _, tag in model_rows if tag in gold.get(ext, ()))
+    out = list(Product.objects.filter(review_status=ReviewStatus.AUTO).values_list("external_id", "id"))
+    approved_by_product: dict[int, set[str]] = {}
+    for _ext, pid, tag in model_rows:
+        approved_by_product.setdefault(pid, set()).add(tag)
+    audit = audit_figures(version.id, auto_approval_settings())
+    stop = auto_approval_stop()
+    return {
+        "skipped": result.skipped,
+        "evidence": {k: v for k, v in record.evidence.items() if k != "exit"},
+        "exit_gate": record.evidence.get("exit"),
+        "global_cut": (record.cuts.get("global") or {}).get("approve"),
+        "tags_with_own_cut": record.evidence.get("tags_with_own_cut"),
+        "pairs_approved_this_pass": result.pairs_approved,
+        "pairs_approved_total": record.approved_pairs,
+        "model_pairs_on_unreviewed_products": len(model_rows),
+        "their_true_precision": right / len(model_rows) if model_rows else None,
+        "products_out_of_queue": len(out),
+        "out_of_queue_exactly_right": sum(
+            1 for ext, pid in out if approved_by_product.get(pid, set()) == gold.get(ext)
+        ),
+        "audit_drawn": AutoApprovalAudit.objects.filter(model_version=version).count(),
+        "audit": audit.as_dict(),
+        "stopped": stop["reason"] if stop else None,
+        "pass_seconds": result.seconds,
     }
 
 

@@ -7,8 +7,10 @@ the models page). Then, after every suggestion refresh and every settings change
 
 1. **Evidence.** (tag, score, the tag applies) pairs from the version's held-out slice (written by
    ``mlcore.training`` into the artifact: ``validation_scores.json``) and from reviews of products whose
-   card showed this version's suggestions (applies = the reviewer's final tags hold it). Both are out of
-   sample: the version never trained on either.
+   card showed this version's suggestions (applies = the reviewer's final tags hold it): by default only
+   the reviews of its audit draws, a random sample; setting ``review_evidence="all"`` adds every review,
+   a sample the queue biases towards the model's errors. Both are out of sample: the version never
+   trained on either.
 2. **Cuts.** ``mlcore.autoapprove.find_cuts``: per tag with ``min_tag_evidence`` pairs, else global; a
    cut is where the Clopper-Pearson lower bound of precision meets the target (fixed-sequence tested).
 3. **Approval.** On each unreviewed product under no live claim whose current suggestions are this
@@ -67,6 +69,7 @@ from annotation.models import (
 )
 from annotation.selectors.auto_approval import (
     PENDING_KEY,
+    REVIEW_EVIDENCE,
     SETTINGS_KEY,
     STOP_KEY,
     STOP_RULES,
@@ -133,6 +136,12 @@ def _validated(current: AutoApprovalSettings, changes: dict[str, Any]) -> AutoAp
             values[field] = _number(field, value, low=1, high=100_000, integer=True)
         elif field == "min_tag_evidence":
             values[field] = _number(field, value, low=1, high=10_000_000, integer=True)
+        elif field == "review_evidence":
+            if value not in REVIEW_EVIDENCE:
+                raise AutoApprovalSettingsError(
+                    field, f"review_evidence must be one of {', '.join(REVIEW_EVIDENCE)}, got {value!r}"
+                )
+            values[field] = value
         elif field == "stop_rule":
             if value not in STOP_RULES:
                 raise AutoApprovalSettingsError(
@@ -210,12 +219,21 @@ def validation_evidence(version: ModelVersion) -> list[EvidenceProduct]:
     return products
 
 
-def review_evidence(version: ModelVersion) -> list[EvidenceProduct]:
-    """Every standing review whose card showed the version's suggestions: the suggestions and the final tags."""
+def review_evidence(version: ModelVersion, *, audits_only: bool = True) -> list[EvidenceProduct]:
+    """Standing reviews whose card showed the version's suggestions: the suggestions and the final tags.
+    ``audits_only``: only the reviews of the version's audit draws (a random sample; see the
+    ``review_evidence`` setting)."""
     products = []
     events = ReviewEvent.objects.filter(
         action=ReviewAction.SUBMIT, model_version=version, reverted_by__isnull=True
-    ).values_list("shown", "final_tags")
+    )
+    if audits_only:
+        events = events.filter(
+            id__in=AutoApprovalAudit.objects.filter(model_version=version, review_event__isnull=False).values(
+                "review_event_id"
+            )
+        )
+    events = events.values_list("shown", "final_tags")
     for shown, final_tags in events.iterator(chunk_size=2_000):
         ids = {row["tag"]: int(row["tag_id"]) for row in shown or () if row.get("tag_id") is not None}
         scores = [
@@ -235,7 +253,7 @@ def _pairs(products: Iterable[EvidenceProduct]) -> list[tuple[int, float, bool]]
 def version_cuts(version: ModelVersion, settings: AutoApprovalSettings) -> tuple[CutTable, dict[str, Any]]:
     """The version's cut table from all its evidence, and what the evidence was (counts, the exit gate)."""
     held_out = validation_evidence(version)
-    reviewed = review_evidence(version)
+    reviewed = review_evidence(version, audits_only=settings.review_evidence == "audits")
     held_out_pairs, reviewed_pairs = _pairs(held_out), _pairs(reviewed)
     cuts = find_cuts(
         held_out_pairs + reviewed_pairs,

@@ -146,13 +146,18 @@ def test_reviews_are_evidence_and_incomplete_products_close_the_exit(version, ta
     assert result.pairs_approved == 30 and result.products_out_of_queue == 0
     assert not Product.objects.filter(review_status=ReviewStatus.AUTO).exists()
 
-    # A review of a card of this version is evidence too: its shown scores and final tags.
+    # Reviews of the version's cards are evidence: by default those of its audit draws only.
     product = next(p for p in groups["sure"] if not AutoApprovalAudit.objects.filter(product=p).exists())
-
     review_claim(product=product, user=operator)
     review_submit(product=product, user=operator, tags=["shoes"])
+    audited = review_claim_next(user=operator)
+    assert AutoApprovalAudit.objects.filter(product=audited).exists()
+    review_submit(product=audited, user=operator, tags=["shoes"])
     _, evidence = version_cuts(version, auto_approval_settings())
     assert evidence["review_products"] == 1 and evidence["review_pairs"] == 2
+    auto_approval_settings_set(review_evidence="all")
+    _, evidence = version_cuts(version, auto_approval_settings())
+    assert evidence["review_products"] == 2 and evidence["review_pairs"] == 4
 
 
 def test_no_evidence_approves_nothing_through_the_pass(version, tags):

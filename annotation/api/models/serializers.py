@@ -122,6 +122,7 @@ class AutoApprovalSettingsSerializer(serializers.Serializer):
     audit_min_products = serializers.IntegerField(required=False, min_value=1, max_value=100_000)
     min_tag_evidence = serializers.IntegerField(required=False, min_value=1, max_value=10_000_000)
     stop_rule = serializers.ChoiceField(choices=["lower_bound", "upper_bound"], required=False)
+    review_evidence = serializers.ChoiceField(choices=["audits", "all"], required=False)
 
     # JSON types as the schema states them: DRF alone would read "0" as false and "0.9" as a number.
     _JSON_TYPES = {
@@ -132,6 +133,7 @@ class AutoApprovalSettingsSerializer(serializers.Serializer):
         "audit_min_products": (int,),
         "min_tag_evidence": (int,),
         "stop_rule": (str,),
+        "review_evidence": (str,),
     }
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
@@ -197,6 +199,7 @@ class AutoApprovalStateSerializer(serializers.Serializer):
     audit_min_products = serializers.IntegerField()
     min_tag_evidence = serializers.IntegerField()
     stop_rule = serializers.CharField()
+    review_evidence = serializers.CharField()
     stopped = serializers.BooleanField()
     stop = serializers.DictField(allow_null=True, help_text="Why approvals stopped: reason, version, audit.")
     pending = serializers.BooleanField(help_text="A pass is requested and has not run yet.")

@@ -109,8 +109,9 @@ class AutoApprovalSettingsView(AdminRequiredMixin, View):
 
     def post(self, request):
         changes: dict = {"enabled": request.POST.get("enabled") in ("on", "1", "true")}
-        if request.POST.get("stop_rule"):
-            changes["stop_rule"] = request.POST["stop_rule"]
+        for name in ("stop_rule", "review_evidence"):
+            if request.POST.get(name):
+                changes[name] = request.POST[name]
         try:
             for name, kind in self.NUMBERS.items():
                 raw = request.POST.get(name, "").strip()
