@@ -9,11 +9,13 @@ feeds them the pairs of a model version's held-out slice and of reviews of its s
 bound is 0: nothing is approved.
 
 **Choosing among cuts.** Trying every cut and keeping the lowest that passes would test many hypotheses
-and overstate the guarantee. The cuts are instead tested in a fixed order, highest score first, and the
-search stops at the first cut that fails (fixed-sequence testing, as in Learn-then-Test): the chosen cut
-then carries the stated confidence. The order depends only on the scores, never on the outcomes. Cuts with
-fewer pairs than :func:`min_pairs` are skipped, not failed: there even a perfect record cannot clear the
-target, so testing them could only stop the sequence early.
+and overstate the guarantee. The cuts are instead tested in a fixed order, highest score first, and a
+sequence stops at its first cut that fails (fixed-sequence testing, as in Learn-then-Test): the chosen
+cut then carries the stated confidence. The order depends only on the scores, never on the outcomes. A
+sequence starts at the first cut with :func:`min_pairs` pairs (fewer cannot clear the target even when
+all are right); since one wrong pair among those would end it for good, further sequences start at 4x,
+16x, ... as many pairs, all at a Bonferroni-split level (``_starts``), and the most permissive accepted
+cut wins.
 
 **Reject side.** The same test, mirrored, gives the score at or below which "not this tag" is right with
 the same confidence: a product leaves the review queue only when each of its stored suggestions is either
@@ -121,26 +123,51 @@ class Cut:
     lower: float
 
 
+def _starts(total: int, target: float, confidence: float) -> tuple[list[int], float]:
+    """Where the fixed sequences start (pair counts) and the level each is tested at.
+
+    One sequence starting at the fewest pairs that can pass (``min_pairs``) is stopped for good by a
+    single wrong pair among the top ones. So sequences also start at 4x, 16x, ... that count, each tested
+    at ``1 - (1 - confidence) / m`` for ``m`` sequences (Bonferroni: the chosen cut keeps the stated
+    confidence). ``m`` is the smallest number of sequences whose starts, at that level, fit the evidence.
+    The starts depend on the number of pairs only, never on the outcomes."""
+    alpha = 1.0 - confidence
+    for m in range(1, 17):
+        level = 1.0 - alpha / m
+        first = min_pairs(target, level)
+        starts = []
+        start = first
+        while start <= total:
+            starts.append(start)
+            start *= 4
+        if len(starts) <= m:
+            return starts, level
+    return starts[:16], level
+
+
 def _fixed_sequence(values: np.ndarray, good: np.ndarray, *, target: float, confidence: float) -> Cut | None:
-    """The last cut of the fixed sequence that passes. ``values`` sorted so that taking a prefix means
-    "on the decided side of the cut"; ``good``: whether each pair's decision there is right."""
+    """The most permissive cut that some fixed sequence accepts. ``values`` sorted so that taking a prefix
+    means "on the decided side of the cut"; ``good``: whether each pair's decision there is right. Each
+    sequence tests cuts from its start onwards and stops at its first failure (see ``_starts``)."""
     if len(values) == 0:
         return None
-    floor = min_pairs(target, confidence)
+    starts, level = _starts(len(values), target, confidence)
     n_at = np.arange(1, len(values) + 1)
     k_at = np.cumsum(good)
     # A cut is a distinct value: the prefix ends where the next value differs (ties decide together).
     ends = np.flatnonzero(np.append(values[1:] != values[:-1], True))
-    accepted: Cut | None = None
-    for end in ends:
-        n, k = int(n_at[end]), int(k_at[end])
-        if n < floor:
-            continue
-        lower = precision_lower_bound(k, n, confidence)
-        if lower < target:
-            break
-        accepted = Cut(value=float(values[end]), n=n, k=k, lower=lower)
-    return accepted
+    best: Cut | None = None
+    for start in starts:
+        for end in ends:
+            n, k = int(n_at[end]), int(k_at[end])
+            if n < start:
+                continue
+            lower = precision_lower_bound(k, n, level)
+            if lower < target:
+                break
+            if best is None or n > best.n:
+                best = Cut(value=float(values[end]), n=n, k=k, lower=lower)
+    return best
 
 
 def _arrays(scores: Iterable[float], outcomes: Iterable[bool]) -> tuple[np.ndarray, np.ndarray]:

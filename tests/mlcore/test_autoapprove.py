@@ -74,11 +74,27 @@ def test_approve_cut_stops_at_the_first_failure_from_the_top():
     assert cut.n == above.sum() and cut.k == outcomes[above].sum()
     assert cut.lower >= 0.98
     assert 0.85 < cut.value <= high.min()  # at most a few of the noisy pairs get in
-    # A later pass (lower cut) that would pass again does not resume once the sequence failed.
-    scores2 = np.concatenate([scores, np.full(5000, 0.3)])
-    outcomes2 = np.concatenate([outcomes, np.ones(5000, bool)])
-    cut2 = find_approve_cut(scores2, outcomes2, target=0.98, confidence=0.95)
-    assert cut2.value == pytest.approx(cut.value)
+
+
+def test_one_wrong_pair_at_the_top_does_not_end_every_sequence():
+    # The highest-scoring pair is wrong, 1,000 right ones follow: the first sequence (149 pairs: 148/149)
+    # fails at once, the one starting at 4x as many pairs accepts a cut.
+    scores = [0.99] + [0.9 - i * 1e-4 for i in range(1000)]
+    outcomes = [False] + [True] * 1000
+    cut = find_approve_cut(scores, outcomes, target=0.98, confidence=0.95)
+    assert cut is not None and cut.n == 1001 and cut.k == 1000 and cut.lower >= 0.98
+    # The split level is stricter than the plain one.
+    assert cut.lower < precision_lower_bound(1000, 1001, 0.95)
+
+
+def test_every_sequence_start_depends_on_counts_only():
+    from mlcore.autoapprove import _starts
+
+    starts, level = _starts(100, 0.98, 0.95)
+    assert starts == [] and level == 0.95
+    starts, level = _starts(10_000, 0.98, 0.95)
+    assert len(starts) <= round((1 - 0.95) / (1 - level)) and starts[0] == min_pairs(0.98, level)
+    assert all(b == 4 * a for a, b in zip(starts, starts[1:])) and starts[-1] <= 10_000
 
 
 def test_ties_decide_together():
