@@ -133,8 +133,9 @@ def run(args, seed_rows, pool_rows, work: Path) -> dict:
         "first_pass": figures(version, result, gold),
     }
     if args.reviews:
-        # An operator works the queue (audit products first), submitting each product's gold tags.
-        operator, _token = user_create(username="operator", password="example-pass-123", role="operator")
+        # A reviewer works the queue (audit products first), submitting each product's gold tags: an admin,
+        # so gold tags the seed never used are created, as an admin's review does.
+        operator, _token = user_create(username="reviewer", password="example-pass-123", role="admin")
         by_id = dict(Product.objects.values_list("id", "external_id"))
         names = {normalize_tag_name(t): t for r in pool_rows for t in r["tags"]}
         done = 0
