@@ -39,6 +39,7 @@ EXPORT_RUN = "annotation.tasks.export_run"
 JOBS_RESEND_LOST = "annotation.tasks.jobs_resend_lost"
 IMPORT_FILES_REMOVE_EXPIRED = "annotation.tasks.import_files_remove_expired"
 BULK_ACTION_RUN = "annotation.tasks.bulk_action_run"
+AUTO_APPROVAL_RUN = "annotation.tasks.auto_approval_run"
 
 # What a broker that is down or unreachable raises from a publish (after the publish retry policy).
 _BROKER_ERRORS = (OperationalError, ConnectionError, OSError, TimeoutError)
@@ -147,3 +148,7 @@ def export_run_enqueue(job_id: int) -> None:
 
 def bulk_action_run_enqueue(action_id: int) -> None:
     task_send_on_commit(BULK_ACTION_RUN, action_id)
+
+
+def auto_approval_run_enqueue() -> None:
+    task_send_on_commit(AUTO_APPROVAL_RUN)

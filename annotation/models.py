@@ -64,6 +64,9 @@ class TagAlias(models.Model):
 class ReviewStatus(models.TextChoices):
     UNREVIEWED = "unreviewed", "Unreviewed"
     REVIEWED = "reviewed", "Reviewed"
+    # Every decision the model made on it cleared the auto-approval cuts: out of the review queue until
+    # an audit draw or a revert puts it back (annotation.services.auto_approval).
+    AUTO = "auto", "Approved by the model"
 
 
 class Product(models.Model):
@@ -187,6 +190,8 @@ class TagSource(models.TextChoices):
     BULK = "bulk", "Bulk edit"
     HIERARCHY = "hierarchy", "Implied by a child tag"
     MERGE = "merge", "Tag merge"
+    # Approved by the model version named on the row, above a precision-gated score cut, no person yet.
+    MODEL = "model", "Model (auto-approved)"
 
 
 class ProductTag(models.Model):
@@ -572,3 +577,59 @@ class Setting(models.Model):
 
     def __str__(self) -> str:
         return self.key
+
+
+class AutoApprovalVersion(models.Model):
+    """Auto-approval's record of one model version: the cuts it approves above, the evidence they rest on,
+    how much it approved, and whether an admin reverted it (a reverted version approves nothing more)."""
+
+    model_version = models.OneToOneField(ModelVersion, on_delete=models.CASCADE, related_name="auto_approval")
+    # {"global": {"approve": float|None, "reject": float|None, "n": int, "k": int, "lower": float|None},
+    #  "per_tag": {"<tag id>": {same}}, "target": float, "confidence": float}
+    cuts = models.JSONField(default=dict, blank=True)
+    # {"validation_pairs": int, "review_pairs": int, "tags_with_own_cut": int}
+    evidence = models.JSONField(default=dict, blank=True)
+    # Cumulative: every (product, tag) pair / product this version ever approved.
+    approved_pairs = models.PositiveBigIntegerField(default=0)
+    approved_products = models.PositiveBigIntegerField(default=0)
+    computed_at = models.DateTimeField(null=True, blank=True)
+    reverted_at = models.DateTimeField(null=True, blank=True)
+    reverted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    def __str__(self) -> str:
+        return f"auto-approval of {self.model_version_id}"
+
+
+class AutoApprovalAudit(models.Model):
+    """One auto-approved product drawn at random into the front of the review queue. Its review says how
+    many of the version's approved pairs a person kept: the version's realised precision."""
+
+    product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="auto_audits")
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="auto_audits")
+    drawn_at = models.DateTimeField(default=timezone.now)
+    # The version's model-approved pairs on the product when it was drawn.
+    approved_pairs = models.PositiveIntegerField(default=0)
+    # Filled by the review (cleared again if that review is undone).
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    review_event = models.ForeignKey(
+        ReviewEvent, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    audited_pairs = models.PositiveIntegerField(null=True, blank=True)  # model pairs the review saw
+    confirmed_pairs = models.PositiveIntegerField(null=True, blank=True)  # of those, kept by the reviewer
+    added_tags = models.PositiveIntegerField(null=True, blank=True)  # tags the reviewer had to add
+
+    class Meta:
+        ordering = ["-drawn_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["product", "model_version"], name="auto_audit_once_per_version"),
+        ]
+        indexes = [
+            models.Index(
+                fields=["product"], name="auto_audit_pending_idx", condition=Q(reviewed_at__isnull=True)
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"audit {self.product_id}@{self.model_version_id}"

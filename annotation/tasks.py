@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from annotation.services.auto_approval import auto_approval_run as auto_approval_pass
 from annotation.services.bulk import bulk_action_run as bulk_action_decide
 from annotation.services.exports import export_job_run
 from annotation.services.imports import import_files_remove_expired as import_files_remove_past_retention
@@ -68,3 +69,8 @@ def import_files_remove_expired() -> None:
 @shared_task(name="annotation.tasks.bulk_action_run", ignore_result=True)
 def bulk_action_run(action_id: int) -> None:
     bulk_action_decide(action_id)
+
+
+@shared_task(name="annotation.tasks.auto_approval_run", ignore_result=True)
+def auto_approval_run() -> None:
+    auto_approval_pass()

@@ -7,6 +7,10 @@ An artifact is one directory::
     training.json    TrainConfig, base model name + fingerprint, data fingerprint, device, duration,
                      sizes, library versions
     metrics.json     metrics on the validation slice (mlcore.metrics)
+    validation_scores.json
+                     per validation product: its gold tags and the top-20 scored tags [tag, score,
+                     selected] (the evidence auto-approval's score cuts are found from); absent when
+                     ``refit_on_all`` replaced the evaluated fit
 
 It is written to a temporary sibling directory and renamed into place, so a reader never sees half
 an artifact.
@@ -29,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from mlcore.autoapprove import VALIDATION_SCORES_FILE
 from mlcore.data import split_records
 from mlcore.metrics import evaluate_tag_sets
 from mlcore.settings import RuntimeSettings
@@ -131,8 +136,15 @@ def _write_json(path: Path, obj: Any) -> None:
         os.fsync(fh.fileno())
 
 
-def evaluate_tagger(tagger: Any, records: Sequence[ProductRecord], *, per_tag: bool = True) -> dict[str, Any]:
-    suggestions = tagger.suggest(list(records), top_k=20)
+def evaluate_tagger(
+    tagger: Any,
+    records: Sequence[ProductRecord],
+    *,
+    per_tag: bool = True,
+    suggestions: Sequence | None = None,
+) -> dict[str, Any]:
+    if suggestions is None:
+        suggestions = tagger.suggest(list(records), top_k=20)
     return evaluate_tag_sets(
         [r.tags for r in records],
         [[s.tag for s in row if s.selected] for row in suggestions],
@@ -178,10 +190,24 @@ def train(
     tagger = get_tagger(config.tagger, config.tagger_config, runtime=runtime)
     tagger.fit(train_part, progress=progress)
     metrics: dict[str, Any] = {}
+    validation_scores: list[dict[str, Any]] | None = None
     if valid_part:
         if progress is not None:
             progress("evaluate", 0, len(valid_part))
-        metrics = evaluate_tagger(tagger, valid_part, per_tag=config.metrics_per_tag)
+        valid_suggestions = tagger.suggest(list(valid_part), top_k=20)
+        metrics = evaluate_tagger(
+            tagger, valid_part, per_tag=config.metrics_per_tag, suggestions=valid_suggestions
+        )
+        # Kept only when the saved tagger is the one scored: a refit has seen the slice.
+        if not config.refit_on_all:
+            validation_scores = [
+                {
+                    "id": r.id,
+                    "tags": list(r.tags),
+                    "scores": [[s.tag, round(float(s.score), 6), bool(s.selected)] for s in row],
+                }
+                for r, row in zip(valid_part, valid_suggestions)
+            ]
         if progress is not None:
             progress("evaluate", len(valid_part), len(valid_part))
 
@@ -222,6 +248,8 @@ def train(
             },
         )
         _write_json(tmp / "metrics.json", metrics)
+        if validation_scores is not None:
+            _write_json(tmp / VALIDATION_SCORES_FILE, validation_scores)
         if out_dir.exists():
             trash = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
             os.replace(out_dir, trash)

@@ -118,7 +118,7 @@ def tag_check(name: str, *, can_create: bool) -> TagCheck:
 
 # --- The product list ------------------------------------------------------------------------------------
 
-LIST_STATUSES = ("unreviewed", "reviewed", "claimed", "all")
+LIST_STATUSES = ("unreviewed", "reviewed", "auto", "claimed", "all")
 # The HTML list's sorts and the catalog-search order each means (annotation.selectors.search.SEARCH_ORDERS).
 LIST_SORT_ORDERS = {
     "priority": "-priority",
@@ -199,6 +199,8 @@ def _filtered(filters: ProductListFilter, now: dt.datetime) -> tuple[QuerySet[Pr
         qs = qs.filter(review_status=ReviewStatus.UNREVIEWED)
     elif filters.status == "reviewed":
         qs = qs.filter(review_status=ReviewStatus.REVIEWED)
+    elif filters.status == "auto":  # approved by the model, out of the review queue
+        qs = qs.filter(review_status=ReviewStatus.AUTO)
     elif filters.status == "claimed":
         # claimed_by IS NOT NULL bounds the scan of product_claim_idx to the few live claims.
         qs = qs.filter(claimed_by__isnull=False, claim_expires_at__gt=now)

@@ -10,7 +10,8 @@ stays ``queued`` and nothing would ever run it. The sweeper (task ``jobs_resend_
   whose next message was lost; it starts again from the first flagged product). Progress is what the
   sweeper saw of ``done`` last time, kept in the ``REFRESH_PROGRESS_SETTING`` row;
 - a queue-priority recompute requested that long ago and not served yet
-  (``annotation.services.queue.RECOMPUTE_PENDING_SETTING``).
+  (``annotation.services.queue.RECOMPUTE_PENDING_SETTING``), and likewise an auto-approval pass
+  (``annotation.selectors.auto_approval.PENDING_KEY``).
 
 Only when no message for the job waits in its queue: on Redis the sweeper reads the waiting messages
 (up to ``PEEK_LIMIT``) without taking them; elsewhere, or behind a longer queue, only an empty queue
@@ -33,6 +34,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from annotation.jobs import (
+    AUTO_APPROVAL_RUN,
     BULK_ACTION_RUN,
     EXPORT_RUN,
     IMPORT_RUN,
@@ -54,6 +56,7 @@ from annotation.models import (
     SuggestionRefresh,
     TrainingJob,
 )
+from annotation.selectors.auto_approval import PENDING_KEY as AUTO_APPROVAL_PENDING_KEY
 from annotation.services.queue import RECOMPUTE_PENDING_SETTING
 
 logger = logging.getLogger(__name__)
@@ -106,6 +109,8 @@ def jobs_resend_lost(*, now: dt.datetime | None = None) -> dict[str, list]:
         send(SUGGESTIONS_REFRESH, version_id, 0)
     if Setting.objects.filter(key=RECOMPUTE_PENDING_SETTING, updated_at__lt=cutoff).exists():
         send(QUEUE_PRIORITIES_RECOMPUTE)
+    if Setting.objects.filter(key=AUTO_APPROVAL_PENDING_KEY, updated_at__lt=cutoff).exists():
+        send(AUTO_APPROVAL_RUN)
 
     if sent:
         logger.warning("sent again the jobs the broker had lost: %s", sent)

@@ -20,7 +20,7 @@ from django.utils import timezone
 from scipy import sparse
 
 from annotation.jobs import queue_priorities_recompute_enqueue
-from annotation.models import ModelVersion, Product, ReviewStatus, Setting, Suggestion
+from annotation.models import AutoApprovalAudit, ModelVersion, Product, ReviewStatus, Setting, Suggestion
 from mlcore.selection import DEFAULT_STRATEGY, STRATEGIES, cold_start_rank, rank
 
 logger = logging.getLogger(__name__)
@@ -38,6 +38,9 @@ _WRITE_CHUNK = 50_000
 _SQLITE_WRITE_CHUNK = 500
 _SQLITE_WRITE_PAUSE_SECONDS = 0.05
 _ADVISORY_KEY = 0x7A675F7175657565  # "zg_queue": one priority recompute at a time per database
+# Products drawn for an auto-approval audit (annotation.services.auto_approval) come first: strategies rank
+# in (0, 1], so this is above any of them; among audits the queue's id tie-break orders them.
+AUDIT_PRIORITY = 1_000.0
 
 
 class UnknownStrategy(ValueError):
@@ -102,6 +105,7 @@ def queue_priorities_recompute() -> dict[str, Any]:
         )
         active = ModelVersion.objects.filter(is_active=True).first()
         summary = _cold_start() if active is None else _rank_by_scores(active)
+        summary["audits_in_front"] = _audits_to_front()
         if pending is not None:
             Setting.objects.filter(key=RECOMPUTE_PENDING_SETTING, value=pending).delete()
     summary["seconds"] = round(time.monotonic() - started, 2)
@@ -233,6 +237,18 @@ def _zero_unranked(active: ModelVersion) -> None:
         .exclude(suggested_by=active)
         .exclude(priority=0.0)
         .update(priority=0.0)
+    )
+
+
+def _audits_to_front() -> int:
+    """Put the products waiting for their auto-approval audit review back in front after a ranking."""
+    return (
+        Product.objects.filter(
+            review_status=ReviewStatus.UNREVIEWED,
+            id__in=AutoApprovalAudit.objects.filter(reviewed_at__isnull=True).values("product_id"),
+        )
+        .exclude(priority=AUDIT_PRIORITY)
+        .update(priority=AUDIT_PRIORITY)
     )
 
 

@@ -67,6 +67,7 @@ from annotation.selectors.review import (
     review_queue,
 )
 from annotation.selectors.taxonomy import hierarchy_closure_enabled as closure_setting
+from annotation.services.auto_approval import auto_approval_review_record, auto_approval_review_undone
 from annotation.services.training import reviews_submitted_hook
 from annotation.taxonomy.resolver import TagResolver
 
@@ -569,6 +570,17 @@ def _review_submit(
         )
         if shown:
             event.model_version = shown[0].model_version  # already loaded: spares the caller a query
+        # The review's decision wins over the model's: kept model pairs become this reviewer's, and an
+        # audited product's outcome is counted for its version.
+        auto_approval_review_record(
+            product=locked,
+            previous=previous,
+            final_ids=set(final),
+            chosen_ids=set(chosen),
+            user=user,
+            event=event,
+            now=now,
+        )
         _notify_learning_loop()
     if resolved.created:
         logger.info("review by %s created tags %s", user.username, ", ".join(resolved.created))
@@ -657,6 +669,7 @@ def review_undo(*, user, event: ReviewEvent | None = None) -> ReviewEvent:
         locked.save(update_fields=["review_status", "tags_updated_at", "updated_at"])
         _release_other_claims(user=user, keep_id=locked.pk)
         _set_claim(locked, user=user, now=now)
+        auto_approval_review_undone(event=event)
         # accepted/rejected/added stay empty: they describe a card decision, and an undo is not one.
         return ReviewEvent.objects.create(
             product=locked,

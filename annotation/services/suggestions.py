@@ -29,6 +29,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from annotation.jobs import (
+    auto_approval_run_enqueue,
     suggestions_refresh_enqueue,
     suggestions_refresh_send,
 )
@@ -37,10 +38,13 @@ from annotation.models import (
     JobStatus,
     ModelVersion,
     Product,
+    Setting,
     Suggestion,
     SuggestionRefresh,
     Tag,
 )
+from annotation.selectors.auto_approval import PENDING_KEY as AUTO_APPROVAL_PENDING_KEY
+from annotation.selectors.auto_approval import auto_approval_enabled
 from annotation.selectors.taxonomy import (
     hierarchy_closure_enabled,
     taxonomy_inactive_tags,
@@ -216,6 +220,11 @@ def _taxonomy_postprocess(model):
     )
 
 
+def version_tag_ids(version: ModelVersion) -> dict[str, int]:
+    """The version's tag names -> the canonical, active tag ids they stand for now (see _tag_id_map)."""
+    return _tag_id_map(version)
+
+
 def _tag_id_map(version: ModelVersion) -> dict[str, int]:
     """The version's tag names → the canonical, active tag ids they stand for now.
 
@@ -368,6 +377,13 @@ def _refresh_finish_if_done(version: ModelVersion) -> None:
         if finished:
             logger.info("suggestion refresh for %s done", version.version)
             queue_priorities_request()
+            if auto_approval_enabled():
+                # The pass approves over the fresh scores, then asks for the priorities again.
+                now = timezone.now()
+                Setting.objects.update_or_create(
+                    key=AUTO_APPROVAL_PENDING_KEY, defaults={"value": now.isoformat(), "updated_at": now}
+                )
+                auto_approval_run_enqueue()
 
 
 # --------------------------------------------------------------------------------------------------

@@ -32,6 +32,7 @@ def test_every_job_name_is_a_registered_task_and_every_task_has_a_name():
             "jobs_resend_lost",
             "import_files_remove_expired",
             "bulk_action_run",
+            "auto_approval_run",
         )
     } == JOB_NAMES
     assert {getattr(tasks, name.rsplit(".", 1)[1]).name for name in JOB_NAMES} == JOB_NAMES

@@ -127,6 +127,8 @@ EXPECTATIONS: dict[str, Access] = {
     "api-training-job": access(OPERATOR, ADMIN, GET=200),
     "api-suggestion-refresh": access(OPERATOR, ADMIN, GET=404),  # no refresh has run yet
     "api-queue-strategy": access(OPERATOR, ADMIN, GET=200, PUT=400),
+    "api-auto-approval": access(OPERATOR, ADMIN, GET=200, PUT=400),  # an empty body changes nothing: 400
+    "api-model-revert-auto-approvals": access(ADMIN, ADMIN, POST=200),  # nothing to revert: zeros
     # Pages — review and products (operators)
     "review": access(OPERATOR, OPERATOR, GET=200),
     "review-next": access(OPERATOR, OPERATOR, POST=302),
@@ -156,6 +158,8 @@ EXPECTATIONS: dict[str, Access] = {
     "models-train": access(ADMIN, ADMIN, POST=302),
     "models-activate": access(ADMIN, ADMIN, POST=302),
     "models-strategy": access(ADMIN, ADMIN, POST=302),
+    "models-auto-approval": access(ADMIN, ADMIN, POST=302),
+    "models-revert-auto-approvals": access(ADMIN, ADMIN, POST=302),
     "taxonomy": access(ADMIN, ADMIN, GET=200),
     "taxonomy-tree": access(ADMIN, ADMIN, GET=200),
     "taxonomy-search": access(ADMIN, ADMIN, GET=200),

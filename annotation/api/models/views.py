@@ -11,7 +11,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from annotation.api.errors import Conflict
+from annotation.api.limits import LimitedJSONParser
 from annotation.api.models.serializers import (
+    AutoApprovalRevertSerializer,
+    AutoApprovalSettingsSerializer,
+    AutoApprovalStateSerializer,
     ModelVersionDetailSerializer,
     ModelVersionSerializer,
     StrategySerializer,
@@ -21,7 +25,13 @@ from annotation.api.models.serializers import (
 )
 from annotation.api.permissions import IsAdmin, ReadOperatorWriteAdmin
 from annotation.models import ModelVersion, TrainingTrigger
+from annotation.selectors.auto_approval import auto_approval_state
 from annotation.selectors.models import model_version_queryset, training_job_latest_id, training_job_queryset
+from annotation.services.auto_approval import (
+    AutoApprovalSettingsError,
+    auto_approval_revert,
+    auto_approval_settings_set,
+)
 from annotation.services.queue import UnknownStrategy, queue_strategies, queue_strategy, queue_strategy_set
 from annotation.services.suggestions import suggestion_refresh_latest
 from annotation.services.training import ModelVersionNotReady, model_version_activate, training_job_request
@@ -137,3 +147,40 @@ class QueueStrategyApi(APIView):
         except UnknownStrategy as exc:
             raise ValidationError({"strategy": [str(exc)]}) from exc
         return Response(self._body(strategy))
+
+
+class AutoApprovalApi(APIView):
+    """Precision-gated auto-approval: settings and state (operators read, admins change).
+
+    ``PUT`` changes the settings it names (e.g. ``{"enabled": true, "target_precision": 0.98}``) and keeps
+    the others; turning it on clears a stop. The approval pass then runs in the background."""
+
+    permission_classes = [ReadOperatorWriteAdmin]
+    parser_classes = [LimitedJSONParser]  # typed settings: JSON only
+
+    @extend_schema(responses={200: AutoApprovalStateSerializer})
+    def get(self, request) -> Response:
+        return Response(AutoApprovalStateSerializer(auto_approval_state()).data)
+
+    @extend_schema(request=AutoApprovalSettingsSerializer, responses={200: AutoApprovalStateSerializer})
+    def put(self, request) -> Response:
+        serializer = AutoApprovalSettingsSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            auto_approval_settings_set(user=request.user, **serializer.validated_data)
+        except AutoApprovalSettingsError as exc:
+            raise ValidationError({exc.field: [str(exc)]}) from exc
+        return Response(AutoApprovalStateSerializer(auto_approval_state()).data)
+
+
+class ModelVersionRevertAutoApprovalsApi(APIView):
+    """Remove every pair this version auto-approved that no person confirmed; its products return to the
+    review queue and it approves nothing again."""
+
+    permission_classes = [IsAdmin]
+
+    @extend_schema(request=None, responses={200: AutoApprovalRevertSerializer})
+    def post(self, request, pk: int) -> Response:
+        version = get_object_or_404(ModelVersion, pk=pk)
+        result = auto_approval_revert(version=version, user=request.user)
+        return Response(AutoApprovalRevertSerializer(result).data)

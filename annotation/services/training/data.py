@@ -10,6 +10,7 @@ from annotation.models import (
     Product,
     ProductTag,
     Tag,
+    TagSource,
 )
 from mlcore.data import group_key
 from mlcore.types import ProductRecord
@@ -52,9 +53,11 @@ def _training_data() -> TrainingData:
         return tag_id if tag_id in tags and tags[tag_id][2] else None
 
     product_tags: dict[int, set[int]] = {}
-    for product_id, tag_id in ProductTag.objects.values_list("product_id", "tag_id").iterator(
-        chunk_size=20_000
-    ):
+    # Tags the model approved itself are not trained on: a version would learn its own confident errors
+    # back, and its held-out slice would grade it on its own answers. A person's review turns such a row
+    # into a "review" row, which trains.
+    rows = ProductTag.objects.exclude(source=TagSource.MODEL).values_list("product_id", "tag_id")
+    for product_id, tag_id in rows.iterator(chunk_size=20_000):
         resolved = canonical(tag_id)
         if resolved is not None:
             product_tags.setdefault(product_id, set()).add(resolved)

@@ -18,6 +18,7 @@ from django.shortcuts import render
 from django.urls import NoReverseMatch, reverse
 from django.views import View
 
+from annotation.selectors.auto_approval import auto_approval_state
 from annotation.selectors.dashboard import (
     PER_TAG_SORT_KEYS,
     catalog_counts,
@@ -367,6 +368,8 @@ class DashboardView(OperatorRequiredMixin, View):
             "charts": _charts(activity, model),
             "generated_at": dt.datetime.now(dt.UTC),
             "cache_seconds": _cache_seconds(),
+            # Not cached: a stop must show at once (a handful of small queries).
+            "auto": auto_approval_state(),
             **_per_tag_context(request),
         }
         return render(request, self.template_name, context)

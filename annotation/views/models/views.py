@@ -9,7 +9,13 @@ from django.views import View
 from django.views.generic import TemplateView
 
 from annotation.models import OPEN_JOB_STATUSES, ModelVersion, TrainingTrigger
+from annotation.selectors.auto_approval import auto_approval_state
 from annotation.selectors.models import model_version_active, model_version_queryset, training_job_queryset
+from annotation.services.auto_approval import (
+    AutoApprovalSettingsError,
+    auto_approval_revert,
+    auto_approval_settings_set,
+)
 from annotation.services.queue import UnknownStrategy, queue_strategies, queue_strategy, queue_strategy_set
 from annotation.services.suggestions import suggestion_refresh_latest
 from annotation.services.training import ModelVersionNotReady, model_version_activate, training_job_request
@@ -44,6 +50,7 @@ class ModelsPageView(AdminRequiredMixin, TemplateView):
         context.update(models_live_context())
         context["strategy"] = queue_strategy()
         context["strategies"] = queue_strategies()
+        context["auto"] = auto_approval_state()
         return context
 
 
@@ -86,4 +93,56 @@ class QueueStrategyView(AdminRequiredMixin, View):
             messages.error(request, str(exc))
         else:
             messages.success(request, f"The review queue now uses {strategy}; it is being re-ranked.")
+        return redirect("models")
+
+
+class AutoApprovalSettingsView(AdminRequiredMixin, View):
+    """The auto-approval form: every setting at once (an unchecked box is "off")."""
+
+    NUMBERS = {
+        "target_precision": float,
+        "confidence": float,
+        "audit_share": float,
+        "audit_min_products": int,
+        "min_tag_evidence": int,
+    }
+
+    def post(self, request):
+        changes: dict = {"enabled": request.POST.get("enabled") in ("on", "1", "true")}
+        for name in ("stop_rule", "review_evidence"):
+            if request.POST.get(name):
+                changes[name] = request.POST[name]
+        try:
+            for name, kind in self.NUMBERS.items():
+                raw = request.POST.get(name, "").strip()
+                if raw:
+                    try:
+                        changes[name] = kind(raw)
+                    except ValueError:
+                        raise AutoApprovalSettingsError(
+                            name, f"{name} must be a number, got {raw!r}"
+                        ) from None
+            settings = auto_approval_settings_set(user=request.user, **changes)
+        except AutoApprovalSettingsError as exc:
+            messages.error(request, str(exc))
+        else:
+            if settings.enabled:
+                messages.success(
+                    request,
+                    f"Auto-approval is on at precision {settings.target_precision:g}; approving in the background.",
+                )
+            else:
+                messages.success(request, "Auto-approval is off.")
+        return redirect("models")
+
+
+class AutoApprovalRevertView(AdminRequiredMixin, View):
+    def post(self, request, pk: int):
+        version = get_object_or_404(ModelVersion, pk=pk)
+        result = auto_approval_revert(version=version, user=request.user)
+        messages.success(
+            request,
+            f"Reverted {result.version}: {result.pairs_removed} model-approved tags removed, "
+            f"{result.products_returned} products back in the review queue.",
+        )
         return redirect("models")
