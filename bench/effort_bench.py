@@ -496,83 +496,69 @@ def wait_settled(api: Api, broker: Broker, *, after_job: int) -> dict[str, Any]:
 
 
 def catalog_state(bench_url: str, pool_ids: Collection[str], fold) -> dict[str, Any]:
-    """The pool's catalog as it stands: reviewed products' approved tags, the others' active-model
-    selections, and the auto-approved (source ``model``) pairs. Read with SQL: a measurement, not an
-    operator's action."""
+    """The pool's catalog as it stands, and the auto-approved (source ``model``) pairs. Read with SQL: a
+    measurement, not an operator's action.
+
+    Reviewed products carry what the person approved; products the model approved in full (status
+    ``auto``, with auto-approval on) what it approved; the others what the active model selects for them.
+    """
     import psycopg
 
     with psycopg.connect(bench_url) as conn:
-        reviewed: dict[str, set[str]] = {}
+        approved: dict[str, set[str]] = {}
         approved_model: dict[str, set[str]] = {}
-        for external_id, status, name, source in conn.execute(
-            "SELECT p.external_id, p.review_status, t.name, pt.source FROM annotation_product p "
+        for external_id, name, source in conn.execute(
+            "SELECT p.external_id, t.name, pt.source FROM annotation_product p "
             "JOIN annotation_producttag pt ON pt.product_id = p.id JOIN annotation_tag t ON t.id = pt.tag_id"
         ):
-            if status == "reviewed":
-                reviewed.setdefault(external_id, set()).add(fold(name))
+            approved.setdefault(external_id, set()).add(fold(name))
             if source == "model":
                 approved_model.setdefault(external_id, set()).add(fold(name))
-        reviewed_ids = {
-            eid
-            for (eid,) in conn.execute(
-                "SELECT external_id FROM annotation_product WHERE review_status = 'reviewed'"
-            )
-        }
+        status_of = dict(conn.execute("SELECT external_id, review_status FROM annotation_product").fetchall())
         selected: dict[str, set[str]] = {}
         for external_id, name in conn.execute(
             "SELECT p.external_id, t.name FROM annotation_suggestion s "
             "JOIN annotation_product p ON p.id = s.product_id JOIN annotation_tag t ON t.id = s.tag_id "
-            "WHERE s.selected AND p.review_status <> 'reviewed' "
+            "WHERE s.selected AND p.review_status = 'unreviewed' "
             "AND s.model_version_id = (SELECT id FROM annotation_modelversion WHERE is_active)"
         ):
             selected.setdefault(external_id, set()).add(fold(name))
         unsuggested = conn.execute(
-            "SELECT count(*) FROM annotation_product p WHERE p.review_status <> 'reviewed' AND "
+            "SELECT count(*) FROM annotation_product p WHERE p.review_status = 'unreviewed' AND "
             "p.suggested_by_id IS DISTINCT FROM (SELECT id FROM annotation_modelversion WHERE is_active)"
         ).fetchone()[0]
     catalog = {
-        eid: (reviewed.get(eid, set()) if eid in reviewed_ids else selected.get(eid, set()))
+        eid: approved.get(eid, set()) if status_of.get(eid) != "unreviewed" else selected.get(eid, set())
         for eid in pool_ids
     }
     return {
         "catalog": catalog,
         "auto_pairs": {eid: tags for eid, tags in approved_model.items() if eid in pool_ids},
-        "reviewed": len(reviewed_ids & set(pool_ids)),
+        "reviewed": sum(1 for eid in pool_ids if status_of.get(eid) == "reviewed"),
+        "auto": sum(1 for eid in pool_ids if status_of.get(eid) == "auto"),
         "not_suggested_by_active": unsuggested,
     }
 
 
-def _precision_fields(state: Any) -> dict[str, Any]:
-    """What the auto-approval state says about precision and stopping, as flat ``path: value`` pairs
-    (numbers under keys naming a precision or a bound, and any stop flag or reason)."""
-    found: dict[str, Any] = {}
-
-    def walk(value: Any, path: str) -> None:
-        if isinstance(value, dict):
-            for key, item in value.items():
-                walk(item, f"{path}.{key}" if path else str(key))
-        elif isinstance(value, list):
-            for index, item in enumerate(value[:20]):
-                walk(item, f"{path}[{index}]")
-        else:
-            leaf = path.rsplit(".", 1)[-1].lower()
-            if any(word in leaf for word in ("precision", "bound", "stop", "reason", "enabled", "audit")):
-                found[path] = value
-
-    walk(state, "")
-    return found
-
-
-def realised_precision(state: Any) -> float | None:
-    """The audit's realised precision of the active version, from ``GET /api/v1/auto-approval/``: the
-    first number under a key named like ``realised_precision`` / ``realized_precision``."""
-    for path, value in _precision_fields(state).items():
-        leaf = path.rsplit(".", 1)[-1].lower()
-        if leaf in ("realised_precision", "realized_precision", "precision") and isinstance(
-            value, int | float
-        ):
-            return float(value)
-    return None
+def audit_figures(state: Mapping[str, Any]) -> dict[str, Any]:
+    """What ``GET /api/v1/auto-approval/`` says about the audit: the realised precision pooled over every
+    version's audited pairs (confirmed / pairs), the active version's own figures, and whether approvals
+    stopped (the state's shape: annotation.api.models.serializers.AutoApprovalStateSerializer)."""
+    versions = state.get("versions") or []
+    pairs = sum(int((v.get("audit") or {}).get("pairs") or 0) for v in versions)
+    confirmed = sum(int((v.get("audit") or {}).get("confirmed") or 0) for v in versions)
+    active = next((v for v in versions if v.get("is_active")), None)
+    active_audit = (active or {}).get("audit") or {}
+    return {
+        "audit_pairs": pairs,
+        "audit_precision": round(confirmed / pairs, 4) if pairs else None,
+        "active_audit_precision": active_audit.get("precision"),
+        "active_audit_lower_bound": active_audit.get("lower_bound"),
+        "active_audit_pairs": active_audit.get("pairs"),
+        "stopped": bool(state.get("stopped")),
+        "stop": state.get("stop"),
+        "out_of_queue": state.get("products_out_of_queue"),
+    }
 
 
 def run_set(
@@ -676,6 +662,7 @@ def run_set(
                 "reviews": reviews,
                 **window_summary(efforts),
                 "catalog_f1": round(catalog_micro_f1(gold, state["catalog"]), 4),
+                "pool_reviewed": state["reviewed"],
                 "review_s": round(review_s, 1),
                 "training": settled,
                 **_auto_fields(admin, mode, gold, state),
@@ -686,6 +673,13 @@ def run_set(
                 f"mean {window['actions_mean']:.2f} (typing {window['baseline_mean']:.2f}), unchanged "
                 f"{window['unchanged_share']:.0%}, catalog F1 {window['catalog_f1']:.4f}, reviews {review_s:.0f} s, "
                 f"loop {settled['seconds'] if settled else 0:.0f} s ({settled['version'] if settled else '-'})"
+                + (
+                    f"; auto-approved {window['auto_products']} products ({window['auto_out_of_queue']} out of the "
+                    f"queue), precision vs gold {window['auto_precision_vs_gold']}, audit {window['audit_precision']} "
+                    f"({window['audit_pairs']} pairs), stopped {window['stopped']}"
+                    if mode == "auto"
+                    else ""
+                )
             )
         return {
             "mode": mode,
@@ -721,10 +715,10 @@ def _auto_fields(
     precision = pair_precision(gold, pairs)
     return {
         "auto_products": len(pairs),
+        "auto_out_of_queue": state["auto"],
         "auto_pairs": sum(len(t) for t in pairs.values()),
         "auto_precision_vs_gold": None if precision is None else round(precision, 4),
-        "audit_precision": realised_precision(body),
-        "auto_state": _precision_fields(body),
+        **audit_figures(body),
     }
 
 
@@ -835,7 +829,7 @@ def render_section(results: Mapping[str, Any]) -> str:
                 header += (
                     " auto-approved products / pairs | their precision vs gold | audit's realised precision |"
                 )
-                rule += "---:|---:|---:|"
+                rule += "---:|---:|---:|---|"
             lines += [header, rule]
             for w in run["windows"]:
                 training = w.get("training") or {}
@@ -851,8 +845,10 @@ def render_section(results: Mapping[str, Any]) -> str:
                 )
                 if auto:
                     row += (
-                        f" {w.get('auto_products', 0):,} / {w.get('auto_pairs', 0):,} | "
-                        f"{_fmt(w.get('auto_precision_vs_gold'), '.4f')} | {_fmt(w.get('audit_precision'), '.4f')} |"
+                        f" {w.get('auto_products', 0):,} ({w.get('auto_out_of_queue', 0):,}) / "
+                        f"{w.get('auto_pairs', 0):,} | {_fmt(w.get('auto_precision_vs_gold'), '.4f')} | "
+                        f"{_fmt(w.get('audit_precision'), '.4f')} ({w.get('audit_pairs', 0):,}) | "
+                        f"{'yes' if w.get('stopped') else 'no'} |"
                     )
                 lines.append(row)
             lines.append("")

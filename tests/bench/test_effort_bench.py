@@ -125,14 +125,36 @@ def test_catalog_micro_f1_and_pair_precision() -> None:
     assert bench.pair_precision(gold, {}) is None
 
 
-def test_realised_precision_is_read_from_the_auto_approval_state() -> None:
+def test_audit_figures_pool_every_version_s_audited_pairs() -> None:
+    # The shape of GET /api/v1/auto-approval/ (AutoApprovalStateSerializer), trimmed to what the bench reads.
     state = {
         "enabled": True,
-        "target_precision": 0.98,
-        "versions": [{"audit": {"realised_precision": 0.991}}],
+        "stopped": False,
+        "stop": None,
+        "products_out_of_queue": 40,
+        "versions": [
+            {
+                "is_active": True,
+                "audit": {"pairs": 100, "confirmed": 99, "precision": 0.99, "lower_bound": 0.95},
+            },
+            {
+                "is_active": False,
+                "audit": {"pairs": 50, "confirmed": 48, "precision": 0.96, "lower_bound": 0.88},
+            },
+            {
+                "is_active": False,
+                "audit": {"pairs": 0, "confirmed": 0, "precision": None, "lower_bound": None},
+            },
+        ],
     }
-    assert bench.realised_precision(state) == pytest.approx(0.991)
-    assert bench.realised_precision({"enabled": False}) is None
+    figures = bench.audit_figures(state)
+    assert figures["audit_precision"] == pytest.approx(147 / 150, abs=1e-4)
+    assert (figures["audit_pairs"], figures["active_audit_precision"], figures["out_of_queue"]) == (
+        150,
+        0.99,
+        40,
+    )
+    assert bench.audit_figures({"enabled": True, "versions": []})["audit_precision"] is None
 
 
 def _suggested_product(version, scores: dict[str, float], approved: tuple[str, ...] = ()):
