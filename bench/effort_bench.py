@@ -555,6 +555,10 @@ def audit_figures(state: Mapping[str, Any]) -> dict[str, Any]:
         "active_audit_precision": active_audit.get("precision"),
         "active_audit_lower_bound": active_audit.get("lower_bound"),
         "active_audit_pairs": active_audit.get("pairs"),
+        # Why a version approves what it does (or nothing): its cuts and the evidence they stand on.
+        "active_global_cut": (active or {}).get("global_cut"),
+        "active_tags_with_own_cut": (active or {}).get("tags_with_own_cut"),
+        "active_evidence": (active or {}).get("evidence"),
         "stopped": bool(state.get("stopped")),
         "stop": state.get("stop"),
         "out_of_queue": state.get("products_out_of_queue"),
