@@ -810,6 +810,30 @@ def render_section(results: Mapping[str, Any]) -> str:
         "answers 404.",
         "",
     ]
+    lines += [
+        "| set | pool | reviews | last window: actions median / mean | unchanged | typing mean | catalog micro-F1: "
+        "seed model → after the reviews | with auto-approval | audit's realised precision | run (min) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name in sorted(runs):
+        review, auto = runs[name].get("review"), runs[name].get("auto")
+        if review is None:
+            continue
+        first, last = review["windows"][0], review["windows"][-1]
+        if auto is None:
+            auto_f1 = audit = "not run"
+        elif not auto.get("available", True):
+            auto_f1 = audit = NOT_AVAILABLE
+        else:
+            auto_f1 = f"{auto['windows'][-1]['catalog_f1']:.4f}"
+            audit = _fmt(auto["windows"][-1].get("audit_precision"), ".4f")
+        lines.append(
+            f"| {name} | {review['pool']:,} | {review['reviews']:,} | {_fmt(last.get('actions_median'), 'g')} / "
+            f"{_fmt(last.get('actions_mean'), '.2f')} | {_fmt(last.get('unchanged_share'), '.0%')} | "
+            f"{_fmt(last.get('baseline_mean'), '.2f')} | {first['catalog_f1']:.4f} → {last['catalog_f1']:.4f} | "
+            f"{auto_f1} | {audit} | {review['wall_s'] / 60:.0f} |"
+        )
+    lines.append("")
     for name in sorted(runs):
         for mode in MODES:
             run = runs[name].get(mode)
@@ -839,7 +863,7 @@ def render_section(results: Mapping[str, Any]) -> str:
                 training = w.get("training") or {}
                 version = training.get("version") or "—"
                 if training and not training.get("active"):
-                    version += " (not promoted)"
+                    version += ", not promoted"
                 row = (
                     f"| {w['window']} | {w['reviews']:,} | {_fmt(w.get('actions_median'), 'g')} | "
                     f"{_fmt(w.get('actions_mean'), '.2f')} | "
