@@ -792,6 +792,13 @@ def _fmt(value: Any, spec: str = ".3f") -> str:
     return "—" if value is None else format(value, spec)
 
 
+def _per_card(window: Mapping[str, Any]) -> str:
+    cards = window.get("cards")
+    if not cards:
+        return "—"
+    return " / ".join(f"{window[k] / cards:.2f}" for k in ("wrong_checked", "right_unchecked", "typed"))
+
+
 def render_section(results: Mapping[str, Any]) -> str:
     runs = results["runs"]
     lines = [
@@ -851,8 +858,11 @@ def render_section(results: Mapping[str, Any]) -> str:
                 "",
             ]
             auto = mode == "auto"
-            header = "| window | reviews | actions median | actions mean | unchanged | typing mean | catalog micro-F1 | version (valid F1) | loop wait s |"
-            rule = "|---:|---:|---:|---:|---:|---:|---:|---|---:|"
+            header = (
+                "| window | reviews | actions median | actions mean | unchanged | per card: wrong checked / right "
+                "unchecked / typed | typing mean | catalog micro-F1 | version (valid F1) | loop wait s |"
+            )
+            rule = "|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|"
             if auto:
                 header += (
                     " auto-approved products / pairs | their precision vs gold | audit's realised precision |"
@@ -868,7 +878,7 @@ def render_section(results: Mapping[str, Any]) -> str:
                     f"| {w['window']} | {w['reviews']:,} | {_fmt(w.get('actions_median'), 'g')} | "
                     f"{_fmt(w.get('actions_mean'), '.2f')} | "
                     f"{'—' if w.get('unchanged_share') is None else format(w['unchanged_share'], '.0%')} | "
-                    f"{_fmt(w.get('baseline_mean'), '.2f')} | {w['catalog_f1']:.4f} | {version} "
+                    f"{_per_card(w)} | {_fmt(w.get('baseline_mean'), '.2f')} | {w['catalog_f1']:.4f} | {version} "
                     f"({_fmt(training.get('valid_micro_f1'), '.3f')}) | {_fmt(training.get('seconds'), '.0f')} |"
                 )
                 if auto:

@@ -211,3 +211,51 @@ def test_the_bench_reads_a_rest_card_as_the_review_page_shows_it(empty_cache) ->
     url = f"/api/v1/products/{right.external_id}/review/"
     result = api.post(url, {"tags": ["sel 0"], "claim": card["claim"]}, format="json").json()
     assert result["edited"] is False
+
+
+def _run(median: float, catalog_f1: float, audit: float | None = None, *, reviews: int = 2000) -> dict:
+    window = {
+        "window": 1,
+        "reviews": reviews,
+        "cards": 200,
+        "actions_median": median,
+        "actions_mean": median + 0.4,
+        "unchanged_share": 0.6,
+        "baseline_mean": 3.5,
+        "wrong_checked": 40,
+        "right_unchecked": 20,
+        "typed": 20,
+        "catalog_f1": catalog_f1,
+        "training": {"version": "v2", "active": True, "valid_micro_f1": 0.9, "seconds": 30.0},
+        "audit_precision": audit,
+        "audit_pairs": 300,
+    }
+    start = {"window": 0, "reviews": 0, "catalog_f1": 0.7, "training": None}
+    return {
+        "available": True,
+        "pool": 5000,
+        "tags": 300,
+        "reviews": reviews,
+        "setup_s": 100.0,
+        "wall_s": 900.0,
+        "windows": [start, window],
+    }
+
+
+def test_targets_and_the_readme_section() -> None:
+    runs = {
+        "a": {"review": _run(1, 0.99), "auto": _run(1, 0.975, 0.99)},
+        "b": {"review": _run(2, 0.95), "auto": _run(2, 0.99, 0.97)},  # audit below 0.98
+        "c": {
+            "review": _run(1, 0.99, reviews=1200),
+            "auto": {"available": False, "note": bench.NOT_AVAILABLE},
+        },
+    }
+    verdict = bench.targets(runs)
+    assert verdict["median"]["met_sets"] == ["a"]  # c stopped short of 2,000 reviews
+    assert verdict["catalog"]["met_sets"] == ["a"]
+    assert not verdict["median"]["met"] and not verdict["catalog"]["met"]
+    section = bench.render_section({"runs": runs})
+    assert "| a | 5,000 | 2,000 | 1 / 1.40 | 60% | 3.50 | 0.7000 → 0.9900 | 0.9750 | 0.9900 | 15 |" in section
+    assert "0.20 / 0.10 / 0.10" in section  # wrong checked / right unchecked / typed per card
+    assert f"**c, auto**: {bench.NOT_AVAILABLE}." in section
