@@ -268,16 +268,22 @@ class SetData:
     seed: list[dict[str, Any]]
     pool: list[dict[str, Any]]
     tag_names: list[str]  # every tag name of the set, one per folded key
+    too_long: int = 0  # products left out of the draws: untagged, or a title longer than the import takes
 
     def gold(self, fold) -> dict[str, set[str]]:
         """Folded gold tags of the pool products by external id."""
         return {r["id"]: {fold(t) for t in r["tags"]} for r in self.pool}
 
 
-def set_data_load(path: Path, *, seed_size: int, pool_size: int, seed: int, fold) -> SetData:
-    """The seed and the pool (seeded draws without overlap) and the taxonomy of ``path`` (a dev.jsonl)."""
+def set_data_load(
+    path: Path, *, seed_size: int, pool_size: int, seed: int, fold, max_title: int | None = None
+) -> SetData:
+    """The seed and the pool (seeded draws without overlap) and the taxonomy of ``path`` (a dev.jsonl).
+
+    ``max_title``: the longest title the catalog import accepts; longer ones are not drawn (the import
+    would reject their rows, and a product the app never holds cannot be reviewed)."""
     records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    tagged = [r for r in records if r.get("tags")]
+    tagged = [r for r in records if r.get("tags") and (max_title is None or len(r["title"]) <= max_title)]
     if len(tagged) < seed_size + 1:
         raise BenchError(f"{path}: {len(tagged)} tagged products, the seed alone needs {seed_size}")
     rng = random.Random(f"effort:{path.parent.name}:{seed}")
@@ -288,7 +294,9 @@ def set_data_load(path: Path, *, seed_size: int, pool_size: int, seed: int, fold
     for record in records:
         for tag in record.get("tags") or ():
             names.setdefault(fold(tag), tag)  # the app folds "t-shirt" and "t shirt" into one tag
-    return SetData(path.parent.name, seed_rows, pool_rows, sorted(names.values()))
+    return SetData(
+        path.parent.name, seed_rows, pool_rows, sorted(names.values()), too_long=len(records) - len(tagged)
+    )
 
 
 def catalog_file_write(data: SetData, path: Path) -> None:
@@ -692,6 +700,7 @@ def run_set(
             "seed": len(data.seed),
             "pool": len(data.pool),
             "tags": len(data.tag_names),
+            "left_out": data.too_long,
             "reviews": reviews,
             "pool_exhausted": exhausted,
             "count_mismatches": mismatches,
@@ -792,6 +801,15 @@ def _fmt(value: Any, spec: str = ".3f") -> str:
     return "—" if value is None else format(value, spec)
 
 
+def _left_out(run: Mapping[str, Any]) -> str:
+    left = run.get("left_out") or 0
+    return (
+        f" ({left:,} products of the set not drawable: no tag, or a title longer than the import takes)"
+        if left
+        else ""
+    )
+
+
 def _per_card(window: Mapping[str, Any]) -> str:
     cards = window.get("cards")
     if not cards:
@@ -851,7 +869,8 @@ def render_section(results: Mapping[str, Any]) -> str:
                 continue
             lines += [
                 f"**{name}, {mode}** — pool {run['pool']:,}, {run['tags']:,} tags, {run['reviews']:,} reviews"
-                f"{' (pool exhausted)' if run.get('pool_exhausted') else ''}; setup {run['setup_s']:.0f} s, "
+                f"{' (pool exhausted)' if run.get('pool_exhausted') else ''}"
+                f"{_left_out(run)}; setup {run['setup_s']:.0f} s, "
                 f"run {run['wall_s'] / 60:.0f} min; measured {run.get('date', '?')} ({run.get('machine', '?')}, "
                 f"`{run.get('command', '?')}`); cards whose count disagreed with the server's `edited`: "
                 f"{run.get('count_mismatches', 0)}.",
@@ -947,6 +966,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.readme_only:
         django_setup(database_url(args.database_url, BENCH_DB), CELERY_BROKER_URL=args.broker_url)
         rule = app_card_rule(precheck=True)
+        from annotation.io.readers import MAX_TITLE_LENGTH  # needs Django set up (see app_card_rule)
+
         broker = Broker(args.broker_url)
         config = config_of(args)
         defaults = config_of(parser.parse_args([]))
@@ -957,6 +978,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 pool_size=args.pool,
                 seed=args.seed,
                 fold=rule.fold,
+                max_title=MAX_TITLE_LENGTH,
             )
             for mode in modes:
                 stored = results["runs"].get(name, {}).get(mode)

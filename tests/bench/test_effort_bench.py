@@ -4,6 +4,7 @@ and the bench's reading of a REST card against the review page's own chips (anno
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
@@ -259,3 +260,19 @@ def test_targets_and_the_readme_section() -> None:
     assert "| a | 5,000 | 2,000 | 1 / 1.40 | 60% | 3.50 | 0.7000 → 0.9900 | 0.9750 | 0.9900 | 15 |" in section
     assert "0.20 / 0.10 / 0.10" in section  # wrong checked / right unchecked / typed per card
     assert f"**c, auto**: {bench.NOT_AVAILABLE}." in section
+
+
+def test_products_the_import_would_refuse_are_not_drawn(tmp_path) -> None:
+    rows = [
+        {"id": f"p{i}", "title": "x" * (1001 if i % 3 == 0 else 10), "tags": ["a", "A"]} for i in range(30)
+    ]
+    path = tmp_path / "dev.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    data = bench.set_data_load(
+        path, seed_size=5, pool_size=100, seed=1, fold=normalize_tag_name, max_title=1000
+    )
+    drawn = data.seed + data.pool
+    assert len(drawn) == 20 and all(len(r["title"]) <= 1000 for r in drawn)
+    assert len({r["id"] for r in drawn}) == 20  # seed and pool do not overlap
+    assert data.too_long == 10
+    assert data.tag_names == ["a"]  # "a" and "A" fold to one tag
