@@ -11,9 +11,10 @@ whatever the seeds). ``full`` is the full run itself: TagStudio on train + valid
 
 Every system trains on the same draw and is scored on the same test part:
 
-- TagStudio (``python -m mlcore train --known-tags``): the draw, and every tag name of the set (the
-  taxonomy a team imports, examples or not) as known tags; its own ``selected`` output is scored. It sees
-  no other label: the validation part stays unused by it.
+- TagStudio (``mlcore.training.train()`` as the app calls it, via ``bench/curve_train.py``; predictions
+  through ``python -m mlcore predict``): the draw, and as known tags every tag name of the set outside the
+  test part (the taxonomy a team imports, examples or not; a tag only in the test part stays unknown, as
+  in the full run); its own ``selected`` output is scored. It sees no other label.
 - Peers: the draw to train on, and (as in the full run) the validation part to tune their one global
   threshold and, for fastText, its small grid. This is labelled data TagStudio does not get, so the
   comparison leans towards the peers.
@@ -51,6 +52,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import quality_bench as qb  # noqa: E402
+from _common import last_json_line  # noqa: E402
 from readme_section import replace_section  # noqa: E402
 
 from mlcore.records import record_to_dict  # noqa: E402
@@ -266,6 +268,7 @@ class SetData:
     valid_gold: list[set[str]]
     test_gold: list[set[str]]
     test_digest: str
+    known_digest: str
 
 
 def _write_jsonl(path: Path, rows: Sequence[dict[str, Any]]) -> None:
@@ -293,7 +296,9 @@ def prepare_set(name: str, path: Path, args: argparse.Namespace) -> SetData:
     _write_jsonl(shared / "peer-valid.jsonl", [_peer_row(p) for p in split.valid])
     _write_jsonl(shared / "peer-test.jsonl", [_peer_row(p) for p in split.test])
     _write_jsonl(shared / "test.jsonl", [record_to_dict(qb.without_category(p)) for p in split.test])
-    known = sorted({t for p in products for t in p.tags})
+    # The taxonomy: every tag of the set outside the test part (what the full run's TagStudio sees). A tag
+    # only in the test part stays unknown to every system, as in the full run.
+    known = sorted({t for p in split.train + split.valid for t in p.tags})
     (shared / "known-tags.txt").write_text("\n".join(known) + "\n", encoding="utf-8")
     return SetData(
         name=name,
@@ -304,6 +309,7 @@ def prepare_set(name: str, path: Path, args: argparse.Namespace) -> SetData:
         valid_gold=[set(p.tags) for p in split.valid],
         test_gold=[set(p.tags) for p in split.test],
         test_digest=digest([p.id for p in split.valid], [p.id for p in split.test]),
+        known_digest=digest(known),
     )
 
 
@@ -352,7 +358,14 @@ def run_tagstudio_point(
         "PYTHONHASHSEED": "0",
     }
     mlcore = [sys.executable, "-m", "mlcore", "--quiet"]
-    train_cmd = [*mlcore, "train", "--train", str(train_file)]
+    # mlcore.training.train() as the app calls it, through a script that passes the tag names in whatever
+    # form the measured checkout's train() takes (see curve_train.py).
+    train_cmd = [
+        sys.executable,
+        str(Path(__file__).resolve().parent / "curve_train.py"),
+        "--train",
+        str(train_file),
+    ]
     if not args.curve_no_known_tags:
         train_cmd += ["--known-tags", str(data.work / "shared" / "known-tags.txt")]
     if args.tagstudio_config:
@@ -375,13 +388,17 @@ def run_tagstudio_point(
     step("predict", [*mlcore, "predict", "--model", str(work / "model"), "--input",
                      str(data.work / "shared" / "test.jsonl"), "--output", str(predictions)])  # fmt: skip
     test, selected = qb.read_tagstudio_predictions(predictions, [p.id for p in data.split.test])
+    trained = last_json_line((work / "train.log").read_text(encoding="utf-8", errors="replace")) or {}
     metrics = qb.score_test_part(data.test_gold, selected, test)
     info: dict[str, Any] = {
         "train_s": runs["train"].wall_s,
         "predict_s": runs["predict"].wall_s,
         "peak_rss_mb": max(r.peak_rss_mb for r in runs.values()),
         "code_root": str(root),
-        "known_tags": not args.curve_no_known_tags,
+        "known_tags_via": trained.get("known_tags_via"),
+        "n_known_tags": trained.get("n_known_tags", 0),
+        "fit_n_train": trained.get("n_train"),
+        "fit_duration_s": trained.get("duration_s"),
     }
     if timing:
         info["train_warm_s"] = runs["train-warm"].wall_s
@@ -405,12 +422,14 @@ def run_point(
         if (
             cached.get("draw_digest") == draw_digest
             and cached.get("test_digest") == data.test_digest
+            and (not is_tagstudio(system) or cached.get("known_digest") == data.known_digest)
             and "error" not in cached
         ):
             return cached
     base = {"set": data.name, "system": system, "size": size, "seed": seed, "n_train": len(draw),
             "n_train_part": len(split.train), "n_test": len(split.test), "draw_digest": draw_digest,
             "test_digest": data.test_digest,
+            "known_digest": data.known_digest if is_tagstudio(system) else None,
             "draw_tags": len({t for p in draw for t in p.tags})}  # fmt: skip
     point_dir = data.work / "runs" / f"{size}-seed{seed}"
     timing = size != FULL and (size == TIMING_SIZE or (len(draw) == len(split.train) < TIMING_SIZE))
