@@ -410,8 +410,9 @@ def run_tagstudio_point(
 
 def run_point(
     data: SetData, system: str, size: Size, seed: int, idx: np.ndarray, args: argparse.Namespace
-) -> dict[str, Any]:
-    """One (set, system, size, seed) measurement, from the cache when it holds the same draw."""
+) -> dict[str, Any] | None:
+    """One (set, system, size, seed) measurement, from the cache when it holds the same draw (None: not
+    cached, and ``--curve-report-only`` forbids measuring)."""
     split = data.split
     full_tagstudio = size == FULL and is_tagstudio(system)
     draw = (split.train + split.valid) if full_tagstudio else [split.train[i] for i in idx]
@@ -426,6 +427,8 @@ def run_point(
             and "error" not in cached
         ):
             return cached
+    if args.curve_report_only:
+        return None
     base = {"set": data.name, "system": system, "size": size, "seed": seed, "n_train": len(draw),
             "n_train_part": len(split.train), "n_test": len(split.test), "draw_digest": draw_digest,
             "test_digest": data.test_digest,
@@ -685,6 +688,7 @@ def run(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     points: list[dict[str, Any]] = []
     coverage: dict[str, dict[Size, float]] = {}
     draw_tags: dict[tuple[str, Size], list[int]] = {}
+    not_measured: dict[str, list[str]] = {}
     for name, path in paths.items():
         data = prepare_set(name, path, args)
         grid = curve_points(len(data.split.train), sizes, args.curve_seeds, args.seed)
@@ -699,6 +703,9 @@ def run(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
             for system in run_systems:
                 started = time.perf_counter()
                 result = run_point(data, system, size, seed, idx, args)
+                if result is None:
+                    not_measured.setdefault(system, []).append(f"{name} @ {size} seed {seed}")
+                    continue
                 points.append(result)
                 draw_tags.setdefault((name, size), []).append(result["draw_tags"])
                 took = time.perf_counter() - started
@@ -712,8 +719,13 @@ def run(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
         points += _other_tagstudio_rows(args, data, grid, exclude=set(run_systems))
         _report(points, coverage, draw_tags, verdict_rows=[ts_name] if ts_name in run_systems else [],
                 peers=peers, args=args, argv=argv, load=(load_before[0], os.getloadavg()[0]), final=False)  # fmt: skip
+    for system, where in not_measured.items():
+        qb.log(
+            f"{system}: {len(where)} points not measured (--curve-report-only): {', '.join(where[:6])} ..."
+        )
     return _report(points, coverage, draw_tags, verdict_rows=[ts_name] if ts_name in run_systems else [],
-                   peers=peers, args=args, argv=argv, load=(load_before[0], os.getloadavg()[0]), final=True)  # fmt: skip
+                   peers=peers, args=args, argv=argv, load=(load_before[0], os.getloadavg()[0]), final=True,
+                   not_measured=not_measured)  # fmt: skip
 
 
 def _other_tagstudio_rows(
@@ -739,6 +751,7 @@ def _report(
     points: list[dict[str, Any]], coverage: dict[str, dict[Size, float]],
     draw_tags: dict[tuple[str, Size], list[int]], *, verdict_rows: list[str], peers: list[str],
     args: argparse.Namespace, argv: Sequence[str] | None, load: tuple[float, float], final: bool,
+    not_measured: dict[str, list[str]] | None = None,
 ) -> int:  # fmt: skip
     summary = summarise(points)
     for (set_name, size), counts in draw_tags.items():
@@ -748,6 +761,10 @@ def _report(
     tables = render_tables(summary, coverage)
     timings = render_timings(points)
     verdicts = check_targets(summary, verdict_rows, peers)
+    for ts in verdicts:
+        for system, where in (not_measured or {}).items():
+            if system == ts or system in peers:
+                verdicts[ts].append(f"{system}: {len(where)} points not measured (first: {where[0]})")
     raw_dir = args.cache_dir / "curve"
     raw_dir.mkdir(parents=True, exist_ok=True)
     command = "nice -n 10 .venv/bin/python bench/quality_bench.py " + shlex.join(

@@ -779,6 +779,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     curve.add_argument("--curve-timeout", type=float, default=900.0, help="seconds per child process")
     curve.add_argument("--curve-fresh", action="store_true", help="measure again, ignoring cached points")
     curve.add_argument(
+        "--curve-report-only",
+        action="store_true",
+        help="measure nothing: report (and --write-readme) the cached points of the grid asked for",
+    )
+    curve.add_argument(
         "--curve-no-known-tags",
         action="store_true",
         help="train TagStudio without the set's tag names (an ablation; name its row with --tagstudio-name)",
