@@ -163,6 +163,7 @@ def summarise(points: Sequence[dict[str, Any]]) -> dict[str, Any]:
         row = cell["systems"].setdefault(p["system"], {"f1": [], "errors": [], "train_warm_s": [],
                                                          "train_s": [], "seeds": []})  # fmt: skip
         cell["n_train"][p["seed"]] = p["n_train"]
+        cell.setdefault("n_train_by_system", {})[p["system"]] = p["n_train"]
         if "error" in p:
             row["errors"].append(p["error"])
             continue
@@ -466,8 +467,13 @@ def tag_coverage(data: SetData, idx: np.ndarray) -> float:
 
 def _size_label(size: Size, cell: dict[str, Any], n_train_part: int | None) -> str:
     if size == FULL:
-        ns = sorted(set(cell["n_train"].values()))
-        return "full (" + "/".join(f"{n:,}" for n in ns) + ")"
+        # TagStudio's full run trains on train + validation, the peers' on train.
+        by = cell.get("n_train_by_system", {})
+        ts = sorted({n for s, n in by.items() if is_tagstudio(s)})
+        peers = sorted({n for s, n in by.items() if not is_tagstudio(s)})
+        parts = [f"TagStudio {'/'.join(f'{n:,}' for n in ts)}"] if ts else []
+        parts += [f"peers {'/'.join(f'{n:,}' for n in peers)}"] if peers else []
+        return "full (" + ", ".join(parts) + ")"
     if n_train_part is not None and size >= n_train_part:
         return f"{size:,} (all {n_train_part:,})"
     return f"{size:,}"
@@ -521,7 +527,7 @@ def render_tables(summary: dict[str, Any], coverage: dict[str, dict[Size, float]
     ts_rows = [n for n in systems if is_tagstudio(n)]
     if ts_rows:
         lines += [f"**TagStudio: {SHARE_SIZE:,} labels against full data, and training time at "
-                  f"{TIMING_SIZE:,} labels** (CLI process wall time, start-up included; warm = every embedding "
+                  f"{TIMING_SIZE:,} labels** (wall time of the training process, bench/curve_train.py: start-up and train(); warm = every embedding "
                   "cached; max over seeds)", "",
                   "| set | system | micro-F1 @ 1,000 / full | share | train @ 2,000 cold-ish (s) | "
                   "train @ 2,000 warm (s) |", "|---|---|---:|---:|---:|---:|"]  # fmt: skip
@@ -539,6 +545,21 @@ def render_tables(summary: dict[str, Any], coverage: dict[str, dict[Size, float]
                 lines.append(f"| {set_name} | {ts} | {ratio} | {share} | {cold} | {warm} |")
         lines.append("")
     return "\n".join(lines)
+
+
+def known_tags_note(points: Sequence[dict[str, Any]]) -> str:
+    """How each TagStudio row received the tag names (a checkout whose train() takes neither gets none)."""
+    via: dict[str, set[str]] = {}
+    for p in points:
+        if is_tagstudio(p["system"]) and "info" in p:
+            got = p["info"].get("known_tags_via")
+            via.setdefault(p["system"], set()).add(f"`train({got}=...)`" if got else "not passed")
+    lines = [f"- `{system}`: tag names {' / '.join(sorted(v))}" for system, v in via.items()]
+    return (
+        "\nKnown tags (the set's tag names outside the test part):\n\n" + "\n".join(lines) + "\n"
+        if lines
+        else ""
+    )
 
 
 def _mean_tags(cell: dict[str, Any]) -> str:
@@ -758,7 +779,7 @@ def _report(
         cell = summary.get(set_name, {}).get("sizes", {}).get(size)
         if cell is not None:
             cell["draw_tags_label"] = f"{np.mean(counts):.0f}"
-    tables = render_tables(summary, coverage)
+    tables = render_tables(summary, coverage) + known_tags_note(points)
     timings = render_timings(points)
     verdicts = check_targets(summary, verdict_rows, peers)
     for ts in verdicts:
