@@ -645,10 +645,18 @@ def readme_text(
         verdict_lines.append(f"- `{ts}`: " + ("every target met" if not missed else f"{len(missed)} missed"))
         verdict_lines += [f"  - {m}" for m in missed]
     pictures = "\n".join(f"![{name}](figures/curve_{name}.png)" for name in plots)
+    if args.curve_report_only:
+        # Written from cached points: the command that measured them, without the report flags.
+        command = command.replace(" --curve-report-only", "").replace(" --write-readme", "")
+        load_text = (
+            "the machine's load during the measurement is in the run's log (1-minute load average 7-13 "
+            "during this section's runs); this text was written from the cached points"
+        )
+    else:
+        load_text = f"1-minute load average {load[0]:.1f} at the start and {load[1]:.1f} at the end"
     return f"""
 Measured {dt.date.today().isoformat()} on the development machine (2 CPU cores shared with other engineers'
-jobs; 1-minute load average {load[0]:.1f} at the start and {load[1]:.1f} at the end; times are wall times
-under that load) with
+jobs; {load_text}; times are wall times under that load) with
 
 ```
 {command}
@@ -657,9 +665,10 @@ under that load) with
 Sets measured: {", ".join(sets)}. The split is the full run's (seed {args.seed}; caps {args.max_train:,} train /
 {args.max_valid:,} validation / {args.max_test:,} test, category path removed), so the test part is the same.
 Per seed, the training part is shuffled (`numpy.random.default_rng([split seed, seed])`) and the first *n*
-products are the draw of size *n* (the draws of one seed are nested). TagStudio trains through its CLI on
-the draw only, with every tag name of the set passed as known tags (`--known-tags`: the taxonomy a team
-imports); its own selected tags are scored. Peers train on the same draw and tune their global threshold
+products are the draw of size *n* (the draws of one seed are nested). TagStudio trains with
+`mlcore.training.train()` (as the app does; `bench/curve_train.py`) on the draw only, with every tag name of
+the set outside the test part passed as known tags (the taxonomy a team imports); its own selected tags are
+scored. Peers train on the same draw and tune their global threshold
 (and fastText its grid) on the full validation part, labels TagStudio does not get. `full` is the full run
 (TagStudio on train + validation, peers on train), seed 0. Error reduction is computed from the means.
 Raw results per (set, system, size, seed): `.bench-cache/curve/results/`.
