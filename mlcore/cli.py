@@ -87,12 +87,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.tagger:
         config = TrainConfig.from_dict({**config.__dict__, "tagger": args.tagger})
     records = list(read_jsonl(args.train))
-    known_tags = _read_known_tags(args.known_tags) if args.known_tags else []
     progress = TqdmProgress(not args.quiet)
     try:
-        result = train(
-            records, args.out, config, known_tags=known_tags, progress=progress, runtime=args.runtime
-        )
+        result = train(records, args.out, config, progress=progress, runtime=args.runtime)
     finally:
         progress.close()
     summary = {
@@ -105,12 +102,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
     }
     print(json.dumps(summary, indent=1))
     return 0
-
-
-def _read_known_tags(path: Path) -> list[str]:
-    """Tag names, one per line (UTF-8; blank lines skipped): what a taxonomy import makes known."""
-    with open(path, encoding="utf-8") as fh:
-        return [line.strip() for line in fh if line.strip()]
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
@@ -174,12 +165,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, type=Path, help="artifact directory to write (replaced)")
     p.add_argument("--config", type=Path, default=None, help="TrainConfig as JSON")
     p.add_argument("--tagger", default=None, help="tagger kind (overrides the config's)")
-    p.add_argument(
-        "--known-tags",
-        type=Path,
-        default=None,
-        help="file of tag names, one per line, known from the start (a taxonomy's), examples or not",
-    )
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("predict", help="suggest tags for every record of a JSONL file")

@@ -147,7 +147,6 @@ def train(
     config: TrainConfig | None = None,
     *,
     valid_ids: Sequence[str] | None = None,
-    known_tags: Sequence[str] = (),
     progress: ProgressCallback | None = None,
     runtime: RuntimeSettings | None = None,
 ) -> TrainResult:
@@ -157,8 +156,7 @@ def train(
     products), else a seeded slice of ``config.valid_fraction`` whole title groups. Products without
     tags are ignored. Raises ValueError for no labelled records, a single tag overall, or a validation
     slice that leaves nothing to train on. ``runtime``: embedding cache dir, base model (when the tagger
-    config names none), device and threads. ``known_tags``: tag names the tagger knows from the start
-    (a taxonomy's), with examples or not: they become columns of the model like the tags of ``records``.
+    config names none), device and threads.
     """
     config = config or TrainConfig()
     started = time.perf_counter()
@@ -178,7 +176,7 @@ def train(
         raise ValueError("the training part has a single tag overall: a tagger needs at least two")
 
     tagger = get_tagger(config.tagger, config.tagger_config, runtime=runtime)
-    tagger.fit(train_part, known_tags=known_tags, progress=progress)
+    tagger.fit(train_part, progress=progress)
     metrics: dict[str, Any] = {}
     if valid_part:
         if progress is not None:
@@ -189,7 +187,7 @@ def train(
 
     if config.refit_on_all and valid_part:
         tagger = get_tagger(config.tagger, config.tagger_config, runtime=runtime)
-        tagger.fit(labelled, known_tags=known_tags, progress=progress)
+        tagger.fit(labelled, progress=progress)
 
     import torch
 

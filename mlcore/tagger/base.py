@@ -52,8 +52,7 @@ class Tagger(ABC):
     """A multi-label product tagger.
 
     ``fit`` learns from records that carry gold ``tags`` and returns ``self``; after it, ``classes_``
-    lists the tag names (column order of ``predict_proba``): the tags of the records plus ``known_tags``
-    (a taxonomy's tag names, some of which may have no example yet). ``suggest`` applies the tagger's tuned
+    lists the tag names (column order of ``predict_proba``). ``suggest`` applies the tagger's tuned
     thresholds and post-processing. ``save``/``load`` round-trip to a directory with identical output.
     """
 
@@ -61,13 +60,7 @@ class Tagger(ABC):
     classes_: list[str]
 
     @abstractmethod
-    def fit(
-        self,
-        records: Sequence[ProductRecord],
-        *,
-        known_tags: Sequence[str] = (),
-        progress: ProgressCallback | None = None,
-    ) -> Self: ...
+    def fit(self, records: Sequence[ProductRecord], *, progress: ProgressCallback | None = None) -> Self: ...
 
     @abstractmethod
     def predict_proba(self, records: Sequence[ProductRecord]) -> np.ndarray:

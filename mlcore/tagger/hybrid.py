@@ -306,29 +306,17 @@ class HybridTagger(ScoredTagger):
     def seed(self) -> int:
         return self.config.seed
 
-    def fit(
-        self,
-        records: Sequence[ProductRecord],
-        *,
-        known_tags: Sequence[str] = (),
-        progress: ProgressCallback | None = None,
-    ) -> Self:
+    def fit(self, records: Sequence[ProductRecord], *, progress: ProgressCallback | None = None) -> Self:
         self._device()  # sets torch's CPU thread count
         with threadpool_limits(limits=cpu_threads(self.runtime.num_threads)):
-            return self._fit(records, known_tags=known_tags, progress=progress)
+            return self._fit(records, progress=progress)
 
-    def _fit(
-        self,
-        records: Sequence[ProductRecord],
-        *,
-        known_tags: Sequence[str] = (),
-        progress: ProgressCallback | None = None,
-    ) -> Self:
+    def _fit(self, records: Sequence[ProductRecord], *, progress: ProgressCallback | None = None) -> Self:
         started = time.perf_counter()
         torch.manual_seed(self.seed)
         np.random.seed(self.seed)
         labelled = check_training_records(records)
-        self.classes_ = tag_classes(labelled, known_tags)
+        self.classes_ = tag_classes(labelled)
         self.fine_tune_ = (
             bool(torch.cuda.is_available()) if self.config.fine_tune is None else self.config.fine_tune
         )

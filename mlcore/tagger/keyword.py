@@ -29,15 +29,9 @@ class KeywordTagger(ScoredTagger):
     config_class = KeywordConfig
     config: KeywordConfig
 
-    def fit(
-        self,
-        records: Sequence[ProductRecord],
-        *,
-        known_tags: Sequence[str] = (),
-        progress: ProgressCallback | None = None,
-    ) -> Self:
+    def fit(self, records: Sequence[ProductRecord], *, progress: ProgressCallback | None = None) -> Self:
         labelled = check_training_records(records)
-        self.classes_ = tag_classes(labelled, known_tags)
+        self.classes_ = tag_classes(labelled)
         index = MentionIndex(self.classes_)
         m = index.matrix(labelled)
         y = encode_labels([r.tags for r in labelled], self.classes_)

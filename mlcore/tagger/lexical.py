@@ -9,7 +9,7 @@ from __future__ import annotations
 import pickle
 import time
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Self
@@ -43,11 +43,8 @@ def check_training_records(records: Sequence[ProductRecord]) -> list[ProductReco
     return labelled
 
 
-def tag_classes(records: Sequence[ProductRecord], known_tags: Iterable[str] = ()) -> list[str]:
-    """The tagger's columns: every tag of ``records`` plus ``known_tags`` (a taxonomy's tag names, which
-    may have no example yet: a tag with no positive gets a constant low score from the linear model, and
-    whatever signal the tagger has without examples, e.g. a mention of its name)."""
-    return sorted({t for r in records for t in r.tags} | {t for t in known_tags if t})
+def tag_classes(records: Sequence[ProductRecord]) -> list[str]:
+    return sorted({t for r in records for t in r.tags})
 
 
 class OneVsRestLinear:
@@ -180,16 +177,10 @@ class LexicalTagger(ScoredTagger):
             x, y, progress=progress
         )
 
-    def fit(
-        self,
-        records: Sequence[ProductRecord],
-        *,
-        known_tags: Sequence[str] = (),
-        progress: ProgressCallback | None = None,
-    ) -> Self:
+    def fit(self, records: Sequence[ProductRecord], *, progress: ProgressCallback | None = None) -> Self:
         started = time.perf_counter()
         labelled = check_training_records(records)
-        classes = tag_classes(labelled, known_tags)
+        classes = tag_classes(labelled)
 
         def tick(phase: str) -> Any:
             return (lambda done, total: progress(phase, done, total)) if progress is not None else None

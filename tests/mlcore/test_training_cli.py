@@ -6,7 +6,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from mlcore.inference import load_model, predict, predict_proba
@@ -124,39 +123,3 @@ def test_cli_reports_a_malformed_line(tmp_path):
     run = _cli("train", "--train", str(bad), "--out", str(tmp_path / "m"))
     assert run.returncode == 2
     assert "line 4" in run.stderr and "malformed JSON" in run.stderr
-
-
-def test_known_tags_without_examples_become_columns_of_every_tagger(en_toys, runtime, tmp_path):
-    """A taxonomy's tag names reach the tagger through train(known_tags=...): a tag with no example is a
-    column (scored, never an error). Without them, a tag only in train()'s validation slice is no column."""
-    records = en_toys[:120]
-    seen = sorted({t for r in records for t in r.tags})
-    unseen = ["toys:never labelled", "toys:also new"]
-    for kind, tagger_config in (
-        ("lexical", {}),
-        ("keyword", {}),
-        ("default", {"hidden": 32, "epochs": 3, "max_length": 32}),
-    ):
-        config = TrainConfig(tagger=kind, tagger_config=tagger_config)
-        result = train(records, tmp_path / kind, config, known_tags=[*unseen, *seen], runtime=runtime)
-        model = load_model(result.path, runtime=runtime)
-        assert model.classes_ == sorted({*seen, *unseen}), kind
-        proba = predict_proba(model, records[:4])
-        assert proba.shape == (4, len(seen) + len(unseen)) and np.isfinite(proba).all(), kind
-    without = train(records, tmp_path / "plain", TrainConfig(tagger="lexical"), runtime=runtime)
-    plain = load_model(without.path, runtime=runtime).classes_
-    assert set(plain) < set(seen) and not set(unseen) & set(plain)
-
-
-def test_cli_train_reads_known_tags_one_per_line(tmp_path):
-    known = tmp_path / "tags.txt"
-    known.write_text("品牌:从未见过\n\n  品类:新标签  \n", encoding="utf-8")
-    config = tmp_path / "config.json"
-    config.write_text('{"tagger": "keyword"}')
-    run = _cli(
-        "train", "--train", str(ZH_TITLES), "--out", str(tmp_path / "m"), "--config", str(config),
-        "--known-tags", str(known),
-    )  # fmt: skip
-    assert run.returncode == 0, run.stderr
-    classes = json.loads((tmp_path / "m" / "tagger.json").read_text(encoding="utf-8"))["classes"]
-    assert {"品牌:从未见过", "品类:新标签"} <= set(classes)
