@@ -28,6 +28,8 @@ embeddings, peak RSS of its processes. The table is printed and written between 
 
     nice -n 10 .venv/bin/python bench/quality_bench.py
     .venv/bin/python bench/quality_bench.py --sets amazon_uk_toys --systems tagstudio,sklearn-ovr-lr
+
+``--curve 100,300,1000,2000,full --curve-seeds 3``: the learning-curve mode (``bench/learning_curve.py``).
 """
 
 from __future__ import annotations
@@ -767,8 +769,40 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=None,
         help="re-check targets and rewrite the README section from a raw results file (no run)",
     )
+    curve = parser.add_argument_group("learning curve (issue 19; see bench/learning_curve.py)")
+    curve.add_argument(
+        "--curve",
+        default="",
+        help="label counts to train on, e.g. 100,300,1000,2000,full (full: the full run, seed 0)",
+    )
+    curve.add_argument("--curve-seeds", type=int, default=3, help="seeded draws per label count")
+    curve.add_argument("--curve-timeout", type=float, default=900.0, help="seconds per child process")
+    curve.add_argument("--curve-fresh", action="store_true", help="measure again, ignoring cached points")
+    curve.add_argument(
+        "--curve-report-only",
+        action="store_true",
+        help="measure nothing: report (and --write-readme) the cached points of the grid asked for",
+    )
+    curve.add_argument(
+        "--curve-no-known-tags",
+        action="store_true",
+        help="train TagStudio without the set's tag names (an ablation; name its row with --tagstudio-name)",
+    )
+    curve.add_argument(
+        "--tagstudio-root", type=Path, default=None, help="run TagStudio's CLI from this checkout instead"
+    )
+    curve.add_argument(
+        "--tagstudio-name", default=None, help="row name for that TagStudio (tagstudio@<label>)"
+    )
+    curve.add_argument(
+        "--write-readme", action="store_true", help="write the curve section of bench/README.md"
+    )
+    curve.add_argument("--figures-dir", type=Path, default=REPO_ROOT / "bench" / "figures")
+    curve.add_argument("--readme", type=Path, default=README_PATH, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     args.cache_dir = args.cache_dir.resolve()
+    if args.tagstudio_root is not None:
+        args.tagstudio_root = args.tagstudio_root.resolve()
     return args
 
 
@@ -798,6 +832,10 @@ def report_from(path: Path, write: bool) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.curve:
+        import learning_curve  # here: the curve mode's own module, loaded only when asked for
+
+        return learning_curve.run(args, argv)
     if args.report_from:
         return report_from(args.report_from, write=not args.no_write_readme)
     systems = [s.strip() for s in args.systems.split(",") if s.strip()]
