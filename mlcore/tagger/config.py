@@ -132,7 +132,7 @@ class HybridConfig(TaggerConfig):
     valid_fraction: float = 0.2
     max_valid: int = 3000
     refit_max: int = 12000
-    cross_fit_folds: int = 4
+    cross_fit_folds: int = 3
     cross_fit_max: int = 3000
     tag_names: bool = True
     hierarchy: bool = True
