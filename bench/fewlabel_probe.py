@@ -134,7 +134,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--max-test", type=int, default=2000)
     parser.add_argument("--config", action="append", default=[], help="HybridConfig KEY=VALUE (JSON value)")
     parser.add_argument("--no-taxonomy", action="store_true")
-    parser.add_argument("--threads", type=int, default=1, help="1 on a shared machine: spin-waiting threads stall")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="1 on a shared machine: spin-waiting threads stall"
+    )
     parser.add_argument("--compare", default=None, help="LABEL,LABEL,...: print the saved runs side by side")
     args = parser.parse_args(argv)
     if args.compare:
