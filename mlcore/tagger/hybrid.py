@@ -138,6 +138,8 @@ class HybridTagger(ScoredTagger):
         self.name_embeddings_: np.ndarray | None = None
         self.name_columns_: np.ndarray | None = None
         self.parent_: np.ndarray | None = None  # parent column per class, -1 for none
+        # Per tag, the probability given where the tag is not among a product's blend candidates.
+        self.residual_: np.ndarray | None = None
 
     # ----------------------------------------------------------------------------------------- encoding
     @property
@@ -382,7 +384,10 @@ class HybridTagger(ScoredTagger):
 
     def _blend(self, blender: Any, parts: _Parts, scores: dict[str, Any]) -> np.ndarray:
         n, n_classes = scores["lex"].shape
-        proba = np.zeros((n, n_classes), dtype=np.float32)
+        # Tags outside a product's candidates get the rate at which such tags were right out of fold, not 0:
+        # the review queue sums expected wrong decisions over every tag, and a 0 there hides real misses.
+        residual = self.residual_ if self.residual_ is not None else np.zeros(n_classes, np.float32)
+        proba = np.tile(residual.astype(np.float32), (n, 1))
         if n == 0:
             return proba
         rows, cols, feats = self._pairs(parts, scores)
@@ -468,6 +473,7 @@ class HybridTagger(ScoredTagger):
                 progress("blend", k + 1, 3)
         proba_eval = np.zeros(y_eval.shape, dtype=np.float32)
         proba_eval[rows, cols] = oof
+        self.residual_ = self._residual_rates(y_eval, rows, cols)
         self.default_threshold_, self.thresholds_, valid_f1 = tune_thresholds(
             y_eval, proba_eval, n_missing=n_missing
         )
@@ -504,6 +510,20 @@ class HybridTagger(ScoredTagger):
         self.info_["parts_refit_on_all"] = refit
         self.info_["fit_seconds"] = time.perf_counter() - started
         return self
+
+    def _residual_rates(self, y_eval: sparse.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """Per tag, how often it was right where it was no candidate (out of fold), smoothed towards the
+        rate over all tags and capped well below any threshold, so it never selects a tag."""
+        n, n_classes = y_eval.shape
+        gold = np.asarray(y_eval.sum(axis=0)).ravel()
+        covered = np.bincount(cols, weights=np.asarray(y_eval[rows, cols]).ravel(), minlength=n_classes)
+        candidates = np.bincount(cols, minlength=n_classes)
+        missed = np.clip(gold - covered, 0, None)
+        outside = np.clip(n - candidates, 0, None).astype(np.float64)
+        overall = (missed.sum() + 0.5) / (outside.sum() + 1.0)
+        strength = 20.0
+        rate = (missed + strength * overall) / (outside + strength)
+        return np.minimum(rate, 0.02).astype(np.float32)
 
     def _cross_fitted_pairs(
         self,
@@ -652,6 +672,7 @@ class HybridTagger(ScoredTagger):
             "name_embeddings": self.name_embeddings_,
             "name_columns": self.name_columns_,
             "parent": self.parent_,
+            "residual": self.residual_,
         }
         with open(directory / "parts.pkl", "wb") as fh:
             pickle.dump(state, fh, protocol=5)
@@ -689,6 +710,7 @@ class HybridTagger(ScoredTagger):
         self.name_embeddings_ = state.get("name_embeddings")
         self.name_columns_ = state.get("name_columns")
         self.parent_ = state.get("parent")
+        self.residual_ = state.get("residual")
         parts.support = state.get("support")
         parts.mentions = MentionIndex(self.classes_, self.aliases_)
         parts.mention_precision = state["mention_precision"]

@@ -112,6 +112,9 @@ def test_default_tagger_scores_a_tag_it_has_no_example_of(en_fashion, runtime, t
     # Its name alone (encoder space) already points at the white products.
     names = tagger._name_similarity(tagger._embed(test))
     assert names[white, j].mean() > names[~white, j].mean() + 0.03
+    # A tag outside a product's candidates keeps a small out-of-fold rate, never enough to be selected.
+    assert tagger.residual_ is not None and tagger.residual_.min() > 0 and tagger.residual_.max() <= 0.02
+    assert proba.min() > 0 and (tagger.residual_ < tagger.thresholds_).all()
     tagger.save(tmp_path / "model")
     again = load_tagger(tmp_path / "model", runtime=runtime)
     assert np.array_equal(again.predict_proba(test), proba)
