@@ -39,7 +39,7 @@ from mlcore.metrics import evaluate_tag_sets
 from mlcore.settings import RuntimeSettings
 from mlcore.tagger import available_taggers, get_tagger, tagger_config_class
 from mlcore.tagger.base import ProgressCallback
-from mlcore.types import ProductRecord, TrainResult
+from mlcore.types import ProductRecord, Taxonomy, TrainResult
 
 __all__ = ["TrainConfig", "data_fingerprint", "set_seed", "train"]
 
@@ -161,6 +161,7 @@ def train(
     valid_ids: Sequence[str] | None = None,
     progress: ProgressCallback | None = None,
     runtime: RuntimeSettings | None = None,
+    taxonomy: Taxonomy | None = None,
 ) -> TrainResult:
     """Train a tagger on ``records`` and write its artifact to ``out_dir`` (replaced if it exists).
 
@@ -168,7 +169,9 @@ def train(
     products), else a seeded slice of ``config.valid_fraction`` whole title groups. Products without
     tags are ignored. Raises ValueError for no labelled records, a single tag overall, or a validation
     slice that leaves nothing to train on. ``runtime``: embedding cache dir, base model (when the tagger
-    config names none), device and threads.
+    config names none), device and threads. ``taxonomy``: every tag the model may suggest with parents and
+    aliases (the app's imported taxonomy), passed to the tagger's ``fit``: tags with no labelled product
+    yet are suggested from their words (see the tagger).
     """
     config = config or TrainConfig()
     started = time.perf_counter()
@@ -188,7 +191,7 @@ def train(
         raise ValueError("the training part has a single tag overall: a tagger needs at least two")
 
     tagger = get_tagger(config.tagger, config.tagger_config, runtime=runtime)
-    tagger.fit(train_part, progress=progress)
+    tagger.fit(train_part, progress=progress, taxonomy=taxonomy)
     metrics: dict[str, Any] = {}
     validation_scores: list[dict[str, Any]] | None = None
     if valid_part:
@@ -213,7 +216,7 @@ def train(
 
     if config.refit_on_all and valid_part:
         tagger = get_tagger(config.tagger, config.tagger_config, runtime=runtime)
-        tagger.fit(labelled, progress=progress)
+        tagger.fit(labelled, progress=progress, taxonomy=taxonomy)
 
     import torch
 

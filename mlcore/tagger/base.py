@@ -12,7 +12,7 @@ import numpy as np
 
 from mlcore.settings import RuntimeSettings
 from mlcore.tagger.config import TaggerConfig
-from mlcore.types import ProductRecord, TagScore
+from mlcore.types import ProductRecord, TagScore, Taxonomy
 
 # progress(phase, done, total) — phase is a short word ("encode", "epoch", ...); total may be None.
 ProgressCallback = Callable[[str, int, int | None], None]
@@ -60,7 +60,15 @@ class Tagger(ABC):
     classes_: list[str]
 
     @abstractmethod
-    def fit(self, records: Sequence[ProductRecord], *, progress: ProgressCallback | None = None) -> Self: ...
+    def fit(
+        self,
+        records: Sequence[ProductRecord],
+        *,
+        progress: ProgressCallback | None = None,
+        taxonomy: Taxonomy | None = None,
+    ) -> Self:
+        """Learn from ``records``; ``taxonomy``: the tags known before any example (their names, parents
+        and aliases), for taggers that can score a tag from its words (see each tagger)."""
 
     @abstractmethod
     def predict_proba(self, records: Sequence[ProductRecord]) -> np.ndarray:

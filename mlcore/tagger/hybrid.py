@@ -40,15 +40,19 @@ from mlcore.settings import RuntimeSettings
 from mlcore.tagger.base import ExplanationSources, NeighbourIndex, ProgressCallback, ScoredTagger
 from mlcore.tagger.config import HybridConfig
 from mlcore.tagger.features import LexicalFeaturizer, NetConfig, predict_net, train_multilabel_net
+from mlcore.tagger.hierarchy import hierarchy_features, learn_parents, parents_from_map
 from mlcore.tagger.lexical import OneVsRestLinear, check_training_records, tag_classes
-from mlcore.tagger.mentions import MentionIndex
+from mlcore.tagger.mentions import MentionIndex, tag_surface
 from mlcore.text import clean_text, product_text
 from mlcore.thresholds import tune_thresholds
-from mlcore.types import ProductRecord
+from mlcore.types import ProductRecord, Taxonomy
 
 __all__ = ["HybridTagger", "embedding_text"]
 
 _EPS = 1e-4
+# Blend feature sets: 1 = the parts' scores and the tag's statistics; 2 adds the tag's support, its name's
+# similarity to the product and its hierarchy relatives (artifacts of format 1 load with their 12 features).
+_FEATURE_VERSION = 2
 # Neighbour titles kept in the artifact for explanations: enough to recognise a product on a review card.
 _INDEX_TITLE_CHARS = 200
 
@@ -104,6 +108,7 @@ class _Parts:
         self.mention_precision: np.ndarray
         self.mention_recall: np.ndarray
         self.prior: np.ndarray
+        self.support: np.ndarray | None = None  # labelled products per tag (None in version-1 artifacts)
         self.head_epochs: int = 0
 
 
@@ -126,6 +131,15 @@ class HybridTagger(ScoredTagger):
     ) -> None:
         super().__init__(config, runtime=runtime)
         self._encoder: TextEncoder | None = None
+        self._holdout_parts: _Parts | None = None
+        self.feature_version_ = _FEATURE_VERSION
+        self.aliases_: dict[str, list[str]] = {}
+        # Tag-name vectors (one row per name or alias) and the class column of each row; None: not used.
+        self.name_embeddings_: np.ndarray | None = None
+        self.name_columns_: np.ndarray | None = None
+        self.parent_: np.ndarray | None = None  # parent column per class, -1 for none
+        # Per tag, the probability given where the tag is not among a product's blend candidates.
+        self.residual_: np.ndarray | None = None
 
     # ----------------------------------------------------------------------------------------- encoding
     @property
@@ -227,7 +241,7 @@ class HybridTagger(ScoredTagger):
         parts.index_labels = y
         parts.index_ids = [r.id for r in records]
         parts.index_titles = [clean_text(r.title)[:_INDEX_TITLE_CHARS] for r in records]
-        parts.mentions = MentionIndex(self.classes_)
+        parts.mentions = MentionIndex(self.classes_, self.aliases_)
         m = parts.mentions.matrix(records)
         hits = np.asarray(m.sum(axis=0)).ravel()
         both = np.asarray(m.multiply(y).sum(axis=0)).ravel()
@@ -236,6 +250,7 @@ class HybridTagger(ScoredTagger):
         parts.mention_precision = ((both + 0.5) / (hits + 2.0)).astype(np.float32)
         parts.mention_recall = ((both + 0.5) / (support + 2.0)).astype(np.float32)
         parts.prior = ((support + 0.5) / (len(records) + 1.0)).astype(np.float32)
+        parts.support = support.astype(np.float32)
         return parts
 
     def _part_scores(
@@ -249,7 +264,46 @@ class HybridTagger(ScoredTagger):
             head = predict_net(parts.head, None, emb)
         knn, top_sim = knn_votes(emb, parts.index_embeddings, parts.index_labels, k=self.config.knn_k)
         mentions = parts.mentions.matrix(records).toarray()
-        return {"lex": lex, "head": head, "knn": knn, "top_sim": top_sim, "mentions": mentions}
+        return {
+            "lex": lex,
+            "head": head,
+            "knn": knn,
+            "top_sim": top_sim,
+            "mentions": mentions,
+            "names": self._name_similarity(emb),
+        }
+
+    # -------------------------------------------------------------------------------------- tag names
+    def _embed_tag_names(self) -> None:
+        """Encode every tag's name and aliases (their surface: the value of a ``field:value`` tag)."""
+        texts, columns = [], []
+        for j, tag in enumerate(self.classes_):
+            for name in dict.fromkeys(
+                [tag_surface(tag), *(tag_surface(a) for a in self.aliases_.get(tag, ()))]
+            ):
+                if name:
+                    texts.append(name)
+                    columns.append(j)
+        if not texts:
+            self.name_embeddings_, self.name_columns_ = None, None
+            return
+        self.name_embeddings_ = embed_texts(texts, self.encoder, self._cache()).astype(np.float32)
+        self.name_columns_ = np.asarray(columns, dtype=np.int64)
+
+    def _name_similarity(self, emb: np.ndarray) -> np.ndarray | None:
+        """(n, n_classes) cosine similarity of each product to each tag's best-matching name (or alias)."""
+        if self.name_embeddings_ is None or self.name_columns_ is None:
+            return None
+        sims = emb @ self.name_embeddings_.T
+        out = np.full((emb.shape[0], len(self.classes_)), -1.0, dtype=np.float32)
+        if len(self.name_columns_) == len(self.classes_) and np.array_equal(
+            self.name_columns_, np.arange(len(self.classes_))
+        ):
+            out[:] = sims
+        else:
+            for r, j in enumerate(self.name_columns_):
+                np.maximum(out[:, j], sims[:, r], out=out[:, j])
+        return out
 
     # ------------------------------------------------------------------------------------------ blend
     def _pairs(self, parts: _Parts, scores: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -266,35 +320,74 @@ class HybridTagger(ScoredTagger):
         cand = np.zeros((n, n_classes), dtype=bool)
         np.put_along_axis(cand, top, True, axis=1)
         cand |= mentions > 0
+        names = scores.get("names")
+        if names is not None and self.feature_version_ >= 2:
+            # The tags whose names are closest to the product, so a tag with no example can be a candidate.
+            c_names = min(3, n_classes)
+            np.put_along_axis(cand, np.argpartition(-names, c_names - 1, axis=1)[:, :c_names], True, axis=1)
         rows, cols = np.nonzero(cand)
         rank_lex = np.argsort(np.argsort(-lex, axis=1), axis=1)
         rank_head = np.argsort(np.argsort(-head, axis=1), axis=1)
-        feats = np.column_stack(
-            [
-                _logit(lex[rows, cols]),
-                _logit(head[rows, cols]),
-                knn[rows, cols],
-                mentions[rows, cols],
-                mentions[rows, cols] * _logit(parts.mention_precision[cols]),
-                _logit(parts.mention_recall[cols]),
-                _logit(parts.prior[cols]),
-                scores["top_sim"][rows],
-                np.minimum(rank_lex[rows, cols], 50),
-                np.minimum(rank_head[rows, cols], 50),
-                lex.max(axis=1)[rows],
-                mentions.sum(axis=1)[rows],
-            ]
-        ).astype(np.float32)
-        return rows, cols, feats
+        columns = [
+            _logit(lex[rows, cols]),
+            _logit(head[rows, cols]),
+            knn[rows, cols],
+            mentions[rows, cols],
+            mentions[rows, cols] * _logit(parts.mention_precision[cols]),
+            _logit(parts.mention_recall[cols]),
+            _logit(parts.prior[cols]),
+            scores["top_sim"][rows],
+            np.minimum(rank_lex[rows, cols], 50),
+            np.minimum(rank_head[rows, cols], 50),
+            lex.max(axis=1)[rows],
+            mentions.sum(axis=1)[rows],
+        ]
+        if self.feature_version_ >= 2:
+            columns += self._v2_features(parts, scores, rows, cols)
+        return rows, cols, np.column_stack(columns).astype(np.float32)
 
-    def _new_blender(self) -> HistGradientBoostingClassifier:
+    def _v2_features(
+        self, parts: _Parts, scores: dict[str, Any], rows: np.ndarray, cols: np.ndarray
+    ) -> list[np.ndarray]:
+        """The tag's support, its name's similarity to the product, and its hierarchy relatives' scores.
+
+        Support tells the blend how far the learned parts can know the tag (0: only its words speak for
+        it), so one blend serves tags with thousands of examples and tags just added to the taxonomy.
+        """
+        support = parts.support if parts.support is not None else np.zeros(len(self.classes_), np.float32)
+        names = scores.get("names")
+        if names is not None:
+            rank_names = np.argsort(np.argsort(-names, axis=1), axis=1)
+            name_feats = [
+                names[rows, cols],
+                names[rows, cols] - names.max(axis=1)[rows],
+                np.minimum(rank_names[rows, cols], 50),
+            ]
+        else:
+            name_feats = [np.zeros(len(rows), np.float32)] * 2 + [np.full(len(rows), 50.0, np.float32)]
+        parent = self.parent_ if self.parent_ is not None else np.full(len(self.classes_), -1)
+        base = (scores["lex"] + scores["head"] + scores["knn"]) / 3.0
+        parent_score, child_max, sibling_max = hierarchy_features(base, parent)
+        return [
+            np.log1p(support[cols]),
+            *name_feats,
+            (parent[cols] >= 0).astype(np.float32),
+            parent_score[rows, cols],
+            child_max[rows, cols],
+            sibling_max[rows, cols],
+        ]
+
+    def _new_blender(self, n_pairs: int | None = None) -> HistGradientBoostingClassifier:
         return HistGradientBoostingClassifier(
             max_iter=200, learning_rate=0.1, max_leaf_nodes=31, l2_regularization=1.0, random_state=self.seed
         )
 
     def _blend(self, blender: Any, parts: _Parts, scores: dict[str, Any]) -> np.ndarray:
         n, n_classes = scores["lex"].shape
-        proba = np.zeros((n, n_classes), dtype=np.float32)
+        # Tags outside a product's candidates get the rate at which such tags were right out of fold, not 0:
+        # the review queue sums expected wrong decisions over every tag, and a 0 there hides real misses.
+        residual = self.residual_ if self.residual_ is not None else np.zeros(n_classes, np.float32)
+        proba = np.tile(residual.astype(np.float32), (n, 1))
         if n == 0:
             return proba
         rows, cols, feats = self._pairs(parts, scores)
@@ -306,24 +399,193 @@ class HybridTagger(ScoredTagger):
     def seed(self) -> int:
         return self.config.seed
 
-    def fit(self, records: Sequence[ProductRecord], *, progress: ProgressCallback | None = None) -> Self:
+    def fit(
+        self,
+        records: Sequence[ProductRecord],
+        *,
+        progress: ProgressCallback | None = None,
+        taxonomy: Taxonomy | None = None,
+    ) -> Self:
+        """Fit on the labelled ``records``. ``taxonomy``: every tag the model may suggest (tags with no
+        labelled product yet become classes scored from their words), their parents and aliases."""
         self._device()  # sets torch's CPU thread count
         with threadpool_limits(limits=cpu_threads(self.runtime.num_threads)):
-            return self._fit(records, progress=progress)
+            return self._fit(records, progress=progress, taxonomy=taxonomy)
 
-    def _fit(self, records: Sequence[ProductRecord], *, progress: ProgressCallback | None = None) -> Self:
+    def _fit(
+        self,
+        records: Sequence[ProductRecord],
+        *,
+        progress: ProgressCallback | None = None,
+        taxonomy: Taxonomy | None = None,
+    ) -> Self:
         started = time.perf_counter()
         torch.manual_seed(self.seed)
         np.random.seed(self.seed)
         labelled = check_training_records(records)
-        self.classes_ = tag_classes(labelled)
+        known = set(taxonomy.tags) if taxonomy is not None else set()
+        self.classes_ = sorted(set(tag_classes(labelled)) | known)
+        self.feature_version_ = _FEATURE_VERSION
+        self.aliases_ = {t: list(a) for t, a in taxonomy.aliases.items() if a} if taxonomy is not None else {}
         self.fine_tune_ = (
             bool(torch.cuda.is_available()) if self.config.fine_tune is None else self.config.fine_tune
         )
         emb_all = self._embed(labelled, progress)
-        row_of = {r.id: i for i, r in enumerate(labelled)}
         y_all = encode_labels([r.tags for r in labelled], self.classes_)
+        if self.config.tag_names:
+            self._embed_tag_names()
+        else:
+            self.name_embeddings_, self.name_columns_ = None, None
+        if not self.config.hierarchy:
+            self.parent_ = np.full(len(self.classes_), -1, dtype=np.int64)
+        elif taxonomy is not None and any(p is not None for p in taxonomy.parents.values()):
+            self.parent_ = parents_from_map(self.classes_, taxonomy.parents)
+        else:
+            self.parent_ = learn_parents(y_all)
+        if taxonomy is not None and taxonomy.parents:
+            # The taxonomy's hierarchy closes the selection (a selected child selects its parents).
+            self.postprocess.parents = {t: p for t, p in taxonomy.parents.items() if p is not None}
 
+        cross_fit = len(labelled) <= self.config.cross_fit_max and not self.fine_tune_
+        if cross_fit:
+            rows, cols, feats, y_eval, eval_records, head_epochs = self._cross_fitted_pairs(
+                labelled, emb_all, y_all, progress
+            )
+            n_missing = 0
+        else:
+            rows, cols, feats, y_eval, eval_records, head_epochs, n_missing = self._holdout_pairs(
+                labelled, emb_all, y_all, progress
+            )
+        target = np.asarray(y_eval[rows, cols]).ravel().astype(np.int8)
+        if progress is not None:
+            progress("blend", 0, 3)
+        # Cross-fitted blend outputs (2 folds by title group) to tune thresholds honestly.
+        fold = group_kfold(eval_records, 2, self.seed)[rows]
+        oof = np.zeros(len(rows), dtype=np.float32)
+        for k in range(2):
+            train_mask = fold != k
+            if len(np.unique(target[train_mask])) < 2:
+                oof[~train_mask] = target[train_mask].mean() if train_mask.any() else 0.0
+                continue
+            model = self._new_blender(int(train_mask.sum())).fit(feats[train_mask], target[train_mask])
+            oof[~train_mask] = model.predict_proba(feats[~train_mask])[:, 1]
+            if progress is not None:
+                progress("blend", k + 1, 3)
+        proba_eval = np.zeros(y_eval.shape, dtype=np.float32)
+        proba_eval[rows, cols] = oof
+        self.residual_ = self._residual_rates(y_eval, rows, cols)
+        self.default_threshold_, self.thresholds_, valid_f1 = tune_thresholds(
+            y_eval, proba_eval, n_missing=n_missing
+        )
+        if len(np.unique(target)) < 2:
+            raise ValueError("the validation slice has no candidate tag that is right: too little data")
+        self.blender_ = self._new_blender(len(target)).fit(feats, target)
+        if progress is not None:
+            progress("blend", 3, 3)
+        self.info_ = {
+            "internal_valid_micro_f1": valid_f1,
+            "internal_valid_size": len(eval_records),
+            "cross_fitted": cross_fit,
+            "n_train": len(labelled),
+            "n_classes": len(self.classes_),
+            "n_classes_without_example": int((np.asarray(y_all.sum(axis=0)).ravel() == 0).sum()),
+            "head_epochs": head_epochs,
+            "base_model": self.encoder.name,
+            "base_model_fingerprint": self.encoder.fingerprint,
+        }
+        # Refit the parts on all labelled records (the head with the epochs found above). On large sets the
+        # lexical model and head trained on the fit part are kept (the slice is then at most max_valid
+        # products, a small share of the data, and a second training would double the CPU time); the
+        # neighbour index and the mention statistics take every record either way.
+        refit = cross_fit or len(labelled) <= self.config.refit_max
+        self.parts_ = self._fit_parts(
+            labelled,
+            emb_all,
+            y_all,
+            head_epochs=head_epochs,
+            reuse=None if refit else self._holdout_parts,
+            progress=progress,
+        )
+        self._holdout_parts = None
+        self.info_["parts_refit_on_all"] = refit
+        self.info_["fit_seconds"] = time.perf_counter() - started
+        return self
+
+    def _residual_rates(self, y_eval: sparse.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """Per tag, how often it was right where it was no candidate (out of fold), smoothed towards the
+        rate over all tags and capped well below any threshold, so it never selects a tag."""
+        n, n_classes = y_eval.shape
+        gold = np.asarray(y_eval.sum(axis=0)).ravel()
+        covered = np.bincount(cols, weights=np.asarray(y_eval[rows, cols]).ravel(), minlength=n_classes)
+        candidates = np.bincount(cols, minlength=n_classes)
+        missed = np.clip(gold - covered, 0, None)
+        outside = np.clip(n - candidates, 0, None).astype(np.float64)
+        overall = (missed.sum() + 0.5) / (outside.sum() + 1.0)
+        strength = 20.0
+        rate = (missed + strength * overall) / (outside + strength)
+        return np.minimum(rate, 0.02).astype(np.float32)
+
+    def _cross_fitted_pairs(
+        self,
+        labelled: Sequence[ProductRecord],
+        emb_all: np.ndarray,
+        y_all: sparse.csr_matrix,
+        progress: ProgressCallback | None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, sparse.csr_matrix, Sequence[ProductRecord], int]:
+        """Blend pairs for every labelled product, each scored by parts fitted on the other folds.
+
+        With few labels a held-out slice is a handful of products (20 at 100 labels): the blend and the
+        thresholds then learn from noise. Cross-fitting gives them every product at the cost of
+        ``cross_fit_folds`` cheap part fits (small data). A tag whose only examples sit in the held fold
+        has no example in that fold's parts, which is how the blend learns to score tags without one.
+        """
+        folds = self.config.cross_fit_folds
+        fold_of = group_kfold(labelled, folds, self.seed)
+        if len(np.unique(fold_of)) < 2 or len(labelled) < 20:
+            raise ValueError(
+                f"too few labelled products ({len(labelled)}) to fit the default tagger: it needs at least "
+                "~30 with different titles (use the 'lexical' or 'keyword' tagger for tiny sets)"
+            )
+        all_rows, all_cols, all_feats, epochs = [], [], [], []
+        for k in range(folds):
+            held = np.flatnonzero(fold_of == k)
+            fit = np.flatnonzero(fold_of != k)
+            if len(held) == 0:
+                continue
+            fit_records = [labelled[i] for i in fit]
+            held_records = [labelled[i] for i in held]
+            parts = self._fit_parts(
+                fit_records,
+                emb_all[fit],
+                y_all[fit],
+                valid=(held_records, emb_all[held], y_all[held]),
+                progress=progress,
+            )
+            epochs.append(parts.head_epochs)
+            scores = self._part_scores(parts, held_records, emb_all[held])
+            rows, cols, feats = self._pairs(parts, scores)
+            all_rows.append(held[rows])
+            all_cols.append(cols)
+            all_feats.append(feats)
+        head_epochs = max(1, int(round(float(np.median(epochs)))))
+        return (
+            np.concatenate(all_rows),
+            np.concatenate(all_cols),
+            np.vstack(all_feats),
+            y_all,
+            labelled,
+            head_epochs,
+        )
+
+    def _holdout_pairs(
+        self,
+        labelled: Sequence[ProductRecord],
+        emb_all: np.ndarray,
+        y_all: sparse.csr_matrix,
+        progress: ProgressCallback | None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, sparse.csr_matrix, Sequence[ProductRecord], int, int]:
+        """Blend pairs for a validation slice the parts did not see (large sets, or fine-tuning)."""
+        row_of = {r.id: i for i, r in enumerate(labelled)}
         # The slice trains the blender and tunes thresholds; past a few thousand products more of it adds
         # little there and costs the parts' training data.
         valid_fraction = min(self.config.valid_fraction, self.config.max_valid / len(labelled))
@@ -339,58 +601,11 @@ class HybridTagger(ScoredTagger):
         parts = self._fit_parts(
             fit_part, emb_all[fi], y_fit, valid=(valid_part, emb_all[vi], y_valid), progress=progress
         )
+        self._holdout_parts = parts
         scores = self._part_scores(parts, valid_part, emb_all[vi])
         rows, cols, feats = self._pairs(parts, scores)
-        target = np.asarray(y_valid[rows, cols]).ravel().astype(np.int8)
-        if progress is not None:
-            progress("blend", 0, 3)
-        # Cross-fitted blend outputs on the slice (2 folds by title group) to tune thresholds honestly.
-        fold = group_kfold(valid_part, 2, self.seed)[rows]
-        oof = np.zeros(len(rows), dtype=np.float32)
-        for k in range(2):
-            train_mask = fold != k
-            if len(np.unique(target[train_mask])) < 2:
-                oof[~train_mask] = target[train_mask].mean() if train_mask.any() else 0.0
-                continue
-            model = self._new_blender().fit(feats[train_mask], target[train_mask])
-            oof[~train_mask] = model.predict_proba(feats[~train_mask])[:, 1]
-            if progress is not None:
-                progress("blend", k + 1, 3)
-        proba_valid = np.zeros(y_valid.shape, dtype=np.float32)
-        proba_valid[rows, cols] = oof
         n_missing = int(sum(len(r.tags) for r in valid_part) - y_valid.sum())
-        self.default_threshold_, self.thresholds_, valid_f1 = tune_thresholds(
-            y_valid, proba_valid, n_missing=n_missing
-        )
-        if len(np.unique(target)) < 2:
-            raise ValueError("the validation slice has no candidate tag that is right: too little data")
-        self.blender_ = self._new_blender().fit(feats, target)
-        if progress is not None:
-            progress("blend", 3, 3)
-        # Refit the parts on all labelled records (the head with the epochs found above). On large sets the
-        # lexical model and head trained on the fit part are kept (the slice is then at most max_valid
-        # products, a small share of the data, and a second training would double the CPU time); the
-        # neighbour index and the mention statistics take every record either way.
-        refit = len(labelled) <= self.config.refit_max
-        self.parts_ = self._fit_parts(
-            labelled,
-            emb_all,
-            y_all,
-            head_epochs=parts.head_epochs,
-            reuse=None if refit else parts,
-            progress=progress,
-        )
-        self.info_ = {
-            "internal_valid_micro_f1": valid_f1,
-            "internal_valid_size": len(valid_part),
-            "n_train": len(labelled),
-            "head_epochs": parts.head_epochs,
-            "parts_refit_on_all": refit,
-            "base_model": self.encoder.name,
-            "base_model_fingerprint": self.encoder.fingerprint,
-            "fit_seconds": time.perf_counter() - started,
-        }
-        return self
+        return rows, cols, feats, y_valid, valid_part, parts.head_epochs, n_missing
 
     def predict_proba(self, records: Sequence[ProductRecord]) -> np.ndarray:
         self._check_fitted()
@@ -450,7 +665,14 @@ class HybridTagger(ScoredTagger):
             "mention_precision": parts.mention_precision,
             "mention_recall": parts.mention_recall,
             "prior": parts.prior,
+            "support": parts.support,
             "blender": self.blender_,
+            "feature_version": self.feature_version_,
+            "aliases": self.aliases_,
+            "name_embeddings": self.name_embeddings_,
+            "name_columns": self.name_columns_,
+            "parent": self.parent_,
+            "residual": self.residual_,
         }
         with open(directory / "parts.pkl", "wb") as fh:
             pickle.dump(state, fh, protocol=5)
@@ -481,7 +703,16 @@ class HybridTagger(ScoredTagger):
         # Absent from artifacts saved before explanations cited neighbours by id and title.
         parts.index_ids = state.get("index_ids")
         parts.index_titles = state.get("index_titles")
-        parts.mentions = MentionIndex(self.classes_)
+        # Absent from artifacts saved before tag names, aliases and the hierarchy reached the blend (format
+        # 1 of the blend features): they load with those features off, as they were trained.
+        self.feature_version_ = state.get("feature_version", 1)
+        self.aliases_ = state.get("aliases") or {}
+        self.name_embeddings_ = state.get("name_embeddings")
+        self.name_columns_ = state.get("name_columns")
+        self.parent_ = state.get("parent")
+        self.residual_ = state.get("residual")
+        parts.support = state.get("support")
+        parts.mentions = MentionIndex(self.classes_, self.aliases_)
         parts.mention_precision = state["mention_precision"]
         parts.mention_recall = state["mention_recall"]
         parts.prior = state["prior"]

@@ -24,7 +24,7 @@ from mlcore.tagger.base import ExplanationSources, ProgressCallback, ScoredTagge
 from mlcore.tagger.config import LexicalConfig
 from mlcore.tagger.features import LexicalFeaturizer
 from mlcore.thresholds import tune_thresholds
-from mlcore.types import ProductRecord
+from mlcore.types import ProductRecord, Taxonomy
 
 __all__ = ["LexicalTagger", "OneVsRestLinear", "check_training_records", "tag_classes"]
 
@@ -177,7 +177,15 @@ class LexicalTagger(ScoredTagger):
             x, y, progress=progress
         )
 
-    def fit(self, records: Sequence[ProductRecord], *, progress: ProgressCallback | None = None) -> Self:
+    def fit(
+        self,
+        records: Sequence[ProductRecord],
+        *,
+        progress: ProgressCallback | None = None,
+        taxonomy: Taxonomy | None = None,
+    ) -> Self:
+        """``taxonomy`` is accepted for the common contract and not used: a one-vs-rest model learns a tag
+        from its examples only, so a tag with none would be a column of constant low scores."""
         started = time.perf_counter()
         labelled = check_training_records(records)
         classes = tag_classes(labelled)

@@ -8,7 +8,7 @@ words; surfaces with Chinese characters match as substrings.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 from scipy import sparse
@@ -34,25 +34,34 @@ def mention_text(record: ProductRecord) -> str:
 
 
 class MentionIndex:
-    """Maps tag surfaces to tag columns and finds them in product names."""
+    """Maps tag surfaces to tag columns and finds them in product names.
 
-    def __init__(self, classes: Sequence[str]) -> None:
+    ``aliases``: tag -> other names of it (a taxonomy's synonyms); each is matched like the tag's own name
+    and counts as a mention of the tag.
+    """
+
+    def __init__(self, classes: Sequence[str], aliases: Mapping[str, Sequence[str]] | None = None) -> None:
         self.n_classes = len(classes)
         self.words: dict[tuple[str, ...], list[int]] = {}
         self.chars: dict[str, list[int]] = {}
+        aliases = aliases or {}
         for j, tag in enumerate(classes):
-            surface = tag_surface(tag)
-            if not surface:
-                continue
-            if _CJK_RE.search(surface):
-                key = surface.replace(" ", "")
-                if len(key) <= _MAX_CHARS:
-                    self.chars.setdefault(key, []).append(j)
-            else:
-                words = tuple(lexical_tokens(surface))
-                if words and len(words) <= _MAX_WORDS and (len(words) > 1 or len(words[0]) > 1):
-                    self.words.setdefault(words, []).append(j)
+            for name in (tag, *aliases.get(tag, ())):
+                self._add(tag_surface(name), j)
         self.char_lengths = sorted({len(k) for k in self.chars})
+
+    def _add(self, surface: str, j: int) -> None:
+        if not surface:
+            return
+        if _CJK_RE.search(surface):
+            key = surface.replace(" ", "")
+            if len(key) <= _MAX_CHARS and j not in self.chars.get(key, ()):
+                self.chars.setdefault(key, []).append(j)
+        else:
+            words = tuple(lexical_tokens(surface))
+            usable = words and len(words) <= _MAX_WORDS and (len(words) > 1 or len(words[0]) > 1)
+            if usable and j not in self.words.get(words, ()):
+                self.words.setdefault(words, []).append(j)
 
     def find(self, text: str) -> set[int]:
         found: set[int] = set()

@@ -12,6 +12,7 @@ from mlcore.metrics import evaluate_tag_sets
 from mlcore.postprocess import PostProcessConfig
 from mlcore.tagger import available_taggers, get_tagger, load_tagger
 from mlcore.tagger.hybrid import embedding_text
+from mlcore.tagger.mentions import tag_surface
 from mlcore.types import ProductRecord
 
 
@@ -102,9 +103,11 @@ def test_default_tagger_tiny_real_training_and_round_trip(en_toys, runtime, cach
     tagger = get_tagger("default", hidden=64, epochs=8, max_length=32, runtime=runtime)
     tagger.fit(train)
     assert tagger.info_["head_epochs"] >= 1
-    # The cache the caller named is the one used (one embedding per distinct text), nothing else.
+    # The cache the caller named is the one used (one embedding per distinct text: the products' and the
+    # tag names' the tagger scores with), nothing else.
     cached = EmbeddingCache(cache_dir).count(tagger.encoder.fingerprint)
-    assert cached == len({embedding_text(r) for r in train if r.tags})
+    names = {tag_surface(t) for t in tagger.classes_}
+    assert cached == len({embedding_text(r) for r in train if r.tags} | names)
     assert tagger.fine_tune_ is False and tagger.config.fine_tune is None  # decided at fit, not rewritten
     proba = tagger.predict_proba(test)
     assert proba.shape == (len(test), len(tagger.classes_))
@@ -117,7 +120,7 @@ def test_default_tagger_tiny_real_training_and_round_trip(en_toys, runtime, cach
     assert np.array_equal(again.predict_proba(test), proba)
     assert again.suggest(test) == tagger.suggest(test)
     assert EmbeddingCache(cache_dir).count(tagger.encoder.fingerprint) == cached + len(
-        {embedding_text(r) for r in test} - {embedding_text(r) for r in train if r.tags}
+        {embedding_text(r) for r in test} - {embedding_text(r) for r in train if r.tags} - names
     )
     # The same model as the format-1 writer left it: fit's decision inside the config, runtime keys too.
     old = tmp_path / "model-format1"
@@ -145,9 +148,31 @@ def test_default_tagger_fine_tune_option_runs_on_cpu(en_fashion, runtime, tmp_pa
     )
     tagger.fit(records)
     assert (tagger.parts_.head.model.config.problem_type) == "multi_label_classification"
+    # The device the tagger picked (what CUDA would be on a GPU machine) is where the weights trained, and
+    # the fine-tuned tagger validates on a held-out slice as on a GPU (no cross-fitting of 3 fine-tunes).
+    assert tagger.parts_.head.device == tagger._device()
+    assert next(tagger.parts_.head.model.parameters()).device.type == tagger._device().type
+    assert tagger.info_["cross_fitted"] is False
     proba = tagger.predict_proba(records[:10])
     tagger.save(tmp_path / "ft")
     assert (tmp_path / "ft" / "encoder" / "config.json").is_file()
     again = load_tagger(tmp_path / "ft", runtime=runtime)
     assert again.fine_tune_ is True
     assert np.allclose(again.predict_proba(records[:10]), proba, atol=1e-5)
+
+
+def test_fine_tune_autocast_is_the_only_device_branch():
+    # Training and prediction run the same code on every device; the autocast context is the one place
+    # that differs: bf16 on CUDA, disabled on the CPU (so the CPU test runs the CUDA path in float32).
+    import warnings
+
+    import torch
+
+    from mlcore.tagger.finetune import FineTunedClassifier
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "CUDA is not available" on a CPU-only machine
+        cuda = FineTunedClassifier(None, None, max_length=8, device=torch.device("cuda"))._autocast()
+    assert cuda.device == "cuda" and cuda.fast_dtype == torch.bfloat16
+    cpu = FineTunedClassifier(None, None, max_length=8, device=torch.device("cpu"))._autocast()
+    assert cpu.device == "cpu" and cpu._enabled is False

@@ -10,10 +10,11 @@ from annotation.models import (
     Product,
     ProductTag,
     Tag,
+    TagAlias,
     TagSource,
 )
 from mlcore.data import group_key
-from mlcore.types import ProductRecord
+from mlcore.types import ProductRecord, Taxonomy
 
 # The validation slice: about this share of the approved products (whole title groups, chosen by a hash
 # of the title, the same rule in every run; see validation_ids).
@@ -35,6 +36,30 @@ class TrainingData:
     tag_ids: dict[str, int]  # canonical tag name -> Tag id (the label map stored with the version)
     valid_ids: list[str]
     fingerprint: str
+    # Every active canonical tag with its parent and aliases: the tagger scores tags that no approved
+    # product carries yet from their words (issue 19), and uses the hierarchy.
+    taxonomy: Taxonomy | None = None
+
+
+def training_taxonomy() -> Taxonomy:
+    """The active canonical tags as mlcore sees them: names, parents (when active too) and aliases (the
+    TagAlias rows and the names of tags merged into them)."""
+    rows = list(
+        Tag.objects.filter(merged_into__isnull=True, is_active=True).values_list("id", "name", "parent_id")
+    )
+    name_of = {tag_id: name for tag_id, name, _ in rows}
+    parents = {name: name_of.get(parent_id) for _, name, parent_id in rows if parent_id in name_of}
+    aliases: dict[str, list[str]] = {}
+    for tag_id, alias in TagAlias.objects.filter(tag_id__in=name_of).values_list("tag_id", "name"):
+        aliases.setdefault(name_of[tag_id], []).append(alias)
+    for target, alias in Tag.objects.filter(merged_into_id__in=name_of).values_list("merged_into_id", "name"):
+        if alias != name_of[target]:
+            aliases.setdefault(name_of[target], []).append(alias)
+    return Taxonomy(
+        tags=tuple(name for _, name, _ in rows),
+        parents=parents,
+        aliases={tag: tuple(dict.fromkeys(names)) for tag, names in aliases.items()},
+    )
 
 
 def _training_data() -> TrainingData:
@@ -100,8 +125,18 @@ def _training_data() -> TrainingData:
             f"Only {len(records)} product has approved tags: a training needs products to learn from and "
             "products to validate on. Review more products first."
         )
+    taxonomy = training_taxonomy()
+    # The label map covers every tag the model may output: tags of the taxonomy without examples too.
+    for tag_id, (name, merged_into, active) in tags.items():
+        if merged_into is None and active:
+            tag_ids.setdefault(name, tag_id)
+    digest.update("\x1f".join(sorted(taxonomy.tags)).encode())
     return TrainingData(
-        records=records, tag_ids=tag_ids, valid_ids=validation_ids(records), fingerprint=digest.hexdigest()
+        records=records,
+        tag_ids=tag_ids,
+        valid_ids=validation_ids(records),
+        fingerprint=digest.hexdigest(),
+        taxonomy=taxonomy,
     )
 
 

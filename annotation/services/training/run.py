@@ -139,6 +139,7 @@ def _mlcore_train(data: TrainingData, out_dir: Path, progress: _Progress):
         valid_ids=data.valid_ids,
         progress=progress.update,
         runtime=mlcore_runtime_settings(),
+        taxonomy=data.taxonomy,
     )
 
 

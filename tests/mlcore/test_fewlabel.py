@@ -1,0 +1,123 @@
+"""Few labels (issue 19): the taxonomy reaching the tagger, the hierarchy, tag names as a prior."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import sparse
+
+from mlcore.tagger import get_tagger, load_tagger
+from mlcore.tagger.hierarchy import hierarchy_features, learn_parents, parents_from_map
+from mlcore.tagger.mentions import MentionIndex
+from mlcore.types import ProductRecord, Taxonomy
+
+
+def test_taxonomy_checks_its_maps_by_name():
+    with pytest.raises(ValueError, match="'shoes'.*not one of its tags"):
+        Taxonomy(tags=("apparel",), parents={"shoes": "apparel"})
+    with pytest.raises(ValueError, match="parent 'footwear' of 'apparel'"):
+        Taxonomy(tags=("apparel",), parents={"apparel": "footwear"})
+    with pytest.raises(ValueError, match="listed twice"):
+        Taxonomy(tags=("a", "a"))
+    with pytest.raises(ValueError, match="its own parent"):
+        Taxonomy(tags=("a",), parents={"a": "a"})
+    with pytest.raises(ValueError, match="list of names"):
+        Taxonomy(tags=("a",), aliases={"a": "b"})
+    flat = Taxonomy.from_names(["b", "a", "b"])
+    assert flat.tags == ("b", "a") and flat.parents == {}
+
+
+def test_learn_parents_recovers_a_category_path_and_never_cycles():
+    classes = ["apparel", "bottomwear", "skirts", "jeans", "colour:white", "twin-a", "twin-b"]
+    rows = [
+        ["apparel", "bottomwear", "skirts", "colour:white"],
+        ["apparel", "bottomwear", "skirts"],
+        ["apparel", "bottomwear", "jeans"],
+        ["apparel", "bottomwear", "jeans", "colour:white"],
+        ["apparel", "colour:white", "twin-a", "twin-b"],
+        ["apparel", "twin-a", "twin-b"],
+    ]
+    y = sparse.csr_matrix([[t in r for t in classes] for r in rows], dtype=np.float32)
+    parent = learn_parents(y)
+    name = {j: (classes[p] if p >= 0 else None) for j, p in enumerate(parent)}
+    assert name[classes.index("skirts")] == "bottomwear"
+    assert name[classes.index("jeans")] == "bottomwear"
+    assert name[classes.index("bottomwear")] == "apparel"
+    assert name[classes.index("apparel")] is None
+    assert name[classes.index("colour:white")] == "apparel"  # on every white product, more frequent
+    # Two tags that always come together: one is the other's parent, not both.
+    a, b = classes.index("twin-a"), classes.index("twin-b")
+    assert (parent[a] == b) != (parent[b] == a)
+    for j in range(len(classes)):  # a forest: every ancestor walk ends
+        seen, k = set(), j
+        while k >= 0:
+            assert k not in seen
+            seen.add(k)
+            k = parent[k]
+
+
+def test_parents_from_map_and_relatives_scores():
+    classes = ["apparel", "jeans", "skirts", "shoes"]
+    parent = parents_from_map(classes, {"jeans": "apparel", "skirts": "apparel", "shoes": None, "x": "y"})
+    assert parent.tolist() == [-1, 0, 0, -1]
+    base = np.array([[0.9, 0.7, 0.2, 0.1], [0.3, 0.1, 0.6, 0.5]], dtype=np.float32)
+    parent_score, child_max, sibling_max = hierarchy_features(base, parent)
+    assert parent_score[:, 1].tolist() == pytest.approx([0.9, 0.3]) and parent_score[0, 0] == 0
+    assert child_max[:, 0].tolist() == pytest.approx([0.7, 0.6]) and child_max[0, 3] == 0
+    assert sibling_max[0, 1] == pytest.approx(0.2) and sibling_max[0, 2] == pytest.approx(0.7)
+    assert sibling_max[1, 2] == pytest.approx(0.1) and sibling_max[0, 3] == 0
+
+
+def test_mention_index_counts_aliases():
+    index = MentionIndex(["colour:white", "category:sneakers"], {"category:sneakers": ["trainers", "球鞋"]})
+    rec = ProductRecord(id="1", title="Nike Air White Trainers")
+    assert index.find("nike air white trainers") == {0, 1}
+    assert index.matrix([rec]).toarray().tolist() == [[1.0, 1.0]]
+    assert index.find("新款球鞋") == {1}
+
+
+def test_keyword_tagger_suggests_a_taxonomy_tag_with_no_example():
+    records = [
+        ProductRecord(id=str(i), title=f"Blue Shirt {i}", tags=("colour:blue", "shirts")) for i in range(5)
+    ] + [ProductRecord(id="9", title="Black Jeans", tags=("jeans",))]
+    taxonomy = Taxonomy(
+        tags=("colour:blue", "shirts", "jeans", "colour:red"), aliases={"colour:red": ("crimson",)}
+    )
+    tagger = get_tagger("keyword").fit(records, taxonomy=taxonomy)
+    assert "colour:red" in tagger.classes_
+    picked = tagger.suggest([ProductRecord(id="x", title="Crimson Shirts")])[0]
+    assert {s.tag for s in picked if s.selected} >= {"colour:red", "shirts"}
+    without = get_tagger("keyword").fit(records)
+    assert "colour:red" not in without.classes_
+
+
+@pytest.mark.slow
+def test_default_tagger_scores_a_tag_it_has_no_example_of(en_fashion, runtime, tmp_path):
+    # "colour:white" is in the taxonomy but no training product is white (a tag just added, products of a
+    # kind not reviewed yet): the tagger knows only its name. It must still score it higher where the
+    # product is white.
+    held = "colour:white"
+    train = [r for r in en_fashion[:160] if held not in r.tags]
+    test = en_fashion[160:]
+    taxonomy = Taxonomy.from_names(sorted({t for r in en_fashion for t in r.tags}))
+    tagger = get_tagger("default", hidden=64, epochs=8, max_length=32, runtime=runtime)
+    tagger.fit(train, taxonomy=taxonomy)
+    assert held in tagger.classes_
+    assert tagger.info_["cross_fitted"] is True and tagger.info_["n_classes_without_example"] >= 1
+    proba = tagger.predict_proba(test)
+    j = tagger.classes_.index(held)
+    white = np.array([held in r.tags for r in test])
+    assert white.any() and (~white).any()
+    assert proba[white, j].mean() > 3 * proba[~white, j].mean()
+    # Its name alone (encoder space) already points at the white products.
+    names = tagger._name_similarity(tagger._embed(test))
+    assert names[white, j].mean() > names[~white, j].mean() + 0.03
+    # A tag outside a product's candidates keeps a small out-of-fold rate, never enough to be selected.
+    assert tagger.residual_ is not None and tagger.residual_.min() > 0 and tagger.residual_.max() <= 0.02
+    assert proba.min() > 0 and (tagger.residual_ < tagger.thresholds_).all()
+    tagger.save(tmp_path / "model")
+    again = load_tagger(tmp_path / "model", runtime=runtime)
+    assert np.array_equal(again.predict_proba(test), proba)
+    # Without the taxonomy the tag does not exist for the model.
+    plain = get_tagger("default", hidden=64, epochs=8, max_length=32, runtime=runtime).fit(train)
+    assert held not in plain.classes_
