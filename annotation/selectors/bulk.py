@@ -428,7 +428,10 @@ BANDS_CACHE_SECONDS = 60
 def tag_precision_bands_cached(*, tag: Tag, version: ModelVersion) -> tuple[list[ScoreBand], dt.datetime]:
     """``tag_precision_bands`` through the cache; also returns when they were computed."""
     latest = BulkAction.objects.filter(tag=tag).order_by("-id").values_list("id", "done", "status").first()
-    key = f"bulk:bands:v1:{tag.pk}:{version.pk}:{latest}"
+    # The latest action as plain key parts: a tuple's repr puts spaces and quotes into the key, which
+    # Django's cache key check warns about.
+    action = "-".join(str(part) for part in latest) if latest else "none"
+    key = f"bulk:bands:v1:{tag.pk}:{version.pk}:{action}"
     cached = cache.get(key)
     if cached is None:
         bands = tag_precision_bands(tag=tag, version=version)
