@@ -116,6 +116,8 @@ class HybridConfig(TaggerConfig):
     ``tag_names``: score each tag by the similarity of its name (and aliases) to the product in the
     encoder's space, a signal a tag has before its first example; ``hierarchy``: blend features from the
     tag's parent, children and siblings (the taxonomy's parents, else learned from tag co-occurrence).
+    ``exclusive_groups``: learn groups of tags that exclude each other (one colour, one gender) and, per
+    group, whether the selection keeps at most one or exactly one of them (``mlcore.tagger.exclusive``).
     """
 
     RUNTIME_KEYS: ClassVar[tuple[str, ...]] = ("cache_dir", "device")
@@ -136,6 +138,7 @@ class HybridConfig(TaggerConfig):
     cross_fit_max: int = 3000
     tag_names: bool = True
     hierarchy: bool = True
+    exclusive_groups: bool = True
     seed: int = 13
 
     def __post_init__(self) -> None:
@@ -160,7 +163,7 @@ class HybridConfig(TaggerConfig):
         self._check_int("refit_max", 0)
         self._check_int("cross_fit_folds", 2)
         self._check_int("cross_fit_max", 0)
-        for name in ("tag_names", "hierarchy"):
+        for name in ("tag_names", "hierarchy", "exclusive_groups"):
             self._check(name, isinstance(getattr(self, name), bool), "true or false")
         self._check_int("seed", 0)
         self._coerce_float("C")

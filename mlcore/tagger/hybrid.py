@@ -36,15 +36,17 @@ from threadpoolctl import threadpool_limits
 from mlcore.data import encode_labels, group_kfold, split_records
 from mlcore.device import cpu_threads, pick_device
 from mlcore.embeddings import EmbeddingCache, TextEncoder, embed_texts
+from mlcore.postprocess import ExclusiveGroup
 from mlcore.settings import RuntimeSettings
 from mlcore.tagger.base import ExplanationSources, NeighbourIndex, ProgressCallback, ScoredTagger
 from mlcore.tagger.config import HybridConfig
+from mlcore.tagger.exclusive import choose_group_rules, learn_exclusive_groups
 from mlcore.tagger.features import LexicalFeaturizer, NetConfig, predict_net, train_multilabel_net
 from mlcore.tagger.hierarchy import hierarchy_features, learn_parents, parents_from_map
 from mlcore.tagger.lexical import OneVsRestLinear, check_training_records, tag_classes
 from mlcore.tagger.mentions import MentionIndex, tag_surface
 from mlcore.text import clean_text, product_text
-from mlcore.thresholds import tune_thresholds
+from mlcore.thresholds import apply_thresholds, tune_thresholds
 from mlcore.types import ProductRecord, Taxonomy
 
 __all__ = ["HybridTagger", "embedding_text"]
@@ -477,6 +479,7 @@ class HybridTagger(ScoredTagger):
         self.default_threshold_, self.thresholds_, valid_f1 = tune_thresholds(
             y_eval, proba_eval, n_missing=n_missing
         )
+        self.postprocess.exclusive_groups = self._exclusive_groups(y_all, y_eval, proba_eval, n_missing)
         if len(np.unique(target)) < 2:
             raise ValueError("the validation slice has no candidate tag that is right: too little data")
         self.blender_ = self._new_blender(len(target)).fit(feats, target)
@@ -489,6 +492,7 @@ class HybridTagger(ScoredTagger):
             "n_train": len(labelled),
             "n_classes": len(self.classes_),
             "n_classes_without_example": int((np.asarray(y_all.sum(axis=0)).ravel() == 0).sum()),
+            "exclusive_groups": [[len(g.tags), g.rule] for g in self.postprocess.exclusive_groups],
             "head_epochs": head_epochs,
             "base_model": self.encoder.name,
             "base_model_fingerprint": self.encoder.fingerprint,
@@ -510,6 +514,20 @@ class HybridTagger(ScoredTagger):
         self.info_["parts_refit_on_all"] = refit
         self.info_["fit_seconds"] = time.perf_counter() - started
         return self
+
+    def _exclusive_groups(
+        self, y_all: sparse.spmatrix, y_eval: sparse.spmatrix, proba_eval: np.ndarray, n_missing: int
+    ) -> list[ExclusiveGroup]:
+        """Groups of tags that exclude each other (learned from every label) with the rule each gets,
+        chosen on the out-of-fold blend scores at the tuned thresholds (see ``mlcore.tagger.exclusive``)."""
+        if not self.config.exclusive_groups:
+            return []
+        groups = learn_exclusive_groups(y_all)
+        if not groups:
+            return []
+        decided = apply_thresholds(proba_eval, np.asarray(self.thresholds_, dtype=np.float32))
+        rules = choose_group_rules(y_eval, proba_eval, decided, groups, n_missing=n_missing)
+        return [ExclusiveGroup(tags=tuple(self.classes_[j] for j in cols), rule=rule) for cols, rule in rules]
 
     def _residual_rates(self, y_eval: sparse.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         """Per tag, how often it was right where it was no candidate (out of fold), smoothed towards the
