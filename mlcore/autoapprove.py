@@ -44,6 +44,7 @@ import numpy as np
 from scipy.stats import beta
 
 __all__ = [
+    "OUT_OF_FOLD_SCORES_FILE",
     "VALIDATION_SCORES_FILE",
     "Cut",
     "CutTable",
@@ -62,6 +63,8 @@ __all__ = [
 # Written by mlcore.training into an artifact: per validation product {"id", "tags": gold names,
 # "scores": [[tag name, score, selected], ...]} (top 20 by score, as the app stores suggestions).
 VALIDATION_SCORES_FILE = "validation_scores.json"
+# The same rows for the tagger's own training products, scored out of fold (ScoredTagger.out_of_fold_suggestions).
+OUT_OF_FOLD_SCORES_FILE = "out_of_fold_scores.json"
 
 
 def _check_counts(k: int, n: int) -> None:
@@ -252,6 +255,10 @@ def _tag_cuts(scores: list[float], outcomes: list[bool], *, target: float, confi
     )
 
 
+# A tag's "likely yes" pairs (score at least this) are the evidence its own approve cut would stand on.
+LIKELY_SCORE = 0.5
+
+
 def find_cuts(
     pairs: Iterable[tuple[Hashable, float, bool]],
     *,
@@ -260,7 +267,8 @@ def find_cuts(
     min_tag_evidence: int,
 ) -> CutTable:
     """Cuts from evidence ``pairs`` of (tag, score, the tag applies): per tag for tags with at least
-    ``min_tag_evidence`` pairs, one global cut from the pooled pairs of all other tags."""
+    ``min_tag_evidence`` pairs scoring at least ``LIKELY_SCORE`` (chosen from the scores alone, never
+    the outcomes), one global cut from the pooled pairs of all other tags."""
     if min_tag_evidence < 1:
         raise ValueError(f"min_tag_evidence must be at least 1, got {min_tag_evidence}")
     min_pairs(target, confidence)  # validates both
@@ -273,7 +281,7 @@ def find_cuts(
     pooled_scores: list[float] = []
     pooled_outcomes: list[bool] = []
     for tag, (scores, outcomes) in by_tag.items():
-        if len(scores) >= min_tag_evidence:
+        if sum(score >= LIKELY_SCORE for score in scores) >= min_tag_evidence:
             per_tag[tag] = _tag_cuts(scores, outcomes, target=target, confidence=confidence)
         else:
             pooled_scores += scores

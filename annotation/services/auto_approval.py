@@ -82,6 +82,7 @@ from annotation.services.model_files import artifact_dir
 from annotation.services.queue import AUDIT_PRIORITY, queue_priorities_request
 from annotation.services.suggestions import version_tag_ids
 from mlcore.autoapprove import (
+    OUT_OF_FOLD_SCORES_FILE,
     VALIDATION_SCORES_FILE,
     CutTable,
     exit_gate,
@@ -197,14 +198,25 @@ EvidenceProduct = tuple[list[tuple[int, float]], set]
 def validation_evidence(version: ModelVersion) -> list[EvidenceProduct]:
     """The version's held-out slice: per product its top-20 scores and gold tags; empty when the artifact
     has no scores (trained before they were kept, or refit on everything)."""
-    path = artifact_dir(version) / VALIDATION_SCORES_FILE
+    return _scores_file_evidence(version, VALIDATION_SCORES_FILE)
+
+
+def out_of_fold_evidence(version: ModelVersion) -> list[EvidenceProduct]:
+    """The version's own training products scored by the models it fitted without them (the default
+    tagger's cross-fitting: ``mlcore.tagger.base.ScoredTagger.out_of_fold_suggestions``), same shape as
+    :func:`validation_evidence`; empty for a tagger without such models or an older artifact."""
+    return _scores_file_evidence(version, OUT_OF_FOLD_SCORES_FILE)
+
+
+def _scores_file_evidence(version: ModelVersion, name: str) -> list[EvidenceProduct]:
+    path = artifact_dir(version) / name
     try:
         with open(path, encoding="utf-8") as fh:
             rows = json.load(fh)
     except FileNotFoundError:
         return []
     except (OSError, ValueError) as exc:
-        logger.warning("%s: unreadable validation scores (%s); no held-out evidence", path, exc)
+        logger.warning("%s: unreadable scores (%s); no evidence from it", path, exc)
         return []
     tag_ids = version_tag_ids(version)
     products = []
@@ -252,7 +264,9 @@ def _pairs(products: Iterable[EvidenceProduct]) -> list[tuple[int, float, bool]]
 
 def version_cuts(version: ModelVersion, settings: AutoApprovalSettings) -> tuple[CutTable, dict[str, Any]]:
     """The version's cut table from all its evidence, and what the evidence was (counts, the exit gate)."""
-    held_out = validation_evidence(version)
+    validation = validation_evidence(version)
+    out_of_fold = out_of_fold_evidence(version)
+    held_out = validation + out_of_fold
     reviewed = review_evidence(version, audits_only=settings.review_evidence == "audits")
     held_out_pairs, reviewed_pairs = _pairs(held_out), _pairs(reviewed)
     cuts = find_cuts(
@@ -263,8 +277,10 @@ def version_cuts(version: ModelVersion, settings: AutoApprovalSettings) -> tuple
     )
     gate = exit_gate(held_out + reviewed, cuts)
     evidence = {
-        "validation_products": len(held_out),
-        "validation_pairs": len(held_out_pairs),
+        "validation_products": len(validation),
+        "validation_pairs": sum(len(scores) for scores, _ in validation),
+        "out_of_fold_products": len(out_of_fold),
+        "out_of_fold_pairs": sum(len(scores) for scores, _ in out_of_fold),
         "review_products": len(reviewed),
         "review_pairs": len(reviewed_pairs),
         "tags_with_own_cut": sum(1 for c in cuts.per_tag.values() if c.approve is not None),
