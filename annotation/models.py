@@ -587,7 +587,8 @@ class AutoApprovalVersion(models.Model):
     # {"global": {"approve": float|None, "reject": float|None, "n": int, "k": int, "lower": float|None},
     #  "per_tag": {"<tag id>": {same}}, "target": float, "confidence": float}
     cuts = models.JSONField(default=dict, blank=True)
-    # {"validation_pairs": int, "review_pairs": int, "tags_with_own_cut": int}
+    # {"validation_products"/"_pairs", "out_of_fold_products"/"_pairs", "review_products"/"_pairs",
+    #  "tags_with_own_cut", "exit": the exit gate, "last_pass": what the latest pass approved} (ints)
     evidence = models.JSONField(default=dict, blank=True)
     # Cumulative: every (product, tag) pair / product this version ever approved.
     approved_pairs = models.PositiveBigIntegerField(default=0)

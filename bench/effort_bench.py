@@ -884,7 +884,8 @@ def render_section(results: Mapping[str, Any]) -> str:
             rule = "|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|"
             if auto:
                 header += (
-                    " auto-approved products / pairs | their precision vs gold | audit's realised precision |"
+                    " auto-approved products (out of the queue) / pairs | their precision vs gold | audit's "
+                    "realised precision (pairs) | stopped |"
                 )
                 rule += "---:|---:|---:|---|"
             lines += [header, rule]
@@ -909,6 +910,15 @@ def render_section(results: Mapping[str, Any]) -> str:
                     )
                 lines.append(row)
             lines.append("")
+            stop = (run["windows"][-1].get("stop") or {}) if auto else {}
+            if stop.get("reason"):
+                interval = (stop.get("audit") or {}).get("interval")
+                lines += [
+                    f"Auto-approval stopped by the audit's stop rule: {stop['reason']}"
+                    + (f" (two-sided interval {interval[0]:.3f}–{interval[1]:.3f})" if interval else "")
+                    + "; approvals made before stay, later versions approve nothing.",
+                    "",
+                ]
     verdict = targets(runs)
     lines += [
         f"Targets: median {TARGET_MEDIAN_ACTIONS:g} action per product in the last window on ≥ {TARGET_MEDIAN_SETS} "

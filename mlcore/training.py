@@ -11,6 +11,10 @@ An artifact is one directory::
                      per validation product: its gold tags and the top-20 scored tags [tag, score,
                      selected] (the evidence auto-approval's score cuts are found from); absent when
                      ``refit_on_all`` replaced the evaluated fit
+    out_of_fold_scores.json
+                     the same for the saved tagger's own training products, scored by the models it
+                     fitted without them (the default tagger's cross-fitting; see the tagger's
+                     ``out_of_fold_suggestions``); absent for a tagger without such models
 
 It is written to a temporary sibling directory and renamed into place, so a reader never sees half
 an artifact.
@@ -33,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from mlcore.autoapprove import VALIDATION_SCORES_FILE
+from mlcore.autoapprove import OUT_OF_FOLD_SCORES_FILE, VALIDATION_SCORES_FILE
 from mlcore.data import split_records
 from mlcore.metrics import evaluate_tag_sets
 from mlcore.settings import RuntimeSettings
@@ -217,6 +221,16 @@ def train(
     if config.refit_on_all and valid_part:
         tagger = get_tagger(config.tagger, config.tagger_config, runtime=runtime)
         tagger.fit(labelled, progress=progress, taxonomy=taxonomy)
+    # The saved tagger's own products scored by its out-of-fold models (the default tagger cross-fits).
+    tags_of = {r.id: r.tags for r in labelled}
+    out_of_fold_scores = [
+        {
+            "id": product_id,
+            "tags": list(tags_of[product_id]),
+            "scores": [[s.tag, round(float(s.score), 6), bool(s.selected)] for s in row],
+        }
+        for product_id, row in tagger.out_of_fold_suggestions(top_k=20)
+    ]
 
     import torch
 
@@ -253,6 +267,8 @@ def train(
         _write_json(tmp / "metrics.json", metrics)
         if validation_scores is not None:
             _write_json(tmp / VALIDATION_SCORES_FILE, validation_scores)
+        if out_of_fold_scores:
+            _write_json(tmp / OUT_OF_FOLD_SCORES_FILE, out_of_fold_scores)
         if out_dir.exists():
             trash = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
             os.replace(out_dir, trash)

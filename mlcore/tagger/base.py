@@ -149,6 +149,16 @@ class ScoredTagger(Tagger):
         self._check_fitted()
         return ExplanationSources()
 
+    def out_of_fold_suggestions(self, *, top_k: int = 20) -> list[tuple[str, list[TagScore]]]:
+        """Per product the tagger was fitted on, (its id, its suggestions as ``suggest`` would give them)
+        from models that never saw that product, when ``fit`` fitted such models anyway (cross-fitting);
+        empty otherwise (the default). Only kept in memory after ``fit``: a loaded tagger has none.
+
+        Held-out evidence for precision-gated auto-approval (``mlcore.autoapprove``) beyond the
+        validation slice: a tagger may return scores here only when every step from its inputs to the
+        score (parts, blend, calibration, post-processing) ran out of fold for that product."""
+        return []
+
     def _check_fitted(self) -> None:
         if not self.classes_:
             raise RuntimeError(f"{type(self).__name__} is not fitted: call fit() or load() first")

@@ -47,7 +47,7 @@ from mlcore.tagger.lexical import OneVsRestLinear, check_training_records, tag_c
 from mlcore.tagger.mentions import MentionIndex, tag_surface
 from mlcore.text import clean_text, product_text
 from mlcore.thresholds import apply_thresholds, tune_thresholds
-from mlcore.types import ProductRecord, Taxonomy
+from mlcore.types import ProductRecord, TagScore, Taxonomy
 
 __all__ = ["HybridTagger", "embedding_text"]
 
@@ -134,6 +134,8 @@ class HybridTagger(ScoredTagger):
         super().__init__(config, runtime=runtime)
         self._encoder: TextEncoder | None = None
         self._holdout_parts: _Parts | None = None
+        # After fit: (product ids, rows, cols, blend score) of the out-of-fold candidate pairs.
+        self._out_of_fold: tuple[list[str], np.ndarray, np.ndarray, np.ndarray] | None = None
         self.feature_version_ = _FEATURE_VERSION
         self.aliases_: dict[str, list[str]] = {}
         # Tag-name vectors (one row per name or alias) and the class column of each row; None: not used.
@@ -476,6 +478,9 @@ class HybridTagger(ScoredTagger):
         proba_eval = np.zeros(y_eval.shape, dtype=np.float32)
         proba_eval[rows, cols] = oof
         self.residual_ = self._residual_rates(y_eval, rows, cols)
+        # Every score above came from parts that did not fit the product and a blender that did not fit
+        # its title group: the evidence out_of_fold_suggestions serves.
+        self._out_of_fold = ([r.id for r in eval_records], rows, cols, oof)
         self.default_threshold_, self.thresholds_, valid_f1 = tune_thresholds(
             y_eval, proba_eval, n_missing=n_missing
         )
@@ -624,6 +629,32 @@ class HybridTagger(ScoredTagger):
         rows, cols, feats = self._pairs(parts, scores)
         n_missing = int(sum(len(r.tags) for r in valid_part) - y_valid.sum())
         return rows, cols, feats, y_valid, valid_part, parts.head_epochs, n_missing
+
+    def out_of_fold_suggestions(self, *, top_k: int = 20) -> list[tuple[str, list[TagScore]]]:
+        """The cross-fitted products (every labelled one up to ``cross_fit_max``, else the internal
+        hold-out slice) with the suggestions their out-of-fold scores give.
+
+        Each candidate pair's score is the blend's, from part scores of parts fitted without the
+        product's fold and a blender fitted without its title group's fold (the 2-fold blend that tunes
+        the thresholds); a tag outside the product's candidates gets ``residual_``, as in ``predict_proba``;
+        then the same post-processing as ``suggest`` (thresholds, hierarchy closure, top ``top_k``). The
+        fold models saw fewer products than the saved tagger, so their scores are, if anything, less sure.
+        The thresholds, the exclusive-group rules and ``residual_`` were tuned on these scores: they decide
+        the ``selected`` flags
+        and (through the hierarchy closure) an ancestor's score, never a candidate's own score."""
+        if self._out_of_fold is None:
+            return []
+        ids, rows, cols, oof = self._out_of_fold
+        residual = self.residual_ if self.residual_ is not None else np.zeros(len(self.classes_), np.float32)
+        out: list[tuple[str, list[TagScore]]] = []
+        chunk = 2_000
+        for start in range(0, len(ids), chunk):
+            stop = min(start + chunk, len(ids))
+            proba = np.tile(residual.astype(np.float32), (stop - start, 1))
+            inside = (rows >= start) & (rows < stop)
+            proba[rows[inside] - start, cols[inside]] = oof[inside]
+            out += zip(ids[start:stop], self.suggest_from_proba(proba, top_k=top_k), strict=True)
+        return out
 
     def predict_proba(self, records: Sequence[ProductRecord]) -> np.ndarray:
         self._check_fitted()

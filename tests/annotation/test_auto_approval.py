@@ -38,7 +38,7 @@ from annotation.services.auto_approval import (
 from annotation.services.queue import AUDIT_PRIORITY, queue_priorities_recompute
 from annotation.services.reviews import review_claim, review_claim_next, review_submit, review_undo
 from annotation.services.training.data import _training_data
-from mlcore.autoapprove import VALIDATION_SCORES_FILE, min_pairs
+from mlcore.autoapprove import OUT_OF_FOLD_SCORES_FILE, VALIDATION_SCORES_FILE, min_pairs
 from tests.factories import (
     ModelVersionFactory,
     ProductTagFactory,
@@ -65,10 +65,10 @@ def version(db, tags):
     return v
 
 
-def _validation_write(version, rows) -> Path:
+def _validation_write(version, rows, name=VALIDATION_SCORES_FILE) -> Path:
     folder = Path(django_settings.MODEL_DIR) / version.version
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / VALIDATION_SCORES_FILE
+    path = folder / name
     data = [
         {"id": str(i), "tags": sorted(gold), "scores": [[t, s, s >= 0.5] for t, s in scores]}
         for i, (gold, scores) in enumerate(rows)
@@ -133,6 +133,27 @@ def test_cuts_come_from_the_held_out_slice_and_from_reviews(version, tags):
     assert evidence["validation_pairs"] == 0 and cuts.global_.approve is None
 
 
+def test_out_of_fold_scores_of_the_training_products_are_held_out_evidence_too(version, tags):
+    """A slice of 10 products cannot clear the target; the version's training products scored out of fold
+    (``out_of_fold_scores.json``) join it, and a wrong one among them counts like any other."""
+    settings = AutoApprovalSettings(target_precision=TARGET, confidence=LEVEL)
+    _validation_write(version, [({"shoes"}, [("shoes", 0.95), ("red", 0.03)])] * 10)
+    cuts, evidence = version_cuts(version, settings)
+    assert evidence["validation_products"] == 10 and evidence["out_of_fold_products"] == 0
+    assert cuts.global_.approve is None
+    rows = [({"shoes"}, [("shoes", 0.96), ("red", 0.02)])] * 60 + [
+        ({"cotton"}, [("shoes", 0.97), ("red", 0.01)])
+    ]
+    _validation_write(version, rows, OUT_OF_FOLD_SCORES_FILE)
+    cuts, evidence = version_cuts(version, settings)
+    assert evidence["out_of_fold_products"] == 61 and evidence["out_of_fold_pairs"] == 122
+    assert evidence["validation_pairs"] == 20
+    # Highest first: the wrong pair at 0.97 sits among the first 22 pairs; 70 of 71 down to 0.95 pass.
+    approve = cuts.global_.approve
+    assert (approve.value, approve.n, approve.k) == (0.95, 71, 70)
+    assert not auto_approval_run().pairs_approved  # off: evidence only
+
+
 def test_reviews_are_evidence_and_incomplete_products_close_the_exit(version, tags, operator):
     """Held-out products whose gold has a tag the model never stored: pairs still clear the cut, but a
     product with every decision confident is not exactly right, so nothing leaves the queue."""
@@ -144,6 +165,11 @@ def test_reviews_are_evidence_and_incomplete_products_close_the_exit(version, ta
     assert evidence["exit"] == {"n": 100, "k": 0, "lower": 0.0, "passes": False}
     result = auto_approval_run()
     assert result.pairs_approved == 30 and result.products_out_of_queue == 0
+    # Every one of them was decided with confidence; the exit gate alone kept them in the queue.
+    assert result.products_confident == 30
+    record = AutoApprovalVersion.objects.get(model_version=version)
+    assert record.evidence["last_pass"]["products_confident"] == 30
+    assert record.evidence["last_pass"]["pairs_approved"] == 30
     assert not Product.objects.filter(review_status=ReviewStatus.AUTO).exists()
 
     # Reviews of the version's cards are evidence: by default those of its audit draws only.

@@ -260,6 +260,18 @@ def test_targets_and_the_readme_section() -> None:
     assert "| a | 5,000 | 2,000 | 1 / 1.40 | 60% | 3.50 | 0.7000 → 0.9900 | 0.9750 | 0.9900 | 15 |" in section
     assert "0.20 / 0.10 / 0.10" in section  # wrong checked / right unchecked / typed per card
     assert f"**c, auto**: {bench.NOT_AVAILABLE}." in section
+    header = next(line for line in section.splitlines() if "| stopped |" in line)
+    row = next(
+        line for line in section.splitlines() if line.startswith("| 1 | 2,000 | 1 |") and "0.9750" in line
+    )
+    assert header.count("|") == row.count("|")  # one header cell per auto column, "stopped" included
+    assert "stopped by the audit" not in section
+    runs["a"]["auto"]["windows"][-1].update(
+        stopped=True,
+        stop={"reason": "v4: the audit kept 148 of 149", "audit": {"interval": [0.9632, 0.9998]}},
+    )
+    section = bench.render_section({"runs": runs})
+    assert "stop rule: v4: the audit kept 148 of 149 (two-sided interval 0.963–1.000)" in section
 
 
 def test_products_the_import_would_refuse_are_not_drawn(tmp_path) -> None:

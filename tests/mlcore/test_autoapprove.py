@@ -162,3 +162,20 @@ def test_exit_gate_counts_products_exactly_right_among_those_that_would_leave():
     gate = exit_gate(complete + missing + unsure, table)
     assert (gate.n, gate.k) == (35, 30) and not gate.passes
     assert not exit_gate([], table).passes  # no evidence: nobody leaves
+
+
+def test_a_tag_gets_its_own_cut_from_its_likely_pairs_not_from_every_stored_one():
+    """A product stores its top 20 suggestions, so a tag of a small taxonomy sits on nearly every product,
+    mostly at low scores. Those pairs cannot make an approve cut: counting them would give the tag its own
+    cut, which its few likely pairs never pass, instead of the global one."""
+    pairs = []
+    for t in range(8):  # 30 right pairs at 0.97 each, 400 stored pairs at 0.05 that are wrong
+        pairs += [(f"colour{t}", 0.97, True)] * 30 + [(f"colour{t}", 0.05, False)] * 400
+    table = find_cuts(pairs, target=0.98, confidence=0.95, min_tag_evidence=200)
+    assert table.per_tag == {} and table.global_.approve.value == 0.97
+    assert table.approves("colour3", 0.97) and table.rejects("colour3", 0.05)
+    # Scores alone decide it: 200 likely pairs give a tag its own cut, right or wrong.
+    own = pairs + [("shoes", 0.9, i % 2 == 0) for i in range(200)]
+    table = find_cuts(own, target=0.98, confidence=0.95, min_tag_evidence=200)
+    assert set(table.per_tag) == {"shoes"} and table.per_tag["shoes"].approve is None
+    assert not table.approves("shoes", 0.99) and table.approves("colour0", 0.98)

@@ -176,3 +176,32 @@ def test_fine_tune_autocast_is_the_only_device_branch():
     assert cuda.device == "cuda" and cuda.fast_dtype == torch.bfloat16
     cpu = FineTunedClassifier(None, None, max_length=8, device=torch.device("cpu"))._autocast()
     assert cpu.device == "cpu" and cpu._enabled is False
+
+
+def _top1_precision(rows, gold_of) -> float:
+    hits = [row[0].tag in gold_of[pid] for pid, row in rows if row]
+    return sum(hits) / len(hits)
+
+
+@pytest.mark.slow
+def test_default_tagger_scores_its_own_products_out_of_fold(en_toys, runtime, tmp_path):
+    """The cross-fitted fold models score every training product the saved tagger learnt from; the saved
+    tagger on those same products has seen their tags (and is surer of them), a new product it has not."""
+    train, test = _split(en_toys, n_test=100)
+    tagger = get_tagger("default", hidden=64, epochs=8, max_length=32, runtime=runtime).fit(train)
+    oof = tagger.out_of_fold_suggestions(top_k=20)
+    labelled = [r for r in train if r.tags]
+    assert [pid for pid, _ in oof] == [r.id for r in labelled]
+    for _, row in oof:
+        scores = [s.score for s in row]
+        assert 0 < len(row) <= 20 and scores == sorted(scores, reverse=True)
+        assert all(0.0 <= s <= 1.0 for s in scores) and any(s.selected for s in row)  # min_selected 1
+    gold_of = {r.id: set(r.tags) for r in labelled + test}
+    in_sample = list(zip([r.id for r in labelled], tagger.suggest(labelled), strict=True))
+    unseen = list(zip([r.id for r in test], tagger.suggest(test), strict=True))
+    own, out_of_fold, new = (_top1_precision(rows, gold_of) for rows in (in_sample, oof, unseen))
+    assert own > out_of_fold and abs(out_of_fold - new) < own - new
+    # Kept in memory only: a saved and loaded tagger has no fold models, so no such scores.
+    tagger.save(tmp_path / "model")
+    assert load_tagger(tmp_path / "model", runtime=runtime).out_of_fold_suggestions() == []
+    assert get_tagger("lexical").fit(train).out_of_fold_suggestions() == []

@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from mlcore.autoapprove import OUT_OF_FOLD_SCORES_FILE, VALIDATION_SCORES_FILE
 from mlcore.inference import load_model, predict, predict_proba
 from mlcore.postprocess import PostProcessConfig
+from mlcore.settings import RuntimeSettings
 from mlcore.training import TrainConfig, train
 from tests.mlcore.conftest import EN_FASHION, ZH_TITLES
 
@@ -49,6 +51,7 @@ def test_train_writes_a_complete_artifact_and_uses_given_valid_ids(en_fashion, t
     assert metrics["micro_f1"] == pytest.approx(result.metrics["micro_f1"]) and metrics["micro_f1"] > 0.5
     assert "evaluate" in progress
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp dir left behind
+    assert not (out / OUT_OF_FOLD_SCORES_FILE).exists()  # the lexical tagger fits no fold models
 
     model = load_model(out)
     assert load_model(out) is model  # cached per process
@@ -59,6 +62,30 @@ def test_train_writes_a_complete_artifact_and_uses_given_valid_ids(en_fashion, t
     filtered = predict(model, en_fashion[:5], postprocess=PostProcessConfig(blocked=blocked))
     assert all(row and not blocked & {s.tag for s in row} for row in filtered)
     assert predict(model, en_fashion[:5]) == scored  # the cached model kept its own settings
+
+
+@pytest.mark.slow
+def test_default_tagger_artifact_keeps_out_of_fold_scores_for_its_training_part(en_toys, tmp_path):
+    """Held-out evidence for auto-approval: the validation slice scored by the saved tagger, and every
+    product it trained on scored by the fold models that did not (disjoint, together all labelled)."""
+    valid_ids = [r.id for r in en_toys[:40]]
+    result = train(
+        en_toys,
+        tmp_path / "model",
+        TrainConfig(tagger="default", tagger_config={"hidden": 64, "epochs": 8, "max_length": 32}),
+        valid_ids=valid_ids,
+        runtime=RuntimeSettings(cache_dir=tmp_path / "embeddings", device="cpu"),
+    )
+    out = Path(result.path)
+    validation = json.loads((out / VALIDATION_SCORES_FILE).read_text())
+    out_of_fold = json.loads((out / OUT_OF_FOLD_SCORES_FILE).read_text())
+    assert {row["id"] for row in validation} == set(valid_ids)
+    labelled = {r.id: r.tags for r in en_toys if r.tags}
+    assert {row["id"] for row in out_of_fold} == set(labelled) - set(valid_ids)
+    assert len(out_of_fold) == result.n_train
+    for row in out_of_fold:
+        assert row["tags"] == list(labelled[row["id"]]) and 0 < len(row["scores"]) <= 20
+        assert all(isinstance(tag, str) and 0.0 <= score <= 1.0 for tag, score, _ in row["scores"])
 
 
 def test_train_rejects_unlearnable_data(tmp_path, en_fashion):
