@@ -11,9 +11,12 @@ normalisation), written to ``.bench-cache/simulate/<set>/``. Then, as a subproce
     python -m mlcore.simulate --pool POOL --test TEST --strategy default --seed-size 100 --batch 100
         --budget 3000 --seeds 3 --out .bench-cache/simulate/<set>/out --stop-when-reached
 
-The plot and the curves are copied to ``bench/figures/simulate_<set>.png`` / ``.csv``; the per-set table
-goes into the ``simulate`` section of ``bench/README.md`` after every set (``--write-readme``), so a cut
-run still records what it measured. The table leads with the catalog view (``catalog_ratio``: reviews the
+The plot and the curves are copied to ``bench/figures/simulate_<set>.png`` / ``.csv`` and the set's result
+(the summary, the measuring flags, when and at which commit it was measured, wall and CPU time, the
+machine's load) to ``bench/figures/simulate_<set>.json``. The table in the ``simulate`` section of
+``bench/README.md`` (``--write-readme``, after every set, so a cut run still records what it measured)
+lists every set: this run's results, else the committed result of a set measured with the same flags, so
+``--sets a,b`` adds or refreshes rows without re-running the others. The table leads with the catalog view (``catalog_ratio``: reviews the
 default needs to halve the seed model's catalog error, over random's) and keeps the model-F1 ratio beside
 it. Exit status 1 when fewer than ``--min-passing`` sets (5) reach catalog ratio <= ``--max-ratio`` (0.5).
 """
@@ -24,10 +27,12 @@ import argparse
 import json
 import os
 import random
+import resource
 import shutil
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +86,40 @@ def split_set(
     return pool_path, test_path, len(pool), len(test)
 
 
+LOAD_SAMPLE_S = 30
+
+
+def result_path(name: str) -> Path:
+    """The committed result of one set: what the README row is built from."""
+    return FIGURES / f"simulate_{name}.json"
+
+
+def measuring_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The flags that decide what is measured: results merge into one table only when these agree."""
+    return {name: getattr(args, name) for name in _MEASURING_FLAGS}
+
+
+def stored_result(name: str, args: argparse.Namespace) -> dict[str, Any] | None:
+    """The committed result of ``name`` if it was measured with the same flags as ``args``."""
+    path = result_path(name)
+    if not path.is_file():
+        return None
+    result = json.loads(path.read_text(encoding="utf-8"))
+    return result if result.get("settings") == measuring_settings(args) else None
+
+
+def _children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _head_commit() -> str | None:
+    completed = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    return completed.stdout.strip() or None
+
+
 def run_set(name: str, args: argparse.Namespace) -> dict[str, Any]:
     pool_path, test_path, n_pool, n_test = split_set(name, pool_size=args.pool_size, test_size=args.test_size)
     out = CACHE / name / "out"
@@ -113,19 +152,38 @@ def run_set(name: str, args: argparse.Namespace) -> dict[str, Any]:
         command.append("--stop-when-reached")
     print(f"[{name}] pool {n_pool}, test {n_test}: {' '.join(command[1:])}", file=sys.stderr, flush=True)
     started = time.perf_counter()
+    cpu_before = _children_cpu_s()
     # One thread per library: on the shared 2-core box, OpenMP/BLAS worker threads spinning against other
     # jobs made one default-tagger fit on 1,000 products take > 500 s; single-threaded it takes ~19 s.
     env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    completed = subprocess.run(command, cwd=ROOT, stdout=subprocess.PIPE, text=True, check=False, env=env)
+    # The machine is shared: its load, sampled while the set runs, says how much of a core the run had.
+    loads = [os.getloadavg()[0]]
+    with subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True, env=env) as process:
+        while True:
+            try:
+                stdout, _ = process.communicate(timeout=LOAD_SAMPLE_S)
+                break
+            except subprocess.TimeoutExpired:
+                loads.append(os.getloadavg()[0])
     wall = time.perf_counter() - started
-    if completed.returncode != 0:
-        return {"set": name, "error": f"exit status {completed.returncode}", "wall_s": round(wall)}
-    summary = json.loads(completed.stdout.strip().splitlines()[-1])
+    measured = {
+        "set": name,
+        "wall_s": round(wall),
+        "cpu_s": round(_children_cpu_s() - cpu_before),
+        "load_1min_mean": round(sum(loads) / len(loads), 2),
+        "load_1min_max": round(max(loads), 2),
+        "measured_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%MZ"),
+        "code_commit": _head_commit(),
+        "settings": measuring_settings(args),
+    }
+    if process.returncode != 0:
+        return {**measured, "error": f"exit status {process.returncode}"}
+    summary = json.loads(stdout.strip().splitlines()[-1])
     FIGURES.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(out / "curves.png", FIGURES / f"simulate_{name}.png")
     shutil.copyfile(out / "curves.csv", FIGURES / f"simulate_{name}.csv")
-    summary.update({"set": name, "wall_s": round(wall)})
-    (CACHE / name / "result.json").write_text(json.dumps(summary) + "\n", encoding="utf-8")
+    summary.update(measured)
+    result_path(name).write_text(json.dumps(summary, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     print(f"[{name}] {json.dumps(summary)}", file=sys.stderr, flush=True)
     return summary
 
@@ -252,6 +310,22 @@ def _lead(result: dict[str, Any]) -> float | None:
     return mean_f1_lead(read_csv(curves), result["strategy"]) if curves.is_file() else None
 
 
+def _wall(result: dict[str, Any]) -> str:
+    """Wall minutes, with the CPU minutes the run got when recorded (the machine is shared)."""
+    wall = f"{result['wall_s'] / 60:.0f} min"
+    if result.get("cpu_s") is None:
+        return wall
+    return f"{wall} ({result['cpu_s'] / 60:.0f} CPU min, load {result['load_1min_mean']:.1f})"
+
+
+def _measured(result: dict[str, Any]) -> str:
+    """When and at which commit a row was measured, so rows of different code in one table stay apart."""
+    when = (result.get("measured_at") or "")[:10] or "date not recorded"
+    commit = f" @ {result['code_commit']}" if result.get("code_commit") else ""
+    note = f" ({result['note']})" if result.get("note") else ""
+    return f"{when}{commit}{note}"
+
+
 def _signed(value: float | None) -> str:
     return "n/a" if value is None else f"{value:+.3f}"
 
@@ -266,7 +340,7 @@ def _partial_row(name: str, max_ratio: float) -> str:
     points = read_csv(curves) if curves.is_file() else []
     strategies = sorted({p.strategy for p in points} - {CONTROL})
     if not strategies:
-        return f"| {name} | not run yet | | | | | | | | | | | | |"
+        return f"| {name} | not run yet | | | | | | | | | | | | | |"
     catalog = catalog_summary(points, strategy=strategies[0])
     labels = max(p.labels for p in points)
     # The curves so far, plotted and kept as the full run would (the model target is unknown: no line).
@@ -285,14 +359,29 @@ def _partial_row(name: str, max_ratio: float) -> str:
         return (
             f"| {name} | cut at {labels} labels | {_fmt(seed_catalog)} | {_fmt(catalog['catalog_target_f1'])} | "
             f"{_fmt(reached) if reached else f'> {labels}'} | "
-            f"{_fmt(random_reached) if random_reached else f'> {labels}'} | n/a | | | | | | | |"
+            f"{_fmt(random_reached) if random_reached else f'> {labels}'} | n/a | | | | | | | | |"
         )
     ratio = catalog["catalog_ratio"]
     return (
         f"| {name} | cut at {labels} labels (catalog figures final) | {_fmt(seed_catalog)} | "
         f"{_fmt(catalog['catalog_target_f1'])} | {reached} | {random_reached} | **{ratio:.2f}** | "
-        f"{'yes' if ratio <= max_ratio else 'no'} | | | | | | |"
+        f"{'yes' if ratio <= max_ratio else 'no'} | | | | | | | |"
     )
+
+
+def merged_results(
+    fresh: dict[str, dict[str, Any]], sets: list[str], args: argparse.Namespace
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """The table's rows in ``sets`` order: this run's result of a set, else its committed result measured
+    with the same flags; the sets with neither come back as pending (a cut run's curves, or 'not run')."""
+    rows, pending = [], []
+    for name in sets:
+        result = fresh.get(name) or stored_result(name, args)
+        if result is None:
+            pending.append(name)
+        else:
+            rows.append(result)
+    return rows, pending
 
 
 def readme_section(results: list[dict[str, Any]], args: argparse.Namespace, pending: list[str]) -> str:
@@ -322,12 +411,14 @@ def readme_section(results: list[dict[str, Any]], args: argparse.Namespace, pend
         "",
         "| set | pool / test | catalog F1 at seed | catalog target | default: labels | random: labels | "
         f"catalog ratio | <= {args.max_ratio} | model target | default: labels | random: labels | model ratio | "
-        "mean F1 lead | wall |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "mean F1 lead | wall | measured |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         if "error" in r:
-            lines.append(f"| {r['set']} | | | | | | error: {r['error']} | no | | | | | | {r['wall_s']} s |")
+            lines.append(
+                f"| {r['set']} | | | | | | error: {r['error']} | no | | | | | | {r['wall_s']} s | {_measured(r)} |"
+            )
             continue
         ratio = (
             "n/a"
@@ -348,7 +439,7 @@ def readme_section(results: list[dict[str, Any]], args: argparse.Namespace, pend
             f"{_fmt(r.get('catalog_target_f1'))} | {_fmt(r.get('catalog_labels_to_target'))} | {random_catalog} | "
             f"**{catalog_ratio}** | {'yes' if passes(r, args.max_ratio) else 'no'} | {r['target_f1']:.3f} | "
             f"{_fmt(r['labels_to_target'])} | {random_labels} | {ratio} | {_signed(_lead(r))} | "
-            f"{r['wall_s'] / 60:.0f} min |"
+            f"{_wall(r)} | {_measured(r)} |"
         )
     for name in pending:
         lines.append(_partial_row(name, args.max_ratio))
@@ -402,7 +493,7 @@ def main() -> int:
     parser.add_argument(
         "--readme-from-cache",
         action="store_true",
-        help="rebuild the README section from .bench-cache/simulate/<set>/result.json without running",
+        help="rebuild the README section from the committed bench/figures/simulate_<set>.json without running",
     )
     args = parser.parse_args()
     args.defaults = {name: parser.get_default(name) for name in _MEASURING_FLAGS}
@@ -413,18 +504,18 @@ def main() -> int:
     if unknown:
         raise SystemExit(f"no dev.jsonl under {shared_data()} for: {', '.join(unknown)}")
     if args.readme_from_cache:
-        cached = [CACHE / name / "result.json" for name in names]
-        results = [json.loads(path.read_text(encoding="utf-8")) for path in cached if path.is_file()]
-        done = {r["set"] for r in results}
-        write_readme(readme_section(results, args, [n for n in names if n not in done]))
+        table, pending = merged_results({}, available, args)
+        write_readme(readme_section(table, args, pending))
         return 0
-    results: list[dict[str, Any]] = []
-    for i, name in enumerate(names):
-        results.append(run_set(name, args))
+    fresh: dict[str, dict[str, Any]] = {}
+    for name in names:
+        fresh[name] = run_set(name, args)
         if args.write_readme:
-            write_readme(readme_section(results, args, names[i + 1 :]))
-    n_pass = sum(passes(r, args.max_ratio) for r in results)
-    print(json.dumps({"sets": len(results), "passing": n_pass, "results": results}))
+            rows, pending = merged_results(fresh, available, args)
+            write_readme(readme_section(rows, args, pending))
+    table, _ = merged_results(fresh, available, args)
+    n_pass = sum(passes(r, args.max_ratio) for r in table)
+    print(json.dumps({"sets": len(fresh), "passing": n_pass, "results": list(fresh.values())}))
     return 0 if n_pass >= args.min_passing else 1
 
 
