@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import sparse
 
-from mlcore.tagger import get_tagger, load_tagger
+from mlcore.tagger import get_tagger, lexical, load_tagger
 from mlcore.tagger.features import LexicalFeaturizer, reuse_word_tokens, word_analyzer
 from mlcore.tagger.hierarchy import hierarchy_features, learn_parents, parents_from_map
 from mlcore.tagger.mentions import MentionIndex
@@ -146,3 +146,21 @@ def test_reused_word_tokens_change_no_feature(en_fashion, zh_titles):
         for a, b in zip(plain, reused):
             assert a.shape == b.shape and abs(a - b).max() == 0
     assert word_analyzer("red cotton shirt") is not word_analyzer("red cotton shirt")  # nothing kept after
+
+
+def test_one_vs_rest_direct_liblinear_gives_logistic_regressions_weights(en_fashion, monkeypatch):
+    # OneVsRestLinear calls liblinear the way LogisticRegression.fit does, without its per-fit checks: the
+    # weights must be exactly LogisticRegression's (same solver, inputs and random draws).
+    assert lexical._fit_liblinear is not None  # the installed scikit-learn has the fast path
+    records = en_fashion[:80]
+    x = LexicalFeaturizer().fit_transform(records)
+    classes = sorted({t for r in records for t in r.tags})
+    y = sparse.csr_matrix(np.array([[t in r.tags for t in classes] for r in records], dtype=np.float32))
+    np.random.seed(0)
+    direct = lexical.OneVsRestLinear(n_jobs=1, min_negatives=30).fit(x, y)
+    monkeypatch.setattr(lexical, "_fit_liblinear", None)
+    np.random.seed(0)
+    checked = lexical.OneVsRestLinear(n_jobs=1, min_negatives=30).fit(x, y)
+    assert direct.coef_.nnz > 0
+    assert (direct.coef_ != checked.coef_).nnz == 0
+    assert np.array_equal(direct.intercept_, checked.intercept_)
