@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,13 +26,48 @@ from sklearn.preprocessing import normalize
 from mlcore.text import clean_text, lexical_tokens, normalize_text, product_text
 from mlcore.types import ProductRecord
 
-__all__ = ["LexicalFeaturizer", "MultiLabelNet", "NetConfig", "predict_net", "train_multilabel_net"]
+__all__ = [
+    "LexicalFeaturizer",
+    "MultiLabelNet",
+    "NetConfig",
+    "predict_net",
+    "reuse_word_tokens",
+    "train_multilabel_net",
+]
+
+
+# Texts -> word features, while a fit that featurises the same texts several times runs (see
+# reuse_word_tokens); None otherwise.
+_WORD_FEATURES: ContextVar[dict[str, list[str]] | None] = ContextVar("_WORD_FEATURES", default=None)
+# Bound on the texts remembered: a cross-fitted fit has at most a few thousand; a large catalog's fit
+# featurises each text at most twice, not worth the memory.
+_MAX_REMEMBERED_TEXTS = 10_000
+
+
+@contextmanager
+def reuse_word_tokens() -> Iterator[None]:
+    """Within the block, :func:`word_analyzer` works each distinct text out once (for up to
+    ``_MAX_REMEMBERED_TEXTS`` texts): cross-fitting featurises every product once per fold and again for
+    the final model, and tokenising (jieba for Chinese) was most of the featurising time."""
+    token = _WORD_FEATURES.set({})
+    try:
+        yield
+    finally:
+        _WORD_FEATURES.reset(token)
 
 
 def word_analyzer(text: str) -> list[str]:
     """Unigrams and bigrams of :func:`lexical_tokens` (module level so vectorizers pickle)."""
+    remembered = _WORD_FEATURES.get()
+    if remembered is not None:
+        features = remembered.get(text)
+        if features is not None:
+            return features
     tokens = lexical_tokens(text)
-    return tokens + [f"{a} {b}" for a, b in zip(tokens, tokens[1:])]
+    features = tokens + [f"{a} {b}" for a, b in zip(tokens, tokens[1:])]
+    if remembered is not None and len(remembered) < _MAX_REMEMBERED_TEXTS:
+        remembered[text] = features
+    return features
 
 
 def title_text(record: ProductRecord) -> str:

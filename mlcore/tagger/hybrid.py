@@ -41,7 +41,13 @@ from mlcore.settings import RuntimeSettings
 from mlcore.tagger.base import ExplanationSources, NeighbourIndex, ProgressCallback, ScoredTagger
 from mlcore.tagger.config import HybridConfig
 from mlcore.tagger.exclusive import choose_group_rules, learn_exclusive_groups
-from mlcore.tagger.features import LexicalFeaturizer, NetConfig, predict_net, train_multilabel_net
+from mlcore.tagger.features import (
+    LexicalFeaturizer,
+    NetConfig,
+    predict_net,
+    reuse_word_tokens,
+    train_multilabel_net,
+)
 from mlcore.tagger.hierarchy import hierarchy_features, learn_parents, parents_from_map
 from mlcore.tagger.lexical import OneVsRestLinear, check_training_records, tag_classes
 from mlcore.tagger.mentions import MentionIndex, tag_surface
@@ -182,10 +188,12 @@ class HybridTagger(ScoredTagger):
         valid: tuple[Sequence[ProductRecord], np.ndarray, sparse.csr_matrix] | None = None,
         head_epochs: int | None = None,
         reuse: _Parts | None = None,
+        mentions: sparse.csr_matrix | None = None,
         progress: ProgressCallback | None = None,
     ) -> _Parts:
         """``reuse``: parts whose trained models (lexical model and head) to keep instead of training them
-        again; the neighbour index, mention statistics and priors are always built from ``records``."""
+        again; the neighbour index, mention statistics and priors are always built from ``records``.
+        ``mentions``: the :class:`MentionIndex` matrix of ``records`` when already computed."""
         parts = _Parts()
         if reuse is not None:
             parts.featurizer, parts.lexical = reuse.featurizer, reuse.lexical
@@ -246,7 +254,7 @@ class HybridTagger(ScoredTagger):
         parts.index_ids = [r.id for r in records]
         parts.index_titles = [clean_text(r.title)[:_INDEX_TITLE_CHARS] for r in records]
         parts.mentions = MentionIndex(self.classes_, self.aliases_)
-        m = parts.mentions.matrix(records)
+        m = mentions if mentions is not None else parts.mentions.matrix(records)
         hits = np.asarray(m.sum(axis=0)).ravel()
         both = np.asarray(m.multiply(y).sum(axis=0)).ravel()
         support = np.asarray(y.sum(axis=0)).ravel()
@@ -258,22 +266,28 @@ class HybridTagger(ScoredTagger):
         return parts
 
     def _part_scores(
-        self, parts: _Parts, records: Sequence[ProductRecord], emb: np.ndarray
+        self,
+        parts: _Parts,
+        records: Sequence[ProductRecord],
+        emb: np.ndarray,
+        mentions: sparse.csr_matrix | None = None,
     ) -> dict[str, Any]:
+        """``mentions``: the :class:`MentionIndex` matrix of ``records`` when already computed."""
         x = parts.featurizer.transform(list(records))
+        if mentions is None:
+            mentions = parts.mentions.matrix(records)
         lex = parts.lexical.predict_proba(x)
         if self.fine_tune_:
             head = parts.head.predict_proba([embedding_text(r) for r in records])
         else:
             head = predict_net(parts.head, None, emb)
         knn, top_sim = knn_votes(emb, parts.index_embeddings, parts.index_labels, k=self.config.knn_k)
-        mentions = parts.mentions.matrix(records).toarray()
         return {
             "lex": lex,
             "head": head,
             "knn": knn,
             "top_sim": top_sim,
-            "mentions": mentions,
+            "mentions": mentions.toarray(),
             "names": self._name_similarity(emb),
         }
 
@@ -413,7 +427,9 @@ class HybridTagger(ScoredTagger):
         """Fit on the labelled ``records``. ``taxonomy``: every tag the model may suggest (tags with no
         labelled product yet become classes scored from their words), their parents and aliases."""
         self._device()  # sets torch's CPU thread count
-        with threadpool_limits(limits=cpu_threads(self.runtime.num_threads)):
+        # Cross-fitting featurises each product's text once per fold and again for the final parts: the
+        # word tokens (jieba's segmentation above all) are worked out once.
+        with threadpool_limits(limits=cpu_threads(self.runtime.num_threads)), reuse_word_tokens():
             return self._fit(records, progress=progress, taxonomy=taxonomy)
 
     def _fit(
@@ -451,9 +467,11 @@ class HybridTagger(ScoredTagger):
             self.postprocess.parents = {t: p for t, p in taxonomy.parents.items() if p is not None}
 
         cross_fit = len(labelled) <= self.config.cross_fit_max and not self.fine_tune_
+        # Which tags each product's name mentions depends on the classes only, not on a fold: found once.
+        mentions_all = MentionIndex(self.classes_, self.aliases_).matrix(labelled) if cross_fit else None
         if cross_fit:
             rows, cols, feats, y_eval, eval_records, head_epochs = self._cross_fitted_pairs(
-                labelled, emb_all, y_all, progress
+                labelled, emb_all, y_all, mentions_all, progress
             )
             n_missing = 0
         else:
@@ -513,6 +531,7 @@ class HybridTagger(ScoredTagger):
             y_all,
             head_epochs=head_epochs,
             reuse=None if refit else self._holdout_parts,
+            mentions=mentions_all,
             progress=progress,
         )
         self._holdout_parts = None
@@ -553,6 +572,7 @@ class HybridTagger(ScoredTagger):
         labelled: Sequence[ProductRecord],
         emb_all: np.ndarray,
         y_all: sparse.csr_matrix,
+        mentions_all: sparse.csr_matrix,
         progress: ProgressCallback | None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, sparse.csr_matrix, Sequence[ProductRecord], int]:
         """Blend pairs for every labelled product, each scored by parts fitted on the other folds.
@@ -582,10 +602,11 @@ class HybridTagger(ScoredTagger):
                 emb_all[fit],
                 y_all[fit],
                 valid=(held_records, emb_all[held], y_all[held]),
+                mentions=mentions_all[fit],
                 progress=progress,
             )
             epochs.append(parts.head_epochs)
-            scores = self._part_scores(parts, held_records, emb_all[held])
+            scores = self._part_scores(parts, held_records, emb_all[held], mentions_all[held])
             rows, cols, feats = self._pairs(parts, scores)
             all_rows.append(held[rows])
             all_cols.append(cols)

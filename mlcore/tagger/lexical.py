@@ -19,6 +19,11 @@ from scipy import sparse
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 
+try:  # scikit-learn's private liblinear entry point (1.x); without it, LogisticRegression (same solver)
+    from sklearn.svm._base import _fit_liblinear
+except ImportError:  # pragma: no cover - depends on the installed scikit-learn
+    _fit_liblinear = None
+
 from mlcore.data import encode_labels, split_records
 from mlcore.tagger.base import ExplanationSources, ProgressCallback, ScoredTagger
 from mlcore.tagger.config import LexicalConfig
@@ -88,9 +93,17 @@ class OneVsRestLinear:
             x, target = x[rows], target[rows]
         # Dual coordinate descent: several times faster than the primal solver when features outnumber
         # products, as with n-gram TF-IDF. tol 1e-2 gave the same F1 as 1e-3 in 27% less time.
-        clf = LogisticRegression(C=self.C, solver="liblinear", dual=True, tol=1e-2, max_iter=100)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
+            if _fit_liblinear is not None:
+                # What LogisticRegression.fit calls after checking its inputs and parameters, which cost
+                # a tenth of the fits with thousands of small ones (zh_taobao, 1,338 tags on 1,333
+                # products: 4.84 -> 4.29 s CPU, the same weights).
+                coef, intercept, _ = _fit_liblinear(
+                    x, target, self.C, True, 1.0, None, "l2", True, 0, 100, 1e-2, None, sample_weight=weights
+                )
+                return coef.ravel().astype(np.float32), float(intercept[0])
+            clf = LogisticRegression(C=self.C, solver="liblinear", dual=True, tol=1e-2, max_iter=100)
             clf.fit(x, target, sample_weight=weights)
         return clf.coef_.ravel().astype(np.float32), float(clf.intercept_[0])
 

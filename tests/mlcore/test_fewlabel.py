@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from scipy import sparse
 
-from mlcore.tagger import get_tagger, load_tagger
+from mlcore.tagger import get_tagger, lexical, load_tagger
+from mlcore.tagger.features import LexicalFeaturizer, reuse_word_tokens, word_analyzer
 from mlcore.tagger.hierarchy import hierarchy_features, learn_parents, parents_from_map
 from mlcore.tagger.mentions import MentionIndex
 from mlcore.types import ProductRecord, Taxonomy
@@ -115,9 +116,51 @@ def test_default_tagger_scores_a_tag_it_has_no_example_of(en_fashion, runtime, t
     # A tag outside a product's candidates keeps a small out-of-fold rate, never enough to be selected.
     assert tagger.residual_ is not None and tagger.residual_.min() > 0 and tagger.residual_.max() <= 0.02
     assert proba.min() > 0 and (tagger.residual_ < tagger.thresholds_).all()
+    # The folds read the mention matrix found once for all records: the same scores as from the records.
+    index = np.arange(len(train))[::-3]
+    subset = [train[i] for i in index]
+    emb = tagger._embed(subset)
+    shared = tagger.parts_.mentions.matrix(train)[index]
+    from_records = tagger._part_scores(tagger.parts_, subset, emb)
+    from_shared = tagger._part_scores(tagger.parts_, subset, emb, shared)
+    assert np.array_equal(from_records["mentions"], from_shared["mentions"])
+    assert from_shared["mentions"].sum() > 0
     tagger.save(tmp_path / "model")
     again = load_tagger(tmp_path / "model", runtime=runtime)
     assert np.array_equal(again.predict_proba(test), proba)
     # Without the taxonomy the tag does not exist for the model.
     plain = get_tagger("default", hidden=64, epochs=8, max_length=32, runtime=runtime).fit(train)
     assert held not in plain.classes_
+
+
+def test_reused_word_tokens_change_no_feature(en_fashion, zh_titles):
+    # Cross-fitting featurises the same texts once per fold: inside reuse_word_tokens() each text is
+    # tokenised once, and every matrix must be exactly what featurising without it gives.
+    for records in (en_fashion[:60], zh_titles[:60]):
+        folds = [records[:40], records[20:], records]
+        plain = [LexicalFeaturizer().fit_transform(fold) for fold in folds]
+        with reuse_word_tokens():
+            reused = [LexicalFeaturizer().fit_transform(fold) for fold in folds]
+            again = word_analyzer("red cotton shirt")
+            assert word_analyzer("red cotton shirt") is again  # worked out once
+        for a, b in zip(plain, reused):
+            assert a.shape == b.shape and abs(a - b).max() == 0
+    assert word_analyzer("red cotton shirt") is not word_analyzer("red cotton shirt")  # nothing kept after
+
+
+def test_one_vs_rest_direct_liblinear_gives_logistic_regressions_weights(en_fashion, monkeypatch):
+    # OneVsRestLinear calls liblinear the way LogisticRegression.fit does, without its per-fit checks: the
+    # weights must be exactly LogisticRegression's (same solver, inputs and random draws).
+    assert lexical._fit_liblinear is not None  # the installed scikit-learn has the fast path
+    records = en_fashion[:80]
+    x = LexicalFeaturizer().fit_transform(records)
+    classes = sorted({t for r in records for t in r.tags})
+    y = sparse.csr_matrix(np.array([[t in r.tags for t in classes] for r in records], dtype=np.float32))
+    np.random.seed(0)
+    direct = lexical.OneVsRestLinear(n_jobs=1, min_negatives=30).fit(x, y)
+    monkeypatch.setattr(lexical, "_fit_liblinear", None)
+    np.random.seed(0)
+    checked = lexical.OneVsRestLinear(n_jobs=1, min_negatives=30).fit(x, y)
+    assert direct.coef_.nnz > 0
+    assert (direct.coef_ != checked.coef_).nnz == 0
+    assert np.array_equal(direct.intercept_, checked.intercept_)
