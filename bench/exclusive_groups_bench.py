@@ -35,10 +35,10 @@ DEFAULT_DATA_DIR = REPO_ROOT.parent / "shared" / "data"
 
 def card_figures(selected: list[set[str]], gold: list[set[str]]) -> dict[str, float]:
     """micro-F1, share of exact cards and wrong decisions per product."""
-    tp = sum(len(s & g) for s, g in zip(selected, gold))
-    denom = sum(map(len, selected)) + sum(map(len, gold))
+    from mlcore.metrics import evaluate_tag_sets
+
     return {
-        "micro_f1": 2 * tp / denom if denom else 0.0,
+        "micro_f1": float(evaluate_tag_sets(gold, selected, per_tag=False)["micro_f1"]),
         "exact_cards": sum(s == g for s, g in zip(selected, gold)) / max(1, len(gold)),
         "wrong_per_product": sum(len(s ^ g) for s, g in zip(selected, gold)) / max(1, len(gold)),
     }

@@ -28,6 +28,8 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import sparse
 
+from mlcore.thresholds import micro_f1_at
+
 __all__ = ["GROUP_RULES", "apply_group_rules", "choose_group_rules", "learn_exclusive_groups"]
 
 GROUP_RULES = ("at_most_one", "exactly_one")
@@ -101,10 +103,6 @@ def apply_group_rules(
     return decided
 
 
-def _counts(y: np.ndarray, decided: np.ndarray) -> tuple[float, float]:
-    return float(np.logical_and(y, decided).sum()), float(decided.sum())
-
-
 def choose_group_rules(
     y: sparse.spmatrix | np.ndarray,
     proba: np.ndarray,
@@ -118,23 +116,20 @@ def choose_group_rules(
     in turn, each on the decisions the earlier rules left), kept only when it beats no rule and changes
     at least ``min_changes`` decisions. Returns the (columns, rule) pairs kept."""
     y = np.asarray(y.toarray() if sparse.issparse(y) else y).astype(bool)
-    gold = float(y.sum()) + n_missing
     chosen: list[tuple[np.ndarray, str]] = []
     current = decided.copy()
-    tp, selected = _counts(y, current)
+    current_f = micro_f1_at(y, current, n_missing)
     for columns in groups:
-        best_f = 2 * tp / max(1.0, gold + selected)
-        best: tuple[str, np.ndarray, float, float] | None = None
+        best: tuple[str, np.ndarray, float] | None = None
         for rule in GROUP_RULES:
             trial = apply_group_rules(current, proba, [(columns, rule)])
             changes = int((trial[:, columns] != current[:, columns]).sum())
             if changes < min_changes:
                 continue
-            t_tp, t_sel = _counts(y, trial)
-            f = 2 * t_tp / max(1.0, gold + t_sel)
-            if f > best_f:
-                best_f, best = f, (rule, trial, t_tp, t_sel)
+            f = micro_f1_at(y, trial, n_missing)
+            if f > (best[2] if best is not None else current_f):
+                best = (rule, trial, f)
         if best is not None:
-            rule, current, tp, selected = best
+            rule, current, current_f = best
             chosen.append((columns, rule))
     return chosen
