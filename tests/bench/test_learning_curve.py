@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -60,10 +61,12 @@ def test_mean_sd_and_error_reduction() -> None:
     assert curve.error_reduction(1.0, 1.0) == 0.0
 
 
-def _point(set_name, system, size, seed, f1, *, n_train=None, warm=None, part=5000):
+def _point(set_name, system, size, seed, f1, *, n_train=None, warm=None, worker=None, part=5000):
     info = {"train_s": 30.0}
     if warm is not None:
         info["train_warm_s"] = warm
+    if worker is not None:
+        info["train_warm_worker_s"] = worker
     return {"set": set_name, "system": system, "size": size, "seed": seed, "metrics": {"micro_f1": f1},
             "info": info, "n_train": n_train or (size if size != "full" else part), "n_train_part": part,
             "draw_tags": 10, "seconds": 5.0}  # fmt: skip
@@ -105,7 +108,23 @@ def test_summary_best_peer_reduction_share_and_targets() -> None:
     assert "| tagstudio | **0.8200 ± 0.0200** | **0.8600 ± 0.0000** | **0.8500** |" in tables
     assert "| sklearn-ovr-lr | _0.7200 ± 0.0200_ |" in tables
     assert "| error reduction of tagstudio vs best peer | +35.7% | +6.7% | +25.0% |" in tables
-    assert "| a | tagstudio | 0.8200 / 0.8500 | 96.5% | 30.0 | 14.0 |" in tables
+    assert "| a | tagstudio | 0.8200 / 0.8500 | 96.5% | 30.0 | 14.0 | – |" in tables
+
+
+def test_warm_training_is_judged_on_the_warm_worker_where_measured() -> None:
+    """A warm process of 26 s (start-up included) whose second train() took 16 s meets the 20 s target;
+    a warm worker of 21 s misses it whatever the process took."""
+
+    def points(worker: float) -> list[dict]:
+        return [
+            _point("a", "tagstudio", 2000, seed, 0.86, warm=26.0, worker=worker - seed) for seed in range(3)
+        ]
+
+    summary = curve.summarise(points(16.0))
+    assert not any("warm training" in m for m in curve.check_targets(summary, ["tagstudio"], [])["tagstudio"])
+    assert "| a | tagstudio | – | – | 30.0 | 26.0 | 16.0 |" in curve.render_tables(summary, {})
+    missed = curve.check_targets(curve.summarise(points(21.0)), ["tagstudio"], [])["tagstudio"]
+    assert any("warm training at 2,000 labels 21.0 s >= 20 s" in m for m in missed), missed
 
 
 def test_share_target_counts_sets_and_a_failed_point_is_missed() -> None:
@@ -152,3 +171,12 @@ def test_curve_mode_runs_the_sklearn_peer_and_resumes_from_its_cache(tmp_path: P
     again = {name: json.loads((results / name).read_text(encoding="utf-8")) for name in files}
     assert again == first
     assert (results / "120-seed1.json").is_file()
+
+    # A fresh machine (no cache): the committed per-set file answers every point already measured.
+    committed = json.loads((tmp_path / "figures" / "curve_toys.json").read_text(encoding="utf-8"))
+    assert {(p["size"], p["seed"]) for p in committed["points"]} == {
+        (size, seed) for size in (40, 80, 120) for seed in (0, 1)
+    }
+    shutil.rmtree(tmp_path / "cache")
+    assert qb.main([*argv[:1], "40,80,120", *argv[2:], "--curve-report-only"]) == 0
+    assert "| sklearn-ovr-lr |" in readme.read_text(encoding="utf-8")
