@@ -24,8 +24,8 @@ auto-approval at a target precision of 0.98):
    pre-checked mirrors the HTML card (``annotation.selectors.review.review_card`` and ``_chip_visible``):
    approved and model-selected chips are always shown, plus the best unselected suggestions scoring at
    least ``CARD_MIN_SCORE`` (0.05), at most ``CARD_MAX_UNSELECTED`` (10) of them; the rest sit behind
-   "more" and count as typed. Approved chips start checked, and the model's selected chips too when
-   ``REVIEW_PRECHECK_SELECTED`` is on (the default). The *typing baseline* is what the same card costs
+   "more" and count as typed. Approved chips start checked, and the model's selected chips scoring at
+   least ``REVIEW_PRECHECK_MIN_SCORE`` too when ``REVIEW_PRECHECK_SELECTED`` is on (the default). The *typing baseline* is what the same card costs
    with no suggestions: every gold tag typed + submit. Each count is checked against the server: a card
    counted at 1 action must be one the server reports ``edited: false`` for, and the reverse.
 4. **catalog micro-F1** of the pool after each window's retraining: reviewed products carry their
@@ -124,13 +124,16 @@ class CardRule:
     max_unselected: int
     precheck: bool
     fold: Any  # tag name -> the key the app compares names by (annotation.taxonomy.names.normalize_tag_name)
+    precheck_min_score: float = (
+        0.0  # a selected chip starts checked from this score (REVIEW_PRECHECK_MIN_SCORE)
+    )
 
 
 @cache
 def app_card_rule(precheck: bool = True) -> CardRule:
     """The app's own card rule. Imported here, not at the top: these modules load annotation's models,
     which needs Django set up (the bench does it after reading its arguments; pytest-django in tests)."""
-    from annotation.selectors.review import CARD_MAX_UNSELECTED, CARD_MIN_SCORE
+    from annotation.selectors.review import CARD_MAX_UNSELECTED, CARD_MIN_SCORE, precheck_min_score
     from annotation.taxonomy.names import normalize_tag_name
 
     return CardRule(
@@ -138,6 +141,7 @@ def app_card_rule(precheck: bool = True) -> CardRule:
         max_unselected=CARD_MAX_UNSELECTED,
         precheck=precheck,
         fold=normalize_tag_name,
+        precheck_min_score=precheck_min_score(),
     )
 
 
@@ -156,8 +160,9 @@ def card_chips(card: Mapping[str, Any], rule: CardRule) -> list[ChipView]:
     Mirrors ``annotation.selectors.review.review_card``: the suggestions best first (the API's order:
     score desc, then name), each visible when approved or selected, or when it is among the first
     ``max_unselected`` unselected, unapproved suggestions scoring at least ``min_score``; approved tags
-    start checked, selected suggestions too with pre-checking on; approved tags the shown version did not
-    suggest follow, visible and checked.
+    start checked, selected suggestions scoring at least ``precheck_min_score`` too with pre-checking on
+    (``annotation.selectors.review.starts_checked``); approved tags the shown version did not suggest
+    follow, visible and checked.
     """
     approved = {rule.fold(row["tag"]) for row in card.get("approved_tags") or ()}
     suggestions = sorted(card.get("suggestions") or (), key=lambda s: (-float(s["score"]), s["tag"]))
@@ -173,7 +178,8 @@ def card_chips(card: Mapping[str, Any], rule: CardRule) -> list[ChipView]:
         )
         if not (is_approved or selected) and score >= rule.min_score:
             unselected_rank += 1
-        chips.append(ChipView(key, visible, is_approved or (rule.precheck and selected)))
+        checked = rule.precheck and selected and score >= rule.precheck_min_score
+        chips.append(ChipView(key, visible, is_approved or checked))
         suggested.add(key)
     chips += [ChipView(key, True, True) for key in sorted(approved - suggested)]
     return chips

@@ -40,8 +40,22 @@ def test_next_claims_and_returns_product_suggestions_and_expiry(operator_api, op
     assert body["product"]["review_status"] == "unreviewed"
     assert body["suggestions"] == [
         # No artifact of v3 on this machine: no reasons (tests/annotation/test_review_api_reasons.py).
-        {"tag": "Red", "score": 0.8, "selected": True, "model_version": "v3", "reason": None},
-        {"tag": "Blue", "score": 0.3, "selected": False, "model_version": "v3", "reason": None},
+        {
+            "tag": "Red",
+            "score": 0.8,
+            "selected": True,
+            "checked": True,
+            "model_version": "v3",
+            "reason": None,
+        },
+        {
+            "tag": "Blue",
+            "score": 0.3,
+            "selected": False,
+            "checked": True,
+            "model_version": "v3",
+            "reason": None,
+        },  # approved (import): starts checked
     ]
     assert body["approved_tags"] == [{"tag": "Blue", "source": "import"}]
     assert body["model_version"] == "v3"

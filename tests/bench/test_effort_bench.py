@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from rest_framework.test import APIClient
 
-from annotation.models import Tag
+from annotation.models import Suggestion, Tag
 from annotation.selectors.review import CARD_MAX_UNSELECTED, CARD_MIN_SCORE, review_card
 from annotation.taxonomy.names import normalize_tag_name
 from tests.factories import (
@@ -212,6 +212,37 @@ def test_the_bench_reads_a_rest_card_as_the_review_page_shows_it(empty_cache) ->
     url = f"/api/v1/products/{right.external_id}/review/"
     result = api.post(url, {"tags": ["sel 0"], "claim": card["claim"]}, format="json").json()
     assert result["edited"] is False
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("gold", [["sure pick"], ["sure pick", "weak pick"]])
+def test_a_selected_tag_below_the_precheck_floor_starts_open_everywhere(empty_cache, settings, gold) -> None:
+    """The model selects "weak pick" at 0.3, below REVIEW_PRECHECK_MIN_SCORE: the review page, the REST
+    card's ``checked`` and the bench all start it unchecked, and the server's ``edited`` agrees with the
+    bench's count whether it was right (one click to check it) or wrong (the card was right as shown)."""
+    settings.REVIEW_PRECHECK_MIN_SCORE = 0.4
+    version = ModelVersionFactory(is_active=True)
+    product = _suggested_product(version, {"sure pick": 0.8, "weak pick": 0.3})
+    Suggestion.objects.filter(product=product, tag__name="weak pick").update(selected=True)
+    api = APIClient()
+    api.force_authenticate(OperatorFactory())
+    card = api.post("/api/v1/review/next/").json()
+    assert {s["tag"]: (s["selected"], s["checked"]) for s in card["suggestions"]} == {
+        "sure pick": (True, True),
+        "weak pick": (True, False),
+    }
+    product.refresh_from_db()
+    page = {c.name: c.checked for c in review_card(product=product).chips}
+    assert page == {"sure pick": True, "weak pick": False}
+    rule = bench.app_card_rule.__wrapped__(precheck=True)  # not the cached rule: this test's setting
+    assert rule.precheck_min_score == 0.4
+    assert {c.key: c.checked for c in bench.card_chips(card, rule)} == page
+
+    effort = bench.card_effort(card, gold, rule)
+    assert effort.actions == len(gold)  # submit, plus one click on "weak pick" when it is right
+    url = f"/api/v1/products/{product.external_id}/review/"
+    result = api.post(url, {"tags": gold, "claim": card["claim"]}, format="json").json()
+    assert result["edited"] is (not effort.unchanged) is (len(gold) == 2)
 
 
 def _run(median: float, catalog_f1: float, audit: float | None = None, *, reviews: int = 2000) -> dict:

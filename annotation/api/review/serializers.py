@@ -54,7 +54,16 @@ class SuggestionReasonSerializer(serializers.Serializer):
 class SuggestionOutSerializer(serializers.Serializer):
     tag = serializers.CharField(source="name")
     score = serializers.FloatField()
-    selected = serializers.BooleanField(help_text="The model would apply it after its thresholds.")
+    selected = serializers.BooleanField(
+        help_text="The model would apply it after its thresholds (what the catalog and the export use)."
+    )
+    checked = serializers.BooleanField(
+        help_text=(
+            "The card proposes it (starts checked): an approved tag, or a selected one the model rates at "
+            "least `REVIEW_PRECHECK_MIN_SCORE` likely. A submit's `edited` compares the tags sent with "
+            "these (with pre-checking off: the selected ones scoring at least that) plus the approved tags."
+        )
+    )
     model_version = serializers.CharField()
     reason = SuggestionReasonSerializer(
         allow_null=True,
@@ -142,7 +151,8 @@ class ReviewResultSerializer(serializers.Serializer):
         allow_null=True,
         help_text=(
             "Whether the submit changed the card's proposal (the approved tags plus the model's selected "
-            "tags): false when the model's selection was accepted unchanged."
+            "tags scoring at least `REVIEW_PRECHECK_MIN_SCORE`: the suggestions marked `checked` while "
+            "pre-checking is on): false when that proposal was accepted unchanged."
         ),
     )
 

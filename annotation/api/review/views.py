@@ -91,6 +91,7 @@ def _card_response(product: Product) -> Response:
                 "name": c.name,
                 "score": c.score,
                 "selected": c.selected,
+                "checked": c.checked,
                 "model_version": version,
                 "reason": _reason_body(reasons.by_tag.get(c.tag_id), product.title),
             }
@@ -160,7 +161,9 @@ class ProductReviewApi(APIView):
                 tags=data["tags"],
                 claim=data["claim"],
                 no_tag_applies=data["no_tag_applies"],
-                prechecked=True,  # over REST the proposal is the model's selection
+                # Over REST the proposal is the model's selection (those scoring at least
+                # REVIEW_PRECHECK_MIN_SCORE), whatever the HTML card's pre-checking setting.
+                prechecked=True,
             )
         except UnknownTags as exc:
             raise UnknownTagsError(exc) from exc
