@@ -29,7 +29,13 @@ from annotation.services.imports import import_job_create, import_job_run
 from annotation.services.job_claims import JobHeartbeat, queued_job_lease
 from annotation.services.worker_liveness import worker_name
 from tests.annotation.test_jobs_recovery import sent, waiting  # noqa: F401 — fixtures
-from tests.annotation.test_worker_failures import REPO_ROOT, _database_url, _wait_for
+from tests.annotation.test_worker_failures import (  # noqa: F401 — broker: a fixture
+    REPO_ROOT,
+    Worker,
+    _database_url,
+    _wait_for,
+    broker,
+)
 from tests.factories import TagFactory
 
 HOST = socket.gethostname()
@@ -244,3 +250,41 @@ def test_an_import_killed_mid_way_is_rerun_without_duplicates_or_missing_rows(tm
     titles = dict(Product.objects.values_list("external_id", "title"))
     assert all(titles[f"sku-{i:06d}"] == f"Cotton shirt {i}" for i in range(ROWS))
     assert ProductTag.objects.count() == ROWS  # one tag per product, none twice
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_celery_pool_process_killed_during_an_import_is_recovered_by_beat(tmp_path, broker):  # noqa: F811
+    """The whole chain with a real worker: its pool process dies with SIGKILL mid-import; Celery's redelivery
+    finds the job running and leaves it; the sweeper in the worker's own beat requeues it; it completes."""
+    source = tmp_path / "catalog.jsonl"
+    _catalog(source)
+    extra = {"IMPORT_DIR": str(settings.IMPORT_DIR), "IMPORT_BATCH_SIZE": "100", "JOBS_SWEEP_SECONDS": "1"}
+    worker = Worker(broker, tmp_path / "worker.log", beat=True, env_extra=extra)
+    try:
+        with source.open("rb") as handle:
+            job = import_job_create(source=handle, filename="catalog.jsonl")
+
+        def pool_pid() -> int | None:
+            current = ImportJob.objects.get(id=job.id)
+            host, _, pid = current.progress.get("worker", "").rpartition(":")
+            return int(pid) if current.rows_total >= 1000 and host == HOST else None
+
+        pid = _wait_for(pool_pid, "the import to be under way", every=0.02)
+        os.kill(pid, signal.SIGKILL)
+        finished = _wait_for(
+            lambda: ImportJob.objects.filter(
+                id=job.id, status__in=[JobStatus.SUCCEEDED, JobStatus.FAILED]
+            ).first(),
+            "the import to be recovered and finish",
+            timeout=120,
+        )
+    except AssertionError:
+        print(worker.output())
+        raise
+    finally:
+        worker.stop()
+    assert finished.status == JobStatus.SUCCEEDED, finished.error
+    assert finished.progress["attempt"] == 2 and finished.progress["lost"][0]["worker"] == f"{HOST}:{pid}"
+    assert Product.objects.count() == ROWS == Product.objects.values("external_id").distinct().count()
+    assert ProductTag.objects.count() == ROWS
