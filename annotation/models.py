@@ -431,6 +431,10 @@ class Job(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True, default="")
+    # While running: {"attempt": n, "worker": "host:pid", "heartbeat_at": iso} (annotation.services
+    # .worker_liveness), plus what each kind reports; "lost": [{"attempt", "worker", "last_seen"}] lists the
+    # attempts whose worker died (annotation.services.jobs_recovery).
+    progress = models.JSONField(default=dict, blank=True)
 
     class Meta:
         abstract = True
@@ -474,8 +478,8 @@ class TrainingJob(Job):
     model_version = models.OneToOneField(
         ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="training_job"
     )
-    # {"phase": str, "step": int, "total": int|None, "elapsed_s": float, "eta_s": float|None}
-    progress = models.JSONField(default=dict, blank=True)
+    # progress (from Job): also {"phase": str, "step": int, "total": int|None, "elapsed_s": float,
+    # "eta_s": float|None}
     log = models.TextField(blank=True, default="")
     # Reviews counted when this job was requested: the auto-trigger counts new reviews since then.
     reviews_at_request = models.PositiveBigIntegerField(default=0)

@@ -358,6 +358,12 @@ CELERY_TASK_ROUTES = {"annotation.tasks.model_train": {"queue": "train"}}
 # (docker-compose's beat service; the embedded worker runs beat itself).
 JOBS_SWEEP_SECONDS = env_float("JOBS_SWEEP_SECONDS", 60.0)
 JOBS_RESEND_AFTER_SECONDS = env_float("JOBS_RESEND_AFTER_SECONDS", 120.0)
+# The same sweeper resolves a running import, export or bulk job whose worker is gone (dead pid on this
+# host, or no heartbeat for JOBS_STALE_AFTER_SECONDS): imports and exports run again, up to
+# JOBS_MAX_ATTEMPTS attempts in all, then fail; bulk actions fail at once (annotation.services.jobs_recovery).
+JOBS_HEARTBEAT_SECONDS = env_float("JOBS_HEARTBEAT_SECONDS", 10.0)
+JOBS_STALE_AFTER_SECONDS = env_float("JOBS_STALE_AFTER_SECONDS", 120.0)
+JOBS_MAX_ATTEMPTS = env_int("JOBS_MAX_ATTEMPTS", 3)
 TRAINING_REAP_SECONDS = env_float("TRAINING_REAP_SECONDS", 60.0)
 # Uploaded import files are removed this long after their job ended (annotation.services.imports.retention).
 IMPORT_FILE_RETENTION_HOURS = env_float("IMPORT_FILE_RETENTION_HOURS", 168.0)

@@ -76,9 +76,10 @@ from annotation.selectors.bulk import (
     product_ids_by_external_id,
 )
 from annotation.selectors.review import claim_is_live
-from annotation.services.job_claims import queued_job_claim
+from annotation.services.job_claims import JobLease, JobLost, queued_job_lease
 from annotation.services.reviews import hierarchy_closure_enabled, tag_ancestors
 from annotation.services.training import reviews_submitted_hook
+from annotation.services.worker_liveness import worker_name
 
 logger = logging.getLogger(__name__)
 
@@ -117,6 +118,7 @@ class BulkOutcome:
 @dataclass
 class _Progress:
     keep_lists: bool
+    lease: JobLease
     done: list[str] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
     done_count: int = 0
@@ -213,6 +215,8 @@ def _start(
     if version is None and kind == BulkKind.DECIDE:
         version = active_version()
     background = total > inline_max()
+    # An action run in this request is held by this process from the start (a job, once a worker claims it).
+    held = {"attempt": 1, "worker": worker_name(), "heartbeat_at": timezone.now().isoformat()}
     with transaction.atomic():
         if undoes is not None:
             # Under the action's row lock: two undo clicks cannot both create an undo.
@@ -231,12 +235,14 @@ def _start(
             skipped_items=[{"external_id": sku, "reason": why} for sku, why in initial[:SKIPPED_KEPT]],
             status=JobStatus.QUEUED if background else JobStatus.RUNNING,
             started_at=None if background else timezone.now(),
+            progress={} if background else held,
         )
         if background:
             bulk_action_run_enqueue(action.pk)
     if background:
         return BulkOutcome(action=action, queued=True, skipped=list(initial))
-    progress = _Progress(keep_lists=True, skipped=list(initial), skipped_count=len(initial))
+    lease = JobLease(BulkAction, action.pk, 1, dict(held))
+    progress = _Progress(keep_lists=True, lease=lease, skipped=list(initial), skipped_count=len(initial))
     _run_or_fail(action, progress)
     action.refresh_from_db()
     return BulkOutcome(action=action, done=progress.done, skipped=progress.skipped)
@@ -244,25 +250,26 @@ def _start(
 
 def bulk_action_run(job_id: int) -> BulkAction | None:
     """Run a queued bulk action (the Celery task). A duplicate delivery finds it no longer queued."""
-    action, claimed = queued_job_claim(BulkAction, job_id)
-    if not claimed:
+    action, lease = queued_job_lease(BulkAction, job_id)
+    if lease is None:
         return action
-    _run_or_fail(action, _Progress(keep_lists=False, skipped_count=action.skipped))
+    _run_or_fail(action, _Progress(keep_lists=False, lease=lease, skipped_count=action.skipped))
     return BulkAction.objects.get(pk=job_id)
 
 
 def _run_or_fail(action: BulkAction, progress: _Progress) -> None:
     try:
         _run(action, progress)
+    except JobLost as exc:  # the sweeper gave this attempt up for dead; the chunk under way rolled back
+        logger.warning("%s", exc)
+        return
     except Exception as exc:  # the action records any failure; the chunks before it stay decided
         logger.exception("bulk action %s failed", action.pk)
-        BulkAction.objects.filter(pk=action.pk).update(
-            status=JobStatus.FAILED, error=str(exc)[:5000], finished_at=timezone.now()
-        )
+        progress.lease.finish(JobStatus.FAILED, error=str(exc)[:5000])
         if progress.keep_lists:
             raise
         return
-    BulkAction.objects.filter(pk=action.pk).update(status=JobStatus.SUCCEEDED, finished_at=timezone.now())
+    progress.lease.finish(JobStatus.SUCCEEDED)
     if progress.done_count and action.kind == BulkKind.DECIDE:
         transaction.on_commit(reviews_submitted_hook)
 
@@ -588,7 +595,10 @@ def _count(action: BulkAction, progress: _Progress, done: list[str], skipped: li
         progress.done += done
         progress.skipped += skipped
     current = BulkAction.objects.filter(pk=action.pk).values_list("skipped_items", flat=True).get()
-    BulkAction.objects.filter(pk=action.pk).update(
+    # The heartbeat rides on this write, once per chunk (about a second): a thread could not write it for
+    # an action run in a request, whose row its own connection may not see yet. Losing the job rolls the
+    # chunk back.
+    progress.lease.beat_or_stop(
         done=progress.done_count,
         skipped=progress.skipped_count,
         skipped_items=(current + kept) if kept else current,

@@ -15,13 +15,12 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
-from django.utils import timezone
 
 from annotation.io.writers import EXPORT_FORMATS, WRITERS
 from annotation.jobs import export_run_enqueue
 from annotation.models import ExportJob, JobStatus
 from annotation.selectors.exports import ExportError, approved_tags_export, export_count
-from annotation.services.job_claims import queued_job_claim
+from annotation.services.job_claims import JobHeartbeat, JobLost, queued_job_lease
 
 # The read entry points stay importable from here: an export's callers (command, API, tests) use this module.
 __all__ = [
@@ -31,6 +30,7 @@ __all__ = [
     "export_count",
     "export_job_create",
     "export_job_file",
+    "export_job_partials",
     "export_job_run",
     "export_write",
 ]
@@ -56,11 +56,14 @@ def export_write(
     engine: str | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> ExportResult:
-    """Write an export to ``path`` atomically (a temporary file renamed at the end)."""
+    """Write an export to ``path`` atomically (a temporary file renamed at the end). ``progress`` gets the
+    rows written so far after each chunk; an exception it raises stops the export (nothing is renamed)."""
     path = Path(path)
     export = approved_tags_export(file_format=file_format, updated_since=updated_since, engine=engine)
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
+    # One temporary file per process: a hung attempt that wakes after the sweeper requeued its job cannot
+    # write into, or remove, the file of the attempt that replaced it.
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
     try:
         with partial.open("wb") as out:
             for chunk in export.chunks():
@@ -79,6 +82,12 @@ def export_job_file(job: ExportJob) -> Path:
     return Path(settings.EXPORT_DIR) / f"approved-tags-{job.pk}.{WRITERS[job.file_format].extension}"
 
 
+def export_job_partials(job: ExportJob) -> list[Path]:
+    """Temporary files that attempts of ``job`` killed while writing left behind."""
+    final = export_job_file(job)
+    return sorted(final.parent.glob(f".{final.name}.*.partial"))
+
+
 def export_job_create(*, file_format: str, updated_since: dt.datetime | None = None, user=None) -> ExportJob:
     """Record an export job and run it in the background once the transaction commits."""
     if file_format not in EXPORT_FORMATS:
@@ -91,23 +100,33 @@ def export_job_create(*, file_format: str, updated_since: dt.datetime | None = N
 
 def export_job_run(job_id: int) -> ExportJob | None:
     """Run a queued export job. A duplicate delivery finds it no longer queued and does nothing."""
-    job, claimed = queued_job_claim(ExportJob, job_id)
-    if not claimed:
+    job, lease = queued_job_lease(ExportJob, job_id)
+    if lease is None:
         return job
-    try:
-        # No progress writes while it runs: the connection is busy streaming the COPY.
-        result = export_write(
-            path=export_job_file(job), file_format=job.file_format, updated_since=job.updated_since
-        )
-    except Exception as exc:  # the job records any failure; the worker stays up
-        logger.exception("export job %s failed", job_id)
-        ExportJob.objects.filter(id=job_id).update(
-            status=JobStatus.FAILED, error=str(exc)[:5000], finished_at=timezone.now()
-        )
-        return ExportJob.objects.get(id=job_id)
-    ExportJob.objects.filter(id=job_id).update(
-        status=JobStatus.SUCCEEDED,
-        finished_at=timezone.now(),
+    # The heartbeat comes from a thread with its own connection: this one is busy streaming the COPY, so
+    # the export has no progress points at which to write it.
+    with JobHeartbeat(lease) as heartbeat:
+
+        def stop_when_lost(_rows: int) -> None:
+            if heartbeat.lost:
+                raise JobLost(f"export job {job_id} attempt {lease.attempt} lost its claim")
+
+        try:
+            result = export_write(
+                path=export_job_file(job),
+                file_format=job.file_format,
+                updated_since=job.updated_since,
+                progress=stop_when_lost,
+            )
+        except JobLost as exc:
+            logger.warning("%s", exc)
+            return ExportJob.objects.get(id=job_id)
+        except Exception as exc:  # the job records any failure; the worker stays up
+            logger.exception("export job %s failed", job_id)
+            lease.finish(JobStatus.FAILED, error=str(exc)[:5000])
+            return ExportJob.objects.get(id=job_id)
+    lease.finish(
+        JobStatus.SUCCEEDED,
         rows=result.rows,
         file_path=str(result.path),
         high_water_mark=result.high_water_mark,

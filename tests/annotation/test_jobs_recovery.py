@@ -15,6 +15,7 @@ from annotation.api.errors import json_exception_handler
 from annotation.models import ExportJob, ImportJob, JobStatus, Setting, TrainingJob
 from annotation.services import jobs_recovery
 from annotation.services.queue import RECOMPUTE_PENDING_SETTING, queue_priorities_request
+from annotation.services.worker_liveness import worker_name
 from tests.annotation.test_worker_failures import _reset_producers
 
 
@@ -46,7 +47,13 @@ def test_sweeper_resends_old_queued_jobs_whose_message_is_not_waiting(settings, 
     old_import = ImportJob.objects.create(source_name="a.jsonl", file_path="/nowhere", file_format="jsonl")
     _age(ImportJob, old_import.id, 120)
     ImportJob.objects.create(source_name="new.jsonl", file_path="/nowhere", file_format="jsonl")  # too new
-    running = ExportJob.objects.create(file_format="jsonl", status=JobStatus.RUNNING)
+    # Running under a live worker (this process) with a fresh heartbeat: not lost, not sent.
+    running = ExportJob.objects.create(
+        file_format="jsonl",
+        status=JobStatus.RUNNING,
+        started_at=timezone.now(),
+        progress={"attempt": 1, "worker": worker_name(), "heartbeat_at": timezone.now().isoformat()},
+    )
     _age(ExportJob, running.id, 120)
     training = TrainingJob.objects.create(trigger="api")
     _age(TrainingJob, training.id, 120)

@@ -163,6 +163,7 @@ class BulkActionSerializer(serializers.ModelSerializer):
             "skipped",
             "skipped_items",
             "error",
+            "progress",
             "created_by",
             "created_at",
             "started_at",

@@ -194,6 +194,7 @@ class ImportJobSerializer(serializers.ModelSerializer):
             "products_updated",
             "errors",
             "error",
+            "progress",
             "created_by",
             "created_at",
             "started_at",

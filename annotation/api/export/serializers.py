@@ -81,6 +81,7 @@ class ExportJobSerializer(serializers.ModelSerializer):
             "rows",
             "high_water_mark",
             "error",
+            "progress",
             "created_by",
             "created_at",
             "started_at",

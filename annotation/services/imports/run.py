@@ -31,7 +31,6 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.utils import timezone
 
 from annotation.io.readers import (
     FileFormatError,
@@ -48,7 +47,7 @@ from annotation.services.imports.parse import (
     parse_batches_in_subprocess,
 )
 from annotation.services.imports.pg_writer import _WrittenIds, write_batch_postgres
-from annotation.services.job_claims import queued_job_claim
+from annotation.services.job_claims import JobLost, queued_job_lease
 from annotation.services.suggestions import suggestions_refresh_request
 from annotation.taxonomy.resolver import TagResolver
 
@@ -184,12 +183,15 @@ def import_job_create(*, source, filename: str, ignore_tags: bool = False, user=
 
 def import_job_run(job_id: int) -> ImportJob | None:
     """Run a queued import job. A duplicate delivery finds the job no longer queued and does nothing."""
-    job, claimed = queued_job_claim(ImportJob, job_id)
-    if not claimed:
+    job, lease = queued_job_lease(ImportJob, job_id)
+    if lease is None:
         return job
 
+    # The heartbeat rides on the progress write after each batch (IMPORT_BATCH_SIZE rows, well under a
+    # second at the import's rates), not on a thread: a large file is parsed in a forked process, and
+    # forking while another thread may hold a lock (logging's, the database driver's) can hang the child.
     def report(_done: int, _total: int, stats: ImportStats) -> None:
-        ImportJob.objects.filter(id=job_id).update(
+        lease.beat_or_stop(
             rows_total=stats.rows_total,
             rows_ok=stats.rows_ok,
             rows_rejected=stats.rows_rejected,
@@ -205,15 +207,15 @@ def import_job_run(job_id: int) -> ImportJob | None:
             progress=report,
             display_name=job.source_name,
         )
+    except JobLost as exc:  # the sweeper gave this attempt up for dead: the job is another's now
+        logger.warning("%s", exc)
+        return ImportJob.objects.get(id=job_id)
     except Exception as exc:  # the job records any failure; the worker stays up
         logger.exception("import job %s failed", job_id)
-        ImportJob.objects.filter(id=job_id).update(
-            status=JobStatus.FAILED, error=str(exc)[:5000], finished_at=timezone.now()
-        )
+        lease.finish(JobStatus.FAILED, error=str(exc)[:5000])
         return ImportJob.objects.get(id=job_id)
-    ImportJob.objects.filter(id=job_id).update(
-        status=JobStatus.SUCCEEDED,
-        finished_at=timezone.now(),
+    lease.finish(
+        JobStatus.SUCCEEDED,
         rows_total=stats.rows_total,
         rows_ok=stats.rows_ok,
         rows_rejected=stats.rows_rejected,
@@ -223,5 +225,5 @@ def import_job_run(job_id: int) -> ImportJob | None:
         # own for the repeat count, which is the number of those warnings (up to IMPORT_MAX_ERRORS_KEPT).
         errors=[problem.as_dict() for problem in [*stats.errors, *stats.warnings]],
     )
-    suggestions_refresh_request()
+    suggestions_refresh_request()  # even when the job was lost at the end: the products were written
     return ImportJob.objects.get(id=job_id)

@@ -16,19 +16,17 @@ removing the dead attempt's half-written artifact. A training whose owner is ali
 from __future__ import annotations
 
 import logging
-import os
 import shutil
-import socket
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from annotation.jobs import model_train_enqueue
@@ -51,6 +49,14 @@ from annotation.services.training.data import (
     TrainingData,
 )
 from annotation.services.training.promotion import _activate, promotion_decision
+from annotation.services.worker_liveness import (
+    HeartbeatThread,
+    heartbeat_of,
+    seconds_setting,
+    worker_gone,
+    worker_lost_message,
+    worker_name,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -61,25 +67,14 @@ REVIEW_DECISIONS = (ReviewAction.SUBMIT, ReviewAction.BULK)
 LOG_MAX_CHARS = 200_000
 
 
-def _seconds_setting(name: str, default: float) -> float:
-    # A Django setting when the project defines it, else the environment variable of the same name.
-    value = getattr(settings, name, None)
-    if value is None:
-        value = os.environ.get(name) or default
-    try:
-        return float(value)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name} must be a number of seconds, got {value!r}") from exc
-
-
 def heartbeat_seconds() -> float:
     """How often a running training writes its progress and heartbeat."""
-    return _seconds_setting("TRAINING_HEARTBEAT_SECONDS", 5.0)
+    return seconds_setting("TRAINING_HEARTBEAT_SECONDS", 5.0)
 
 
 def stale_after_seconds() -> float:
     """A running job whose heartbeat is older than this is considered lost."""
-    return _seconds_setting("TRAINING_STALE_AFTER_SECONDS", 120.0)
+    return seconds_setting("TRAINING_STALE_AFTER_SECONDS", 120.0)
 
 
 class TrainingAborted(RuntimeError):
@@ -150,15 +145,13 @@ def training_jobs_fail_stale() -> int:
     cutoff = timezone.now() - timedelta(seconds=stale_after_seconds())
     failed = 0
     for job in TrainingJob.objects.filter(status=JobStatus.RUNNING):
-        beat = _heartbeat_of(job)
+        beat = heartbeat_of(job.progress)
         if beat is not None and beat >= cutoff:
             continue
         if beat is None and job.started_at and job.started_at >= cutoff:
             continue
         attempt = job.progress.get("attempt")
-        message = (
-            f"worker lost: no heartbeat from {job.progress.get('worker', '?')} since {beat or job.started_at}"
-        )
+        message = worker_lost_message(job.progress, job.started_at)
         if _job_finish(job.id, attempt, JobStatus.FAILED, error=message, phase="failed"):
             failed += 1
             _version_fail(job.model_version_id)
@@ -237,23 +230,15 @@ class _Progress:
             return "\n".join(self.lines)[-LOG_MAX_CHARS:]
 
 
-class _Heartbeat(threading.Thread):
+class _Heartbeat(HeartbeatThread):
     """Writes progress, log and heartbeat every few seconds; notices when this attempt lost the job."""
 
     def __init__(self, progress: _Progress, listener: Callable[[dict[str, Any]], None] | None) -> None:
-        super().__init__(name=f"training-heartbeat-{progress.job_id}", daemon=True)
+        super().__init__(f"training-heartbeat-{progress.job_id}", heartbeat_seconds)
         self.progress = progress
         self.listener = listener
-        self.stopping = threading.Event()
 
-    def run(self) -> None:
-        try:
-            while not self.stopping.wait(heartbeat_seconds()):
-                self.beat()
-        finally:
-            connection.close()  # this thread's own connection
-
-    def beat(self) -> None:
+    def beat(self) -> bool:
         snapshot = self.progress.snapshot()
         try:
             updated = TrainingJob.objects.filter(
@@ -261,52 +246,21 @@ class _Heartbeat(threading.Thread):
             ).update(progress=snapshot, log=self.progress.log_text())
         except Exception:  # a database hiccup must not kill the training; the next beat retries
             logger.exception("training job %s: heartbeat failed", self.progress.job_id)
-            return
+            return True
         if not updated:
             self.progress.lost = True
         if self.listener is not None:
             self.listener(snapshot)
+        return bool(updated)
 
 
 def _worker_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def _heartbeat_of(job: TrainingJob) -> datetime | None:
-    value = (job.progress or {}).get("heartbeat_at")
-    if not value:
-        return None
-    try:
-        return datetime.fromisoformat(value)
-    except ValueError:
-        return None
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a killed child that its parent has not reaped yet is a zombie: dead for our purpose
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return True
-    return state not in {"Z", "X"}
+    return worker_name()
 
 
 def _owner_gone(job: TrainingJob) -> bool:
     """Whether the worker that holds a running job is certainly gone (dead pid here, or a stale heartbeat)."""
-    worker = (job.progress or {}).get("worker", "")
-    host, _, pid_text = worker.rpartition(":")
-    if host == socket.gethostname() and pid_text.isdigit():
-        pid = int(pid_text)
-        # This very process cannot be running it (a prefork child runs one task at a time).
-        if pid == os.getpid() or not _process_alive(pid):
-            return True
-    beat = _heartbeat_of(job) or job.started_at
-    return beat is None or beat < timezone.now() - timedelta(seconds=stale_after_seconds())
+    return worker_gone(job.progress, job.started_at, stale_after=stale_after_seconds(), claiming=True)
 
 
 def _training_job_claim(job_id: int) -> tuple[TrainingJob, int] | None:
