@@ -25,7 +25,8 @@ auto-approval at a target precision of 0.98):
    approved and model-selected chips are always shown, plus the best unselected suggestions scoring at
    least ``CARD_MIN_SCORE`` (0.05), at most ``CARD_MAX_UNSELECTED`` (10) of them; the rest sit behind
    "more" and count as typed. Approved chips start checked, and the model's selected chips scoring at
-   least ``REVIEW_PRECHECK_MIN_SCORE`` too when ``REVIEW_PRECHECK_SELECTED`` is on (the default). The *typing baseline* is what the same card costs
+   least ``REVIEW_PRECHECK_MIN_SCORE`` (or its best selected chip when none does) too when
+   ``REVIEW_PRECHECK_SELECTED`` is on (the default). The *typing baseline* is what the same card costs
    with no suggestions: every gold tag typed + submit. Each count is checked against the server: a card
    counted at 1 action must be one the server reports ``edited: false`` for, and the reverse.
 4. **catalog micro-F1** of the pool after each window's retraining: reviewed products carry their
@@ -88,6 +89,8 @@ from _common import (  # noqa: E402
 )
 from readme_section import replace_section  # noqa: E402
 
+from annotation.selectors.precheck import prechecked_keys  # noqa: E402  (pure: no Django needed)
+
 README_PATH = Path(__file__).resolve().parent / "README.md"
 DEFAULT_DATA_DIR = REPO_ROOT.parent / "shared" / "data"
 DEFAULT_JSON = Path(__file__).resolve().parent / "figures" / "effort.json"
@@ -124,9 +127,7 @@ class CardRule:
     max_unselected: int
     precheck: bool
     fold: Any  # tag name -> the key the app compares names by (annotation.taxonomy.names.normalize_tag_name)
-    precheck_min_score: float = (
-        0.0  # a selected chip starts checked from this score (REVIEW_PRECHECK_MIN_SCORE)
-    )
+    precheck_min_score: float = 0.0  # REVIEW_PRECHECK_MIN_SCORE: see annotation.selectors.precheck
 
 
 @cache
@@ -160,12 +161,16 @@ def card_chips(card: Mapping[str, Any], rule: CardRule) -> list[ChipView]:
     Mirrors ``annotation.selectors.review.review_card``: the suggestions best first (the API's order:
     score desc, then name), each visible when approved or selected, or when it is among the first
     ``max_unselected`` unselected, unapproved suggestions scoring at least ``min_score``; approved tags
-    start checked, selected suggestions scoring at least ``precheck_min_score`` too with pre-checking on
-    (``annotation.selectors.review.starts_checked``); approved tags the shown version did not suggest
-    follow, visible and checked.
+    start checked, selected suggestions scoring at least ``precheck_min_score`` (or the best selected one
+    when none does) too with pre-checking on (``annotation.selectors.precheck.prechecked_keys``, the app's
+    own function); approved tags the shown version did not suggest follow, visible and checked.
     """
     approved = {rule.fold(row["tag"]) for row in card.get("approved_tags") or ()}
     suggestions = sorted(card.get("suggestions") or (), key=lambda s: (-float(s["score"]), s["tag"]))
+    starts_checked = prechecked_keys(
+        ((rule.fold(s["tag"]), float(s["score"]), bool(s["selected"])) for s in suggestions),
+        min_score=rule.precheck_min_score,
+    )
     chips = []
     suggested = set()
     unselected_rank = 0
@@ -178,8 +183,7 @@ def card_chips(card: Mapping[str, Any], rule: CardRule) -> list[ChipView]:
         )
         if not (is_approved or selected) and score >= rule.min_score:
             unselected_rank += 1
-        checked = rule.precheck and selected and score >= rule.precheck_min_score
-        chips.append(ChipView(key, visible, is_approved or checked))
+        chips.append(ChipView(key, visible, is_approved or (rule.precheck and key in starts_checked)))
         suggested.add(key)
     chips += [ChipView(key, True, True) for key in sorted(approved - suggested)]
     return chips

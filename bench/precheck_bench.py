@@ -7,7 +7,8 @@ products for pre-check floors (``REVIEW_PRECHECK_MIN_SCORE``), at few and at mor
 Per set: the quality bench's split (``bench/fewlabel_probe.py``'s draw: seed 0 permutation of the training
 part, the first ``N`` products, tag names known from the start), the default tagger fitted in this process,
 its stored suggestions (top 20, ``suggest_from_proba``) for the first ``--max-test`` products of the test
-part. A card starts with the selected suggestions scoring at least the floor checked (floor 0: every
+part. A card starts with the selected suggestions scoring at least the floor checked, or its best selected
+one when none does (``annotation.selectors.precheck.prechecked_keys``, the app's own rule; floor 0: every
 selected one, the card before the floor existed). **Actions** as ``bench/effort_bench.py`` counts them:
 1 submit + 1 per checked wrong tag + 1 per gold tag not checked (clicked when shown, typed when not: one
 action either way); **right as suggested**: cards whose checked tags are exactly the gold tags (one
@@ -36,6 +37,7 @@ from fewlabel_probe import ALL_SETS, CACHE_DIR  # noqa: E402
 from quality_bench import DEFAULT_DATA_DIR, load_products, split_products, without_category  # noqa: E402
 from readme_section import replace_section  # noqa: E402
 
+from annotation.selectors.precheck import prechecked_keys  # noqa: E402  (the app's rule; pure, no Django)
 from mlcore.settings import RuntimeSettings  # noqa: E402
 from mlcore.tagger import get_tagger  # noqa: E402
 from mlcore.types import Taxonomy  # noqa: E402
@@ -52,7 +54,7 @@ def card_outcomes(
     """Mean actions, share right as suggested, checked wrong and gold missing per card, for one floor."""
     actions = wrong = missing = exact = 0
     for row, tags in zip(suggestions, gold, strict=True):
-        checked = {tag for tag, score, selected in row if selected and score >= floor}
+        checked = prechecked_keys(row, min_score=floor)
         fp, fn = len(checked - tags), len(tags - checked)
         actions += 1 + fp + fn
         wrong += fp

@@ -393,8 +393,8 @@ REVIEW_CLAIM_TTL_SECONDS = env_int("REVIEW_CLAIM_TTL_SECONDS", 600)
 REVIEW_ACCEPT_THRESHOLD = env_float("REVIEW_ACCEPT_THRESHOLD", 0.5)
 # The review card starts with the model's selected tags checked (one key for a right card); 0 = explicit accepts.
 REVIEW_PRECHECK_SELECTED = env_bool("REVIEW_PRECHECK_SELECTED", True)
-# ... those of them the model rates at least this likely: a selected tag below it starts open (see
-# annotation.selectors.review.starts_checked for why 0.4).
+# ... those of them the model rates at least this likely (or the best of them when none is): a selected
+# tag below it starts open (see annotation.selectors.precheck for why, and why 0.4).
 REVIEW_PRECHECK_MIN_SCORE = env_float("REVIEW_PRECHECK_MIN_SCORE", 0.4)
 # How long a skipped product stays out of that operator's queue (others still get it).
 REVIEW_SKIP_HIDE_SECONDS = env_int("REVIEW_SKIP_HIDE_SECONDS", 3600)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +29,7 @@ from annotation.models import (
     ReviewStatus,
     Suggestion,
 )
+from annotation.selectors.precheck import prechecked_keys
 
 # Up to this many unreviewed products the queue size is an exact (bounded) count; above it, the
 # PostgreSQL planner's row estimate (COUNT(*) over a million-row queue costs ~100 ms per page view).
@@ -101,20 +102,14 @@ def precheck_min_score() -> float:
     return float(getattr(settings, "REVIEW_PRECHECK_MIN_SCORE", 0.4))
 
 
-def starts_checked(*, selected: bool, score: float, prechecked: bool, min_score: float) -> bool:
-    """Whether a suggestion starts checked on the card: the model selects it and rates it at least
-    ``min_score`` likely.
-
-    The model's selection serves the catalog (what is exported and auto-approved: its thresholds maximise
-    F1, and its post-processing gives a product at least one tag, one per exclusive group, every level of
-    a path), so with few labels it selects many tags it rates well below even odds. On the card each such
-    tag costs a person an untick when wrong and a tick when right, so a pre-checked tag should be more
-    likely right than wrong; measured on unseen products (300 and 2,000 labels on four shared sets, see
-    bench/README.md "Pre-checked chips"), a floor of 0.4 rather than the 0.5 break-even keeps the share of
-    cards right as suggested: the best guess of a group that must hold one tag is right at p 0.4 more often
-    than an open group would be.
-    """
-    return prechecked and selected and score >= min_score
+def card_prechecked_tag_ids(suggestions: Iterable[Suggestion], *, prechecked: bool) -> set[int]:
+    """The tags of a card's suggestions that start checked (``annotation.selectors.precheck``: selected and
+    at least ``REVIEW_PRECHECK_MIN_SCORE`` likely, or the best selected one); none with pre-checking off."""
+    if not prechecked:
+        return set()
+    return prechecked_keys(
+        ((s.tag_id, s.score, s.selected) for s in suggestions), min_score=precheck_min_score()
+    )
 
 
 def claim_is_live(product: Product, *, now: dt.datetime | None = None) -> bool:
@@ -139,8 +134,8 @@ class Chip:
     selected: bool  # the model would apply it (after its thresholds)
     approved_source: str | None  # "import", "review", ... when the tag is already approved
     # The chip's initial state: approved tags start accepted; the model's selected suggestions too
-    # when pre-checking is on and they score at least REVIEW_PRECHECK_MIN_SCORE (``starts_checked``);
-    # every other suggestion starts open.
+    # when pre-checking is on and they score at least REVIEW_PRECHECK_MIN_SCORE, or the best of them when
+    # none does (``card_prechecked_tag_ids``); every other suggestion starts open.
     checked: bool
     # On the card at first sight (False: behind "more"). Approved and selected chips are always visible.
     visible: bool = True
@@ -228,14 +223,15 @@ def review_card(*, product: Product, version_id: int | None = None) -> ReviewCar
     ``version_id`` defaults to ``product.suggested_by`` (the current suggestions); the submit of this
     card records these suggestions as "shown" (those behind "more" as not visible). With pre-checking on
     (``REVIEW_PRECHECK_SELECTED``) the model's selected chips start checked when they score at least
-    ``REVIEW_PRECHECK_MIN_SCORE`` (``starts_checked``): a right card takes one key, except a tag a bulk
-    decision rejected for this product (it starts unchecked).
+    ``REVIEW_PRECHECK_MIN_SCORE`` (or the best selected chip when none does; ``card_prechecked_tag_ids``):
+    a right card takes one key, except a tag a bulk decision rejected for this product (it starts
+    unchecked).
     """
     version_id = product.suggested_by_id if version_id is None else version_id
     suggestions = suggestions_shown(product=product, version_id=version_id)
     approved = {row.tag_id: row for row in approved_tags_of(product)}
     prechecked = precheck_selected()
-    min_score = precheck_min_score()
+    starts_checked = card_prechecked_tag_ids(suggestions, prechecked=prechecked)
     rejected_in_bulk = bulk_rejected_tag_ids(product) if product.pk else set()
     chips = []
     unselected_rank = 0
@@ -251,13 +247,7 @@ def review_card(*, product: Product, version_id: int | None = None) -> ReviewCar
                 score=s.score,
                 selected=s.selected,
                 approved_source=approved[s.tag_id].source if is_approved else None,
-                checked=is_approved
-                or (
-                    starts_checked(
-                        selected=s.selected, score=s.score, prechecked=prechecked, min_score=min_score
-                    )
-                    and s.tag_id not in rejected_in_bulk
-                ),
+                checked=is_approved or (s.tag_id in starts_checked and s.tag_id not in rejected_in_bulk),
                 visible=visible,
             )
         )

@@ -60,13 +60,12 @@ from annotation.models import (
 )
 from annotation.roles import is_admin
 from annotation.selectors.review import (
+    card_prechecked_tag_ids,
     claim_is_live,
     claim_ttl,
-    precheck_min_score,
     precheck_selected,
     recently_skipped_ids,
     review_queue,
-    starts_checked,
 )
 from annotation.selectors.taxonomy import hierarchy_closure_enabled as closure_setting
 from annotation.services.auto_approval import auto_approval_review_record, auto_approval_review_undone
@@ -447,8 +446,8 @@ def review_submit(
     NoTagsUnconfirmed; None without a claim: the pre-token contract, no confirmation asked).
     ``visible_tag_ids``: the suggestions the card displayed (default all); only those left unchecked are
     recorded as rejected. ``prechecked``: the card started with the model's selected tags checked (those
-    scoring at least REVIEW_PRECHECK_MIN_SCORE; default: the REVIEW_PRECHECK_SELECTED setting); ``edited``
-    is measured against that start.
+    ``card_prechecked_tag_ids`` names; default: the REVIEW_PRECHECK_SELECTED setting); ``edited`` is
+    measured against that start.
     """
     digest = _submit_digest(tags)
     try:
@@ -512,12 +511,7 @@ def _review_submit(
         previous_ids = {row.tag_id for row in previous}
         shown_ids = {s.tag_id: s for s in shown}
         visible = {s.tag_id for s in shown} if visible_tag_ids is None else set(visible_tag_ids)
-        min_score = precheck_min_score()
-        starting = previous_ids | {
-            s.tag_id
-            for s in shown
-            if starts_checked(selected=s.selected, score=s.score, prechecked=prechecked, min_score=min_score)
-        }
+        starting = previous_ids | card_prechecked_tag_ids(shown, prechecked=prechecked)
 
         removed_ids = previous_ids - set(final)
         if removed_ids:

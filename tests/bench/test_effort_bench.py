@@ -319,3 +319,27 @@ def test_products_the_import_would_refuse_are_not_drawn(tmp_path) -> None:
     assert len({r["id"] for r in drawn}) == 20  # seed and pool do not overlap
     assert data.too_long == 10
     assert data.tag_names == ["a"]  # "a" and "A" fold to one tag
+
+
+@pytest.mark.django_db
+def test_the_best_pick_starts_checked_when_no_selected_tag_reaches_the_floor(empty_cache, settings) -> None:
+    settings.REVIEW_PRECHECK_MIN_SCORE = 0.4
+    version = ModelVersionFactory(is_active=True)
+    product = _suggested_product(version, {"weak pick": 0.3, "weaker pick": 0.2, "other": 0.1})
+    Suggestion.objects.filter(product=product, tag__name__in=["weak pick", "weaker pick"]).update(
+        selected=True
+    )
+    api = APIClient()
+    api.force_authenticate(OperatorFactory())
+    card = api.post("/api/v1/review/next/").json()
+    assert {s["tag"]: s["checked"] for s in card["suggestions"]} == {
+        "weak pick": True,
+        "weaker pick": False,
+        "other": False,
+    }
+    rule = bench.app_card_rule.__wrapped__(precheck=True)
+    effort = bench.card_effort(card, ["weak pick"], rule)
+    assert effort.unchanged
+    url = f"/api/v1/products/{product.external_id}/review/"
+    result = api.post(url, {"tags": ["weak pick"], "claim": card["claim"]}, format="json").json()
+    assert result["edited"] is False

@@ -60,7 +60,8 @@ class SuggestionOutSerializer(serializers.Serializer):
     checked = serializers.BooleanField(
         help_text=(
             "The card proposes it (starts checked): an approved tag, or a selected one the model rates at "
-            "least `REVIEW_PRECHECK_MIN_SCORE` likely. A submit's `edited` compares the tags sent with "
+            "least `REVIEW_PRECHECK_MIN_SCORE` likely (the best selected one when none is). A submit's "
+            "`edited` compares the tags sent with "
             "these (with pre-checking off: the selected ones scoring at least that) plus the approved tags."
         )
     )
@@ -151,8 +152,8 @@ class ReviewResultSerializer(serializers.Serializer):
         allow_null=True,
         help_text=(
             "Whether the submit changed the card's proposal (the approved tags plus the model's selected "
-            "tags scoring at least `REVIEW_PRECHECK_MIN_SCORE`: the suggestions marked `checked` while "
-            "pre-checking is on): false when that proposal was accepted unchanged."
+            "tags scoring at least `REVIEW_PRECHECK_MIN_SCORE`, or its best selected one: the suggestions "
+            "marked `checked` while pre-checking is on): false when that proposal was accepted unchanged."
         ),
     )
 
