@@ -115,8 +115,8 @@ def render(
     load = os.getloadavg()[0]
     lines = [
         f"Measured {dt.date.today().isoformat()} ({os.cpu_count()} cores, shared; load average {load:.1f} at the "
-        f"end) with `{command}`. Default tagger, tag names known, the first {rows[0]['test']:,} products of each "
-        "test part; per cell: mean actions per card / share right as suggested (floor 0 = every selected tag "
+        f"end) with `{command}`. Default tagger, tag names known, the first {max(r['test'] for r in rows):,} "
+        "products (at most) of each test part; per cell: mean actions per card / share right as suggested (floor 0 = every selected tag "
         f"checked, the card before the floor; **{default}** = the default of `REVIEW_PRECHECK_MIN_SCORE`).",
         "",
         "| set | labels | selected per card (below 0.4) | "
