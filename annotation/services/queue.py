@@ -1,7 +1,8 @@
 """Review-queue priorities: active learning over the stored suggestion scores (``mlcore.selection``).
 
 After every suggestion refresh the active version's stored scores of the unreviewed products become a
-(products x tags) probability matrix, ``mlcore.selection.rank`` orders it with the admin's strategy, and
+(products x tags) probability matrix, with the stored decisions (``Suggestion.selected``, what the card
+pre-checks) as a boolean one beside it, ``mlcore.selection.rank`` orders them with the admin's strategy, and
 the result is written to ``Product.priority`` (indexed with id by ``product_queue_idx``), so claiming the
 next product is a keyed lookup, never a model call. Before any model exists the queue is ordered by
 diversity over the product texts (``mlcore.selection.cold_start_rank``), not by id.
