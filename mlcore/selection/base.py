@@ -45,6 +45,8 @@ def _check_probs(probs: np.ndarray) -> None:
 def _check_selected(selected: Selected | None, shape: tuple[int, ...]) -> Selected | None:
     if selected is None:
         return None
+    if not hasattr(selected, "shape"):  # nested lists
+        selected = np.asarray(selected, dtype=bool)
     if tuple(selected.shape) != tuple(shape):
         raise ValueError(f"selected has shape {tuple(selected.shape)}; probs has {tuple(shape)}")
     return selected
