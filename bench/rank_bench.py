@@ -1,6 +1,7 @@
 """Ranking 1,000,000 products from stored probabilities: under 10 s and under 2 GB RSS on 2 cores.
 
-    python bench/rank_bench.py [--rows 1000000] [--tags 500] [--strategy dense_uncertain] [--write-readme]
+    python bench/rank_bench.py [--rows 1000000] [--tags 500] [--strategy dense_uncertain] [--selected]
+                               [--write-readme]
 
 The probabilities are generated once (seeded) into ``.bench-cache/rank/`` as a float32 ``.npy`` file and
 read back the way the app reads stored scores: in row blocks, never as one resident 2 GB array (1M x 500
@@ -11,7 +12,10 @@ what ranking holds, not the page cache.
 Distribution (a tagger's output on a long-tailed catalog): each product has 1 + Poisson(1.5) gold tags
 drawn from a Zipf(1.1) tag frequency; the model gives them logits ~ N(2, 1.5) (mostly confident, some
 missed), 0-3 confusable tags per product get logits ~ N(-0.5, 1) and every other cell ~ N(-7, 1.5).
-Per-tag thresholds are drawn in [0.2, 0.5] as a tuned tagger's would be.
+Per-tag thresholds are drawn in [0.2, 0.5] as a tuned tagger's would be. ``--selected`` also passes the
+tagger's decisions the way the app does (``Suggestion.selected`` as a sparse CSR matrix, built before the
+clock starts): ``p >= threshold`` with one in twenty products' best non-selected tag added, as closure
+or an exclusive group's ``exactly_one`` would.
 
 Prints the figures, and exits 1 when a target is missed. ``--write-readme`` records them in the
 ``rank`` section of ``bench/README.md``.
@@ -114,6 +118,22 @@ def generate(path: Path, rows: int, tags: int, seed: int = 0) -> None:
     os.replace(tmp, path)
 
 
+def selected_csr(probs: NpyRows, thresholds: np.ndarray, seed: int = 2):
+    """Decisions like the app's stored ``selected``, as the CSR matrix it builds (see the module docstring)."""
+    from scipy import sparse
+
+    rng = np.random.default_rng(seed)
+    parts = []
+    for start in range(0, probs.shape[0], 50_000):
+        block = probs[start : start + 50_000]
+        chosen = block >= thresholds
+        extra = np.flatnonzero(rng.random(len(block)) < 0.05)
+        best_left_out = np.argmax(np.where(chosen[extra], -1.0, block[extra]), axis=1)
+        chosen[extra, best_left_out] = True
+        parts.append(sparse.csr_matrix(chosen))
+    return sparse.vstack(parts, format="csr")
+
+
 def write_readme(text: str) -> None:
     try:
         replace_section("rank", None, text, ROOT / "bench" / "README.md")
@@ -187,6 +207,9 @@ def main() -> int:
         help="'all': every strategy, each in its own process (peak RSS is per process)",
     )
     parser.add_argument("--batch-size", type=int, default=20)
+    parser.add_argument(
+        "--selected", action="store_true", help="also pass stored decisions (sparse), as the app's queue does"
+    )
     parser.add_argument("--write-readme", action="store_true")
     args = parser.parse_args()
 
@@ -209,12 +232,20 @@ def main() -> int:
     probs = NpyRows(path)
     thresholds = np.random.default_rng(1).uniform(0.2, 0.5, size=args.tags).astype(np.float32)
 
+    selected = selected_csr(probs, thresholds) if args.selected else None
     rank(probs[np.arange(2_000)], strategy=args.strategy, thresholds=thresholds)  # imports modAL, sklearn
     rss_before = peak_rss_mb() * 2**20  # bytes
     load_before = os.getloadavg()[0]
     wall = time.perf_counter()
     cpu = time.process_time()
-    priority = rank(probs, strategy=args.strategy, thresholds=thresholds, batch_size=args.batch_size, seed=0)
+    priority = rank(
+        probs,
+        strategy=args.strategy,
+        thresholds=thresholds,
+        batch_size=args.batch_size,
+        seed=0,
+        selected=selected,
+    )
     wall = time.perf_counter() - wall
     cpu = time.process_time() - cpu
     peak_rss = peak_rss_mb() * 2**20
@@ -227,6 +258,8 @@ def main() -> int:
         "tags": args.tags,
         "strategy": args.strategy,
         "batch_size": args.batch_size,
+        "selected": bool(args.selected),
+        "selected_nnz": None if selected is None else int(selected.nnz),
         "wall_s": round(wall, 2),
         "cpu_s": round(cpu, 2),
         "peak_rss_mb": round(peak_rss / 1e6),

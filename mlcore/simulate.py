@@ -195,6 +195,20 @@ def catalog_f1(
     return float(evaluate_tag_sets([r.tags for r in pool], catalog, per_tag=False)["micro_f1"])
 
 
+def selected_matrix(tagger: Any, tags: Sequence[Sequence[str]]) -> np.ndarray:
+    """The tagger's selected tags as a (products x ``classes_``) boolean matrix, the decisions ``rank``
+    scores: the app ranks by the stored ``Suggestion.selected`` (post-processing included), so the
+    simulation must too. A selected tag outside ``classes_`` (none has a score to rank by) is left out."""
+    column = {tag: j for j, tag in enumerate(tagger.classes_)}
+    out = np.zeros((len(tags), len(column)), dtype=bool)
+    for i, row in enumerate(tags):
+        for tag in row:
+            j = column.get(tag)
+            if j is not None:
+                out[i, j] = True
+    return out
+
+
 def tagger_thresholds(tagger: Any) -> np.ndarray | float | None:
     """Per-tag thresholds in ``classes_`` order if the tagger exposes them, so ranking uses its decisions."""
     for attribute in ("thresholds_", "thresholds"):
@@ -260,13 +274,13 @@ def run_curves(
     points: list[CurvePoint] = []
     for round_no in range(math.ceil(n_pool / config.batch) + 2):
         # Round 0 is the seed model, the same for every strategy of a seed: fitted and scored once.
-        seed_models: dict[int, tuple[Any, float, float, np.ndarray, float]] = {}
+        seed_models: dict[int, tuple[Any, float, float, np.ndarray, np.ndarray, float]] = {}
         for curve in curves:
             if curve.done:
                 continue
             unlabelled = np.flatnonzero(~curve.labelled)
             if round_no == 0 and curve.seed in seed_models:
-                tagger, f1, fit_s, probs, catalog = seed_models[curve.seed]
+                tagger, f1, fit_s, probs, selected, catalog = seed_models[curve.seed]
             else:
                 started = time.perf_counter()
                 tagger = make_tagger(config.tagger, config.runtime).fit(
@@ -277,11 +291,12 @@ def run_curves(
                 # The model's scores of the unreviewed products serve both the catalog and the ranking.
                 unreviewed = [pool[i] for i in unlabelled]
                 probs = tagger.predict_proba(unreviewed) if len(unlabelled) else np.zeros((0, 1))
-                catalog = catalog_f1(
-                    pool, curve.labelled, selected_tags(tagger, unreviewed, probs) if len(unlabelled) else []
-                )
+                model_tags = selected_tags(tagger, unreviewed, probs) if len(unlabelled) else []
+                catalog = catalog_f1(pool, curve.labelled, model_tags)
+                # The same decisions the catalog holds are the ones the ranking judges.
+                selected = selected_matrix(tagger, model_tags) if len(unlabelled) else np.zeros((0, 1), bool)
                 if round_no == 0:
-                    seed_models[curve.seed] = (tagger, f1, fit_s, probs, catalog)
+                    seed_models[curve.seed] = (tagger, f1, fit_s, probs, selected, catalog)
             point = CurvePoint(
                 curve.strategy,
                 curve.seed,
@@ -303,6 +318,7 @@ def run_curves(
                 probs,
                 strategy=curve.strategy,
                 thresholds=None if curve.strategy == CONTROL else tagger_thresholds(tagger),
+                selected=None if curve.strategy == CONTROL else selected,
                 features=features[unlabelled] if features is not None else None,
                 labeled_features=features[curve.labelled] if features is not None else None,
                 texts=[texts[i] for i in unlabelled] if texts is not None else None,

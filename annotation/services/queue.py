@@ -1,7 +1,8 @@
 """Review-queue priorities: active learning over the stored suggestion scores (``mlcore.selection``).
 
 After every suggestion refresh the active version's stored scores of the unreviewed products become a
-(products x tags) probability matrix, ``mlcore.selection.rank`` orders it with the admin's strategy, and
+(products x tags) probability matrix, with the stored decisions (``Suggestion.selected``, what the card
+pre-checks) as a boolean one beside it, ``mlcore.selection.rank`` orders them with the admin's strategy, and
 the result is written to ``Product.priority`` (indexed with id by ``product_queue_idx``), so claiming the
 next product is a keyed lookup, never a model call. Before any model exists the queue is ordered by
 diversity over the product texts (``mlcore.selection.cold_start_rank``), not by id.
@@ -130,7 +131,7 @@ class _CsrRows:
 
 def _rank_by_scores(active: ModelVersion) -> dict[str, Any]:
     strategy = queue_strategy()
-    product_ids, tag_ids, scores = _active_scores(active)
+    product_ids, tag_ids, scores, selected = _active_scores(active)
     unique_products = np.unique(product_ids)
     if len(unique_products) == 0:
         _zero_unranked(active)
@@ -138,14 +139,18 @@ def _rank_by_scores(active: ModelVersion) -> dict[str, Any]:
     unique_tags = np.unique(tag_ids)
     rows = np.searchsorted(unique_products, product_ids)
     cols = np.searchsorted(unique_tags, tag_ids)
-    matrix = sparse.csr_matrix(
-        (scores.astype(np.float32), (rows, cols)), shape=(len(unique_products), len(unique_tags))
-    )
+    shape = (len(unique_products), len(unique_tags))
+    matrix = sparse.csr_matrix((scores, (rows, cols)), shape=shape)
     matrix.sum_duplicates()
+    # The stored decisions, aligned with the scores; sparse like them (a few selected tags per product).
+    decisions = sparse.csr_matrix(
+        (np.ones(int(selected.sum()), dtype=bool), (rows[selected], cols[selected])), shape=shape
+    )
     priority = rank(
         _CsrRows(matrix),
         strategy=strategy,
         thresholds=_thresholds(active, unique_tags),
+        selected=decisions,
         # Diversity strategies compare product texts; only a few thousand candidates are ever loaded.
         texts=_lazy_texts(unique_products),
         labeled_texts=_reviewed_texts(),
@@ -206,28 +211,39 @@ def _thresholds(active: ModelVersion, tag_ids: np.ndarray) -> np.ndarray | None:
     return np.clip(values, 1e-3, 1 - 1e-3)
 
 
-def _active_scores(active: ModelVersion) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(product id, tag id, score) of the active version's suggestions for unreviewed products whose
-    current suggestions are that version's, streamed into arrays (20 scores x 1M products fit easily)."""
+def _active_scores(active: ModelVersion) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(product id, tag id, score, selected) of the active version's suggestions for unreviewed products
+    whose current suggestions are that version's, streamed into arrays (20 scores x 1M products fit easily).
+
+    ``selected`` is the tagger's real decision (thresholds, then top-k, hierarchy closure and exclusive
+    groups), what the card pre-checks: the ranking must judge the decisions the reviewer will see.
+    """
     product_table = Product._meta.db_table
     sql = (
-        f"SELECT s.product_id, s.tag_id, s.score FROM {Suggestion._meta.db_table} s "
+        f"SELECT s.product_id, s.tag_id, s.score, s.selected FROM {Suggestion._meta.db_table} s "
         f"JOIN {product_table} p ON p.id = s.product_id "
         "WHERE s.model_version_id = %s AND p.review_status = %s AND p.suggested_by_id = %s"
     )
-    parts: list[np.ndarray] = []
+    # Typed columns per fetched chunk: never one float64 table of every row (4 x 8 bytes per suggestion).
+    products: list[np.ndarray] = []
+    tags: list[np.ndarray] = []
+    scores: list[np.ndarray] = []
+    selected: list[np.ndarray] = []
     with connection.cursor() as cursor:
         cursor.execute(sql, [active.id, ReviewStatus.UNREVIEWED, active.id])
         while True:
             chunk = cursor.fetchmany(200_000)
             if not chunk:
                 break
-            parts.append(np.array(chunk, dtype=np.float64))
-    if not parts:
+            table = np.array(chunk, dtype=np.float64)
+            products.append(table[:, 0].astype(np.int64))
+            tags.append(table[:, 1].astype(np.int64))
+            scores.append(table[:, 2].astype(np.float32))
+            selected.append(table[:, 3] != 0)
+    if not products:
         empty = np.empty(0, dtype=np.int64)
-        return empty, empty, np.empty(0, dtype=np.float32)
-    table = np.concatenate(parts)
-    return table[:, 0].astype(np.int64), table[:, 1].astype(np.int64), table[:, 2].astype(np.float32)
+        return empty, empty, np.empty(0, dtype=np.float32), np.empty(0, dtype=bool)
+    return np.concatenate(products), np.concatenate(tags), np.concatenate(scores), np.concatenate(selected)
 
 
 def _zero_unranked(active: ModelVersion) -> None:

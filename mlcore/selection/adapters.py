@@ -21,8 +21,10 @@ class StoredProbabilities:
     ``X`` passed to :meth:`predict_proba` / :meth:`predict` is a column (or vector) of row indices into
     ``probs``: modAL never looks inside ``X`` itself, it only hands it back to the estimator. ``classes_``
     is present (modAL's ``max_loss`` / ``mean_max_loss`` read it, which a bare ``ActiveLearner`` lacks
-    upstream), ``predict`` applies per-tag ``thresholds``, and ``X_training`` / ``on_transformed`` are the
-    two learner attributes ``modAL.batch.ranked_batch`` reads.
+    upstream), ``predict`` returns the tagger's real decisions ``selected`` when given (its post-processing
+    included; modAL's ``max_score`` / ``avg_score`` / ``max_loss`` read them) and otherwise applies per-tag
+    ``thresholds``, and ``X_training`` / ``on_transformed`` are the two learner attributes
+    ``modAL.batch.ranked_batch`` reads.
     """
 
     def __init__(
@@ -32,6 +34,7 @@ class StoredProbabilities:
         classes: Sequence[Any] | None = None,
         thresholds: np.ndarray | float | None = None,
         X_training: np.ndarray | None = None,
+        selected: np.ndarray | None = None,
     ) -> None:
         if probs.ndim != 2:
             raise ValueError(f"probs must be 2-D (products x tags), got shape {probs.shape}")
@@ -41,6 +44,9 @@ class StoredProbabilities:
         if len(self.classes_) != n_tags:
             raise ValueError(f"{len(self.classes_)} classes for {n_tags} probability columns")
         self.thresholds = _check_thresholds(thresholds, n_tags)
+        if selected is not None and np.shape(selected) != probs.shape:
+            raise ValueError(f"selected has shape {np.shape(selected)}; probs has {probs.shape}")
+        self.selected = selected
         self.X_training = X_training
         self.on_transformed = False
 
@@ -54,6 +60,9 @@ class StoredProbabilities:
         return np.asarray(self.probs[rows], dtype=np.float32)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
+        if self.selected is not None:
+            rows = np.asarray(X).reshape(-1).astype(np.int64, copy=False)
+            return np.asarray(self.selected[rows], dtype=np.int8)
         return (self.predict_proba(X) >= self.thresholds).astype(np.int8)
 
     def fit(self, *args: Any, **kwargs: Any) -> StoredProbabilities:
@@ -85,10 +94,10 @@ def _modal_multilabel(function_name: str, higher_is_worse: bool) -> Callable[...
     value with its index), so the full order comes from modAL itself rather than a re-implementation.
     """
 
-    def score(block: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    def score(block: np.ndarray, thresholds: np.ndarray, selected: np.ndarray | None = None) -> np.ndarray:
         from modAL import multilabel
 
-        adapter = StoredProbabilities(block, thresholds=thresholds)
+        adapter = StoredProbabilities(block, thresholds=thresholds, selected=selected)
         strategy = getattr(multilabel, function_name)
         indices, utility = strategy(
             adapter, adapter.index(len(block)), n_instances=len(block), random_tie_break=False

@@ -7,8 +7,15 @@ import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+
+# The tagger's real per-cell decisions (what the review card pre-checks), aligned with ``probs``: a boolean
+# array, a scipy sparse matrix, or anything with ``shape`` and row slicing. Post-processing (top-k,
+# hierarchy closure, exclusive tag groups) makes them differ from ``p >= threshold`` on some cells, so
+# strategies that score "the model's decision" read these when given and re-derive them only as a fallback.
+Selected = Any
 
 # Rows scored per block: keeps the temporaries of a 500-tag float32 block near 16 MB whatever the catalog
 # size (measured peak RSS ranking 1M x 500: 1.04 GB with 8,192-row blocks, 1.08 GB with 32,768), and lets ``probs`` be a memory map or any row-sliceable store instead of one resident array.
@@ -35,6 +42,32 @@ def _check_probs(probs: np.ndarray) -> None:
         raise ValueError("probs has no tag columns")
 
 
+def _check_selected(selected: Selected | None, shape: tuple[int, ...]) -> Selected | None:
+    if selected is None:
+        return None
+    if not hasattr(selected, "shape"):  # nested lists
+        selected = np.asarray(selected, dtype=bool)
+    if tuple(selected.shape) != tuple(shape):
+        raise ValueError(f"selected has shape {tuple(selected.shape)}; probs has {tuple(shape)}")
+    return selected
+
+
+def _as_bool(rows: Any) -> np.ndarray:
+    # Sparse blocks (CSR rows of the stored decisions) become dense only per block of rows.
+    dense = rows.toarray() if hasattr(rows, "toarray") else rows
+    return np.asarray(dense, dtype=bool)
+
+
+def _read_selected(selected: Selected, start: int, stop: int) -> np.ndarray:
+    """Rows ``start:stop`` of the decisions as a dense boolean block."""
+    return _as_bool(selected[start:stop])
+
+
+def _selected_rows(selected: Selected, rows: np.ndarray) -> np.ndarray:
+    """The decisions of scattered ``rows`` (a few thousand candidates) as a dense boolean array."""
+    return _as_bool(selected[np.asarray(rows, dtype=np.int64)])
+
+
 def _blocks(n_rows: int) -> list[tuple[int, int]]:
     return [(start, min(start + ROW_BLOCK, n_rows)) for start in range(0, n_rows, ROW_BLOCK)]
 
@@ -49,13 +82,26 @@ def _read_block(probs: np.ndarray, start: int, stop: int) -> np.ndarray:
     return block
 
 
-def _scores(probs: np.ndarray, scorer: Callable[..., np.ndarray], thresholds: np.ndarray) -> np.ndarray:
-    """``scorer`` over row blocks, on a few threads (numpy releases the GIL in the per-cell arithmetic)."""
+def _scores(
+    probs: np.ndarray,
+    scorer: Callable[..., np.ndarray],
+    thresholds: np.ndarray,
+    selected: Selected | None = None,
+) -> np.ndarray:
+    """``scorer`` over row blocks, on a few threads (numpy releases the GIL in the per-cell arithmetic).
+
+    With ``selected``, the scorer also gets the block's decisions as ``selected=`` (only decision-aware
+    scorers are called with it).
+    """
     out = np.empty(probs.shape[0], dtype=np.float64)
 
     def score_block(bounds: tuple[int, int]) -> None:
         start, stop = bounds
-        out[start:stop] = scorer(_read_block(probs, start, stop), thresholds)
+        block = _read_block(probs, start, stop)
+        if selected is None:
+            out[start:stop] = scorer(block, thresholds)
+        else:
+            out[start:stop] = scorer(block, thresholds, selected=_read_selected(selected, start, stop))
 
     blocks = _blocks(probs.shape[0])
     if len(blocks) == 1 or SCORE_THREADS == 1:
@@ -102,6 +148,8 @@ class RankRequest:
     labeled_texts: Sequence[str] | None
     batch_size: int
     rng: np.random.Generator
+    # The tagger's stored decisions (see ``Selected``); None: re-derived from ``thresholds``.
+    selected: Selected | None = None
 
 
 @dataclass(frozen=True)
@@ -114,9 +162,15 @@ class Strategy:
     uses_features: bool = False
 
 
-def _per_row(scorer: Callable[..., np.ndarray]) -> Callable[[RankRequest], np.ndarray]:
+def _per_row(
+    scorer: Callable[..., np.ndarray], *, uses_selected: bool = False
+) -> Callable[[RankRequest], np.ndarray]:
+    """A strategy ordering rows by ``scorer``; ``uses_selected``: the scorer takes ``selected=`` (the
+    tagger's real decisions) and gets them whenever the request carries them."""
+
     def order(request: RankRequest) -> np.ndarray:
-        return _order_by(_scores(request.probs, scorer, request.thresholds), request.rng)
+        selected = request.selected if uses_selected else None
+        return _order_by(_scores(request.probs, scorer, request.thresholds, selected), request.rng)
 
     return order
 

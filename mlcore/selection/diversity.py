@@ -12,7 +12,15 @@ from mlcore.selection.adapters import (
     modal_ranked_batch,
     modal_uncertainty_batch,
 )
-from mlcore.selection.base import RankRequest, _batch_first, _interleave, _order_by, _scores, _unit_rows
+from mlcore.selection.base import (
+    RankRequest,
+    _batch_first,
+    _interleave,
+    _order_by,
+    _scores,
+    _selected_rows,
+    _unit_rows,
+)
 from mlcore.selection.features import _words, text_features
 from mlcore.selection.uncertainty import _threshold_max, expected_wrong_decisions
 
@@ -120,7 +128,7 @@ def _expected_errors_batch_order(request: RankRequest) -> np.ndarray:
     """Expected wrong decisions as the utility of modAL's ranked batch over the top candidates, so one
     batch does not spend its reviews on near-copies of one listing the model gets wrong."""
     probs = request.probs
-    expected = _scores(probs, expected_wrong_decisions, request.thresholds)
+    expected = _scores(probs, expected_wrong_decisions, request.thresholds, request.selected)
     by_expected = _order_by(expected, request.rng)
     candidates = by_expected[: _candidate_count(probs.shape[0], request.batch_size)]
     vectors, reference, _ = _representation(request, candidates)
@@ -140,7 +148,9 @@ def _expected_errors_mixed_order(request: RankRequest) -> np.ndarray:
     probs = request.probs
     n = probs.shape[0]
     rng = request.rng
-    by_expected = _order_by(_scores(probs, expected_wrong_decisions, request.thresholds), rng)
+    by_expected = _order_by(
+        _scores(probs, expected_wrong_decisions, request.thresholds, request.selected), rng
+    )
     n_random = min(int(round(EXPECTED_ERRORS_RANDOM_SHARE * request.batch_size)), n)
     n_top = min(max(request.batch_size - n_random, 0), n - n_random)
     top = by_expected[:n_top]
@@ -324,13 +334,19 @@ def _vocabulary_order(request: RankRequest) -> np.ndarray:
 GRADIENT_CANDIDATES = 5_000
 
 
-def _decision_residual(block: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
-    """``p - y`` with the model's own decisions ``y = p >= threshold`` as labels (the BCE logit gradient)."""
-    return block - (block >= thresholds)
+def _decision_residual(
+    block: np.ndarray, thresholds: np.ndarray, selected: np.ndarray | None = None
+) -> np.ndarray:
+    """``p - y`` with the model's own decisions ``y`` as labels (the BCE logit gradient): its ``selected``
+    tags when given (post-processing included), else ``p >= threshold``."""
+    labels = block >= thresholds if selected is None else np.asarray(selected, dtype=bool)
+    return block - labels
 
 
-def _residual_sq_norm(block: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
-    residual = _decision_residual(block, thresholds)
+def _residual_sq_norm(
+    block: np.ndarray, thresholds: np.ndarray, selected: np.ndarray | None = None
+) -> np.ndarray:
+    residual = _decision_residual(block, thresholds, selected)
     return np.einsum("ij,ij->i", residual, residual)
 
 
@@ -339,20 +355,24 @@ def _gradient_embedding_order(request: RankRequest) -> np.ndarray:
 
     For a product with representation ``h`` (unit vector: TF-IDF of its text, or the caller's features)
     and tag probabilities ``p``, the gradient of the tagging loss w.r.t. a linear output layer, taking the
-    model's own decisions ``y = p >= threshold`` as labels, is ``(p - y) ⊗ h``. Its length is the product's
-    uncertainty, its direction says what it would teach: k-means++ D² sampling over these vectors picks
-    products that are uncertain *and* unlike each other, without a knob between the two. The gradients are
-    never formed: ``<g_i, g_j> = <r_i, r_j> <h_i, h_j>``. Large pools are prefiltered to the
-    ``GRADIENT_CANDIDATES`` longest gradients.
+    model's own decisions ``y`` as labels (its stored ``selected`` tags, else ``p >= threshold``), is
+    ``(p - y) ⊗ h``. Its length is the product's uncertainty, its direction says what it would teach:
+    k-means++ D² sampling over these vectors picks products that are uncertain *and* unlike each other,
+    without a knob between the two. The gradients are never formed: ``<g_i, g_j> = <r_i, r_j> <h_i, h_j>``.
+    Large pools are prefiltered to the ``GRADIENT_CANDIDATES`` longest gradients.
     """
     probs = request.probs
     n = probs.shape[0]
     rng = request.rng
     thresholds = request.thresholds.astype(np.float32)
-    sq_norm = _scores(probs, _residual_sq_norm, thresholds)
+    sq_norm = _scores(probs, _residual_sq_norm, thresholds, request.selected)
     by_norm = _order_by(sq_norm, rng)
     candidates = by_norm[: min(n, GRADIENT_CANDIDATES)]
-    residual = _decision_residual(np.asarray(probs[candidates], dtype=np.float32), thresholds)
+    residual = _decision_residual(
+        np.asarray(probs[candidates], dtype=np.float32),
+        thresholds,
+        None if request.selected is None else _selected_rows(request.selected, candidates),
+    )
     vectors, _, _ = _representation(request, candidates)
     g_sq = sq_norm[candidates]
 

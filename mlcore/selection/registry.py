@@ -9,8 +9,10 @@ import numpy as np
 from mlcore.selection.adapters import _modal_binary, _modal_multilabel
 from mlcore.selection.base import (
     RankRequest,
+    Selected,
     Strategy,
     _check_probs,
+    _check_selected,
     _check_thresholds,
     _per_row,
     _priority_from_order,
@@ -49,22 +51,22 @@ STRATEGIES: dict[str, Strategy] = {
         Strategy(
             "max_score",
             "modAL multilabel.max_score: highest probability x (decision - 1/2), decisions at the thresholds.",
-            _per_row(_modal_multilabel("max_score", higher_is_worse=True)),
+            _per_row(_modal_multilabel("max_score", higher_is_worse=True), uses_selected=True),
         ),
         Strategy(
             "avg_score",
             "modAL multilabel.avg_score: mean of probability x (decision - 1/2) over tags.",
-            _per_row(_modal_multilabel("avg_score", higher_is_worse=True)),
+            _per_row(_modal_multilabel("avg_score", higher_is_worse=True), uses_selected=True),
         ),
         Strategy(
             "max_loss",
             "modAL multilabel.max_loss (Li et al.), working here because the adapter has classes_ and predict.",
-            _per_row(_modal_multilabel("max_loss", higher_is_worse=True)),
+            _per_row(_modal_multilabel("max_loss", higher_is_worse=True), uses_selected=True),
         ),
         Strategy(
             "mean_max_loss",
             "modAL multilabel.mean_max_loss (Li et al.); O(tags^2) per product, for small tag sets.",
-            _per_row(_modal_multilabel("mean_max_loss", higher_is_worse=True)),
+            _per_row(_modal_multilabel("mean_max_loss", higher_is_worse=True), uses_selected=True),
         ),
         Strategy(
             "binary_uncertainty",
@@ -88,14 +90,15 @@ STRATEGIES: dict[str, Strategy] = {
         ),
         Strategy(
             "expected_errors",
-            "Expected number of wrong tag decisions (selected: 1 - p, left out: p, at the tagger's thresholds): "
+            "Expected number of wrong tag decisions (selected: 1 - p, left out: p; the tagger's stored decisions, "
+            "else its thresholds): "
             "what a review fixes in the catalog.",
-            _per_row(expected_wrong_decisions),
+            _per_row(expected_wrong_decisions, uses_selected=True),
         ),
         Strategy(
             "any_error",
             "Probability that at least one tag decision on the product is wrong (the card needs a change).",
-            _per_row(any_wrong_decision),
+            _per_row(any_wrong_decision, uses_selected=True),
         ),
         Strategy(
             "expected_errors_batch",
@@ -174,12 +177,18 @@ def rank(
     thresholds: np.ndarray | float | None = None,
     batch_size: int = 20,
     seed: int = 0,
+    selected: Selected | None = None,
 ) -> np.ndarray:
     """Priority per product (row of ``probs``): higher = review first; unique values in ``(0, 1]``.
 
     ``probs``: (products, tags) probabilities of the active model, columns in the tagger's ``classes_``
     order; a numpy array, a memory map or anything with ``shape`` and row slicing (it is read in blocks).
     ``thresholds``: the tagger's per-tag decision thresholds (scalar or one per column; 0.5 if None).
+    ``selected``: the tagger's real decisions, aligned with ``probs`` (boolean array, scipy sparse matrix or
+    anything row-sliceable; read in the same blocks): what the review card pre-checks. Strategies that score
+    the model's decisions (expected/any wrong decision, modAL's score and loss strategies, BADGE) use them;
+    without them they re-derive decisions as ``p >= threshold``, which misses the tagger's post-processing
+    (top-k, hierarchy closure, exclusive tag groups). Closeness-to-threshold strategies ignore them.
     ``features``: optional per-product vectors (e.g. sentence embeddings) for the diversity strategies,
     only indexed at a few thousand candidate rows; without them the probability rows serve.
     ``labeled_features``: optional vectors of already-reviewed products (same space as ``features``), so a
@@ -210,6 +219,7 @@ def rank(
         labeled_texts=labeled_texts,
         batch_size=batch_size,
         rng=np.random.default_rng(seed),
+        selected=_check_selected(selected, probs.shape),
     )
     # One BLAS/OpenMP thread: the matrices here are small, and on a busy machine OpenBLAS's spinning worker
     # threads made a 500x500 eigh 60x slower (7.5 s instead of 0.13 s on the shared 2-core box).

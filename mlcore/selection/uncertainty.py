@@ -52,28 +52,47 @@ def row_uncertainty(
 
 
 def decisions(block: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
-    """The tagger's selected tags as the app shows them: ``p >= threshold``, and the best-scored tag of a
-    product left with none (``min_selected=1``, :func:`mlcore.thresholds.apply_thresholds`)."""
+    """The tagger's selected tags re-derived from its thresholds: ``p >= threshold``, and the best-scored
+    tag of a product left with none (``min_selected=1``, :func:`mlcore.thresholds.apply_thresholds`).
+
+    Only the fallback: the tagger's post-processing (top-k, hierarchy closure, exclusive tag groups) changes
+    some of these, so callers that have its real decisions pass them as ``selected`` instead.
+    """
     return apply_thresholds(block, thresholds, min_selected=1)
 
 
-def wrong_decision_probability(block: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+def wrong_decision_probability(
+    block: np.ndarray, thresholds: np.ndarray, selected: np.ndarray | None = None
+) -> np.ndarray:
     """Per cell, the probability that the tagger's decision is wrong, reading ``p`` as calibrated:
-    a selected tag is wrong with ``1 - p``, a tag left out with ``p``."""
-    return np.where(decisions(block, thresholds), 1.0 - block, block).astype(np.float32, copy=False)
+    a selected tag is wrong with ``1 - p``, a tag left out with ``p``.
+
+    ``selected``: the tagger's real decisions for the block (boolean, same shape), what the review card
+    pre-checks; without them they are re-derived from ``thresholds`` (:func:`decisions`), which disagrees
+    with the card wherever closure or an exclusive group overruled a threshold.
+    """
+    chosen = decisions(block, thresholds) if selected is None else np.asarray(selected, dtype=bool)
+    if chosen.shape != block.shape:
+        raise ValueError(f"selected has shape {chosen.shape} for a block of shape {block.shape}")
+    return np.where(chosen, 1.0 - block, block).astype(np.float32, copy=False)
 
 
-def expected_wrong_decisions(block: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+def expected_wrong_decisions(
+    block: np.ndarray, thresholds: np.ndarray, selected: np.ndarray | None = None
+) -> np.ndarray:
     """Per product, the expected number of wrong tag decisions: what a review of it fixes in the catalog.
 
     Ordering by it is the greedy order for catalog accuracy per review (each review turns that product's
-    decisions into gold), whatever the review teaches the model.
+    decisions into gold), whatever the review teaches the model. ``selected``: the decisions the catalog
+    actually holds (see :func:`wrong_decision_probability`); the thresholds' decisions when None.
     """
-    return wrong_decision_probability(block, thresholds).sum(axis=1, dtype=np.float64)
+    return wrong_decision_probability(block, thresholds, selected).sum(axis=1, dtype=np.float64)
 
 
-def any_wrong_decision(block: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+def any_wrong_decision(
+    block: np.ndarray, thresholds: np.ndarray, selected: np.ndarray | None = None
+) -> np.ndarray:
     """Per product, the probability that at least one decision is wrong (tags taken as independent): the
-    chance the reviewer has to change the card at all."""
-    right = 1.0 - wrong_decision_probability(block, thresholds).astype(np.float64)
+    chance the reviewer has to change the card at all. ``selected`` as in :func:`expected_wrong_decisions`."""
+    right = 1.0 - wrong_decision_probability(block, thresholds, selected).astype(np.float64)
     return 1.0 - np.prod(right, axis=1)

@@ -143,3 +143,37 @@ def test_the_apps_queue_ranks_with_the_default_strategy(monkeypatch):
         summary = queue_priorities_recompute()
     assert queue_strategy() == DEFAULT_STRATEGY
     assert used == [DEFAULT_STRATEGY] and summary["strategy"] == DEFAULT_STRATEGY
+
+
+def test_queue_ranks_by_the_stored_decisions_not_the_thresholds():
+    """Same scores, different stored ``selected`` (closure selected a low-scored parent on some cards):
+    the products whose card carries more likely-wrong decisions come first."""
+    products = catalog_load(demo_rows(tagged=0, untagged=20))
+    names = ["shirt", "tops"]
+    tag_ids, _ = TagResolver().resolve(names, create=True)
+    version = ModelVersionFactory(version="v-decisions", config={"tag_ids": {n: tag_ids[n] for n in names}})
+    ModelVersion.objects.filter(id=version.id).update(is_active=True)
+    closed = {p.id for p in products[::4]}
+    Suggestion.objects.bulk_create(
+        [
+            Suggestion(
+                product_id=p.id,
+                tag_id=tag_ids[name],
+                model_version=version,
+                score=score,
+                # At threshold 0.5 only "shirt" is selected; on the closed cards "tops" (its parent) is too.
+                selected=name == "shirt" or p.id in closed,
+            )
+            for p in products
+            for name, score in (("shirt", 0.6), ("tops", 0.3))
+        ]
+    )
+    Product.objects.filter(id__in=[p.id for p in products]).update(
+        suggested_by=version, needs_suggestion=False
+    )
+    queue_strategy_set(strategy="expected_errors")
+    summary = queue_priorities_recompute()
+    assert summary["ranked"] == 20
+    # Expected wrong decisions: 0.4 + 0.7 on the closed cards, 0.4 + 0.3 on the others (which the
+    # thresholds alone would give all twenty, tied).
+    assert set(_queue_order()[: len(closed)]) == closed
