@@ -1,8 +1,8 @@
 """Review-queue priorities: active learning over the stored suggestion scores (``mlcore.selection``).
 
 After every suggestion refresh the active version's stored scores of the unreviewed products become a
-(products x tags) probability matrix, with the stored decisions (``Suggestion.selected``, what the card
-pre-checks) as a boolean one beside it, ``mlcore.selection.rank`` orders them with the admin's strategy, and
+(products x tags) probability matrix, with the stored decisions (``Suggestion.selected``, what the catalog
+carries for a product nobody reviewed) as a boolean one beside it, ``mlcore.selection.rank`` orders them with the admin's strategy, and
 the result is written to ``Product.priority`` (indexed with id by ``product_queue_idx``), so claiming the
 next product is a keyed lookup, never a model call. Before any model exists the queue is ordered by
 diversity over the product texts (``mlcore.selection.cold_start_rank``), not by id.
@@ -216,7 +216,9 @@ def _active_scores(active: ModelVersion) -> tuple[np.ndarray, np.ndarray, np.nda
     whose current suggestions are that version's, streamed into arrays (20 scores x 1M products fit easily).
 
     ``selected`` is the tagger's real decision (thresholds, then top-k, hierarchy closure and exclusive
-    groups), what the card pre-checks: the ranking must judge the decisions the reviewer will see.
+    groups), what the catalog and the export carry for an unreviewed product: the ranking judges the
+    decisions a review would correct (the card pre-checks those of them scoring at least
+    REVIEW_PRECHECK_MIN_SCORE, see annotation.selectors.precheck).
     """
     product_table = Product._meta.db_table
     sql = (

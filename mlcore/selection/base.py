@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-# The tagger's real per-cell decisions (what the review card pre-checks), aligned with ``probs``: a boolean
+# The tagger's real per-cell decisions (what the catalog carries for an unreviewed product), aligned with ``probs``: a boolean
 # array, a scipy sparse matrix, or anything with ``shape`` and row slicing. Post-processing (top-k,
 # hierarchy closure, exclusive tag groups) makes them differ from ``p >= threshold`` on some cells, so
 # strategies that score "the model's decision" read these when given and re-derive them only as a fallback.

@@ -185,7 +185,7 @@ def rank(
     order; a numpy array, a memory map or anything with ``shape`` and row slicing (it is read in blocks).
     ``thresholds``: the tagger's per-tag decision thresholds (scalar or one per column; 0.5 if None).
     ``selected``: the tagger's real decisions, aligned with ``probs`` (boolean array, scipy sparse matrix or
-    anything row-sliceable; read in the same blocks): what the review card pre-checks. Strategies that score
+    anything row-sliceable; read in the same blocks): what the catalog carries. Strategies that score
     the model's decisions (expected/any wrong decision, modAL's score and loss strategies, BADGE) use them;
     without them they re-derive decisions as ``p >= threshold``, which misses the tagger's post-processing
     (top-k, hierarchy closure, exclusive tag groups). Closeness-to-threshold strategies ignore them.

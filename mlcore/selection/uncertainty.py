@@ -67,9 +67,9 @@ def wrong_decision_probability(
     """Per cell, the probability that the tagger's decision is wrong, reading ``p`` as calibrated:
     a selected tag is wrong with ``1 - p``, a tag left out with ``p``.
 
-    ``selected``: the tagger's real decisions for the block (boolean, same shape), what the review card
-    pre-checks; without them they are re-derived from ``thresholds`` (:func:`decisions`), which disagrees
-    with the card wherever closure or an exclusive group overruled a threshold.
+    ``selected``: the tagger's real decisions for the block (boolean, same shape), what the catalog
+    carries; without them they are re-derived from ``thresholds`` (:func:`decisions`), which disagrees
+    with them wherever closure or an exclusive group overruled a threshold.
     """
     chosen = decisions(block, thresholds) if selected is None else np.asarray(selected, dtype=bool)
     if chosen.shape != block.shape:
