@@ -326,3 +326,23 @@ def last_json_line(stdout: str) -> dict[str, Any] | None:
         if line.startswith("{"):
             return json.loads(line)
     return None
+
+
+# --------------------------------------------------------------------------------------------------------
+# The end of a bench run
+
+
+def report_verdict(
+    text: str, missed: Sequence[str], *, section: str, heading: str, write_readme: bool
+) -> int:
+    """Print a bench's report, write it as its README section when asked, and turn the targets it missed
+    into the exit status (1, with the misses on stderr) that CI and people read."""
+    from readme_section import replace_section  # bench/ is on sys.path wherever _common is imported
+
+    print(text)
+    if write_readme:
+        replace_section(section, heading, "\n" + text)
+    if missed:
+        print("TARGET MISSED:\n" + "\n".join(f"  - {m}" for m in missed), file=sys.stderr)
+        return 1
+    return 0

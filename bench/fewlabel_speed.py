@@ -37,9 +37,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import quality_bench as qb  # noqa: E402
-from _common import last_json_line  # noqa: E402
+from _common import last_json_line, report_verdict  # noqa: E402
 from learning_curve import draw_order  # noqa: E402
-from readme_section import replace_section  # noqa: E402
 
 FIGURES_FILE = Path(__file__).resolve().parent / "figures" / "fewlabel_speed.json"
 README_SECTION = "fewlabel-speed"
@@ -207,13 +206,9 @@ def main(argv: list[str] | None = None) -> int:
     summary = summarise(merge_figures(rows, args.figures))
     missed = verdict(summary, args.target_s)
     text = render(summary, args, missed)
-    print(text)
-    if args.write_readme:
-        replace_section(README_SECTION, README_HEADING, "\n" + text)
-    if missed:
-        print("TARGET MISSED:\n" + "\n".join(f"  - {m}" for m in missed), file=sys.stderr)
-        return 1
-    return 0
+    return report_verdict(
+        text, missed, section=README_SECTION, heading=README_HEADING, write_readme=args.write_readme
+    )
 
 
 if __name__ == "__main__":

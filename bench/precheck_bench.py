@@ -33,9 +33,9 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import report_verdict  # noqa: E402
 from fewlabel_probe import ALL_SETS, CACHE_DIR  # noqa: E402
 from quality_bench import DEFAULT_DATA_DIR, load_products, split_products, without_category  # noqa: E402
-from readme_section import replace_section  # noqa: E402
 
 from annotation.selectors.precheck import prechecked_keys  # noqa: E402  (the app's rule; pure, no Django)
 from mlcore.settings import RuntimeSettings  # noqa: E402
@@ -167,13 +167,9 @@ def main(argv: list[str] | None = None) -> int:
     command = " ".join(["nice -n 10 .venv/bin/python bench/precheck_bench.py", *given])
     missed = verdict(rows, args.default)
     text = render(rows, floors, args.default, command, missed)
-    print(text)
-    if args.write_readme:
-        replace_section(README_SECTION, README_HEADING, "\n" + text)
-    if missed:
-        print("TARGET MISSED:\n" + "\n".join(f"  - {m}" for m in missed), file=sys.stderr)
-        return 1
-    return 0
+    return report_verdict(
+        text, missed, section=README_SECTION, heading=README_HEADING, write_readme=args.write_readme
+    )
 
 
 if __name__ == "__main__":

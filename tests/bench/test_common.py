@@ -131,3 +131,13 @@ def test_gunicorn_starts_on_a_free_port_answers_and_stops(tmp_path: Path) -> Non
 def test_last_json_line_is_the_childs_figures() -> None:
     assert common.last_json_line('starting\n{"a": 1}\nnoise\n{"b": 2}\n\n') == {"b": 2}
     assert common.last_json_line("no figures\n") is None
+
+
+def test_report_verdict_turns_missed_targets_into_the_exit_status(capsys) -> None:
+    assert common.report_verdict("| a | met |", [], section="x", heading="## x", write_readme=False) == 0
+    assert capsys.readouterr().out.strip() == "| a | met |"
+    missed = ["a: 25.0 s >= 20 s"]
+    assert (
+        common.report_verdict("| a | missed |", missed, section="x", heading="## x", write_readme=False) == 1
+    )
+    assert "TARGET MISSED:\n  - a: 25.0 s >= 20 s" in capsys.readouterr().err
