@@ -708,8 +708,8 @@ def readme_text(
         # Written from cached points: the command that measured them, without the report flags.
         command = command.replace(" --curve-report-only", "").replace(" --write-readme", "")
         load_text = (
-            "the machine's load during the measurement is in the run's log (1-minute load average 7-13 "
-            "during this section's runs); this text was written from the cached points"
+            "the machine's load during the measurement is in the run's log; this text was written from the "
+            "kept points (each point's date and seconds are in bench/figures/curve_<set>.json)"
         )
     else:
         load_text = f"1-minute load average {load[0]:.1f} at the start and {load[1]:.1f} at the end"
