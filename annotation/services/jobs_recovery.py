@@ -212,13 +212,11 @@ def running_job_recover(job: Job, *, rerun: bool, left: str, now: dt.datetime | 
         current = current.filter(
             **{f"progress__{key}__isnull": True} if value is None else {f"progress__{key}": value}
         )
-    if isinstance(job, ExportJob):
-        for partial in export_job_partials(job):
-            partial.unlink(missing_ok=True)
     if rerun and attempt < jobs_max_attempts():
         progress["attempt"] = attempt + 1
         if not current.update(status=JobStatus.QUEUED, progress=progress):
             return None
+        _remove_partial_files(job)
         logger.warning(
             "%s %s: %s; queued again as attempt %s", job._meta.verbose_name, job.id, message, attempt + 1
         )
@@ -227,8 +225,17 @@ def running_job_recover(job: Job, *, rerun: bool, left: str, now: dt.datetime | 
     error = f"{message}; {tries}{left}"
     if not current.update(status=JobStatus.FAILED, finished_at=now, error=error, progress=progress):
         return None
+    _remove_partial_files(job)
     logger.warning("%s %s failed: %s", job._meta.verbose_name, job.id, error)
     return JobStatus.FAILED
+
+
+def _remove_partial_files(job: Job) -> None:
+    """A dead export attempt's temporary file. Only once the compare-and-set above took the job: a worker
+    that beat meanwhile keeps its job, and must keep the file it is writing."""
+    if isinstance(job, ExportJob):
+        for partial in export_job_partials(job):
+            partial.unlink(missing_ok=True)
 
 
 def _waiting_messages(queue: str) -> set[tuple[str, tuple]] | None:

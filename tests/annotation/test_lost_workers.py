@@ -156,10 +156,15 @@ def test_a_heartbeat_written_after_the_sweeper_looked_keeps_the_job(settings):
     judged = ExportJob.objects.get(id=job.id)
     fresh = dict(job.progress, heartbeat_at=timezone.now().isoformat())
     ExportJob.objects.filter(id=job.id).update(progress=fresh)  # the worker beats meanwhile
+    writing = export_job_file(job).with_name(f".{export_job_file(job).name}.7.partial")
+    writing.parent.mkdir(parents=True, exist_ok=True)
+    writing.write_text("the live attempt's export so far")
 
     assert jobs_recovery.running_job_recover(judged, rerun=True, left="") is None
     job.refresh_from_db()
     assert job.status == JobStatus.RUNNING and job.progress == fresh
+    assert writing.exists()  # the job stayed its worker's: so does the file it is writing
+    writing.unlink()  # the exports folder is shared by the session's tests
 
 
 @pytest.mark.django_db(transaction=True)
