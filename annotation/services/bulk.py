@@ -76,7 +76,7 @@ from annotation.selectors.bulk import (
     product_ids_by_external_id,
 )
 from annotation.selectors.review import claim_is_live
-from annotation.services.job_claims import JobLease, JobLost, queued_job_lease
+from annotation.services.job_claims import JobLease, queued_job_lease
 from annotation.services.reviews import hierarchy_closure_enabled, tag_ancestors
 from annotation.services.training import reviews_submitted_hook
 from annotation.services.worker_liveness import worker_name
@@ -258,16 +258,10 @@ def bulk_action_run(job_id: int) -> BulkAction | None:
 
 
 def _run_or_fail(action: BulkAction, progress: _Progress) -> None:
-    try:
-        _run(action, progress)
-    except JobLost as exc:  # the sweeper gave this attempt up for dead; the chunk under way rolled back
-        logger.warning("%s", exc)
-        return
-    except Exception as exc:  # the action records any failure; the chunks before it stay decided
-        logger.exception("bulk action %s failed", action.pk)
-        progress.lease.finish(JobStatus.FAILED, error=str(exc)[:5000])
-        if progress.keep_lists:
-            raise
+    # Lost: the chunk under way rolled back. Failed: the chunks before it stay decided; the caller of an
+    # inline action (keep_lists) reports the error itself.
+    done, _ = progress.lease.run(lambda: _run(action, progress), reraise=progress.keep_lists)
+    if not done:
         return
     progress.lease.finish(JobStatus.SUCCEEDED)
     if progress.done_count and action.kind == BulkKind.DECIDE:

@@ -111,20 +111,16 @@ def export_job_run(job_id: int) -> ExportJob | None:
             if heartbeat.lost:
                 raise JobLost(f"export job {job_id} attempt {lease.attempt} lost its claim")
 
-        try:
-            result = export_write(
+        done, result = lease.run(
+            lambda: export_write(
                 path=export_job_file(job),
                 file_format=job.file_format,
                 updated_since=job.updated_since,
                 progress=stop_when_lost,
             )
-        except JobLost as exc:
-            logger.warning("%s", exc)
-            return ExportJob.objects.get(id=job_id)
-        except Exception as exc:  # the job records any failure; the worker stays up
-            logger.exception("export job %s failed", job_id)
-            lease.finish(JobStatus.FAILED, error=str(exc)[:5000])
-            return ExportJob.objects.get(id=job_id)
+        )
+    if not done:
+        return ExportJob.objects.get(id=job_id)
     lease.finish(
         JobStatus.SUCCEEDED,
         rows=result.rows,

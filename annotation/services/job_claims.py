@@ -25,6 +25,7 @@ from annotation.services.worker_liveness import HeartbeatThread, seconds_setting
 logger = logging.getLogger(__name__)
 
 Job = TypeVar("Job", bound=models.Model)
+Result = TypeVar("Result")
 
 
 def jobs_heartbeat_seconds() -> float:
@@ -71,6 +72,23 @@ class JobLease(Generic[Job]):
     def finish(self, status: str, **fields: Any) -> bool:
         """running -> ``status`` (succeeded/failed), only while this attempt holds the job."""
         return bool(self.held().update(status=status, finished_at=timezone.now(), **fields))
+
+    def run(self, work: Callable[[], Result], *, reraise: bool = False) -> tuple[bool, Result | None]:
+        """Run this attempt's ``work``: ``(True, its result)`` when it returned, ``(False, None)`` when it
+        raised. JobLost (the sweeper gave the attempt up for dead) is logged and the job left to whoever took
+        it over; any other exception is logged and recorded on the job (failed, with the error), so the worker
+        stays up; ``reraise`` then raises it again for a caller that reports it itself."""
+        name = f"{self.model._meta.verbose_name} {self.job_id}"
+        try:
+            return True, work()
+        except JobLost as exc:
+            logger.warning("%s", exc)
+        except Exception as exc:
+            logger.exception("%s failed", name)
+            self.finish(JobStatus.FAILED, error=str(exc)[:5000])
+            if reraise:
+                raise
+        return False, None
 
 
 def queued_job_claim(model: type[Job], job_id: int) -> tuple[Job | None, bool]:

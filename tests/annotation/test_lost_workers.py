@@ -293,3 +293,34 @@ def test_a_celery_pool_process_killed_during_an_import_is_recovered_by_beat(tmp_
     assert finished.progress["attempt"] == 2 and finished.progress["lost"][0]["worker"] == f"{HOST}:{pid}"
     assert Product.objects.count() == ROWS == Product.objects.values("external_id").distinct().count()
     assert ProductTag.objects.count() == ROWS
+
+
+@pytest.mark.django_db
+def test_a_lease_runs_its_work_and_records_a_failure_but_not_a_lost_attempt():
+    job = ExportJob.objects.create(file_format="jsonl")
+    _, lease = queued_job_lease(ExportJob, job.id)
+    assert lease.run(lambda: 42) == (True, 42)
+
+    def lose():
+        ExportJob.objects.filter(id=job.id).update(progress={"attempt": 2})  # requeued and claimed again
+        lease.beat_or_stop()
+
+    assert lease.run(lose) == (False, None)
+    job.refresh_from_db()
+    assert job.status == JobStatus.RUNNING and job.error == ""  # the attempt that took over owns the job
+
+    other = ExportJob.objects.create(file_format="jsonl")
+    _, lease = queued_job_lease(ExportJob, other.id)
+
+    def fail():
+        raise OSError("disk full: /exports")
+
+    assert lease.run(fail) == (False, None)  # the worker stays up
+    other.refresh_from_db()
+    assert other.status == JobStatus.FAILED and other.error == "disk full: /exports"
+
+    third = ExportJob.objects.create(file_format="jsonl")
+    _, lease = queued_job_lease(ExportJob, third.id)
+    with pytest.raises(OSError, match="disk full"):
+        lease.run(fail, reraise=True)
+    assert ExportJob.objects.get(id=third.id).status == JobStatus.FAILED

@@ -47,7 +47,7 @@ from annotation.services.imports.parse import (
     parse_batches_in_subprocess,
 )
 from annotation.services.imports.pg_writer import _WrittenIds, write_batch_postgres
-from annotation.services.job_claims import JobLost, queued_job_lease
+from annotation.services.job_claims import queued_job_lease
 from annotation.services.suggestions import suggestions_refresh_request
 from annotation.taxonomy.resolver import TagResolver
 
@@ -199,20 +199,16 @@ def import_job_run(job_id: int) -> ImportJob | None:
             products_updated=stats.products_updated,
         )
 
-    try:
-        stats = import_products(
+    done, stats = lease.run(
+        lambda: import_products(
             job.file_path,
             file_format=job.file_format,
             ignore_tags=job.ignore_tags,
             progress=report,
             display_name=job.source_name,
         )
-    except JobLost as exc:  # the sweeper gave this attempt up for dead: the job is another's now
-        logger.warning("%s", exc)
-        return ImportJob.objects.get(id=job_id)
-    except Exception as exc:  # the job records any failure; the worker stays up
-        logger.exception("import job %s failed", job_id)
-        lease.finish(JobStatus.FAILED, error=str(exc)[:5000])
+    )
+    if not done:
         return ImportJob.objects.get(id=job_id)
     lease.finish(
         JobStatus.SUCCEEDED,
