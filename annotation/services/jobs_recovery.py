@@ -28,10 +28,12 @@ does nothing while it runs or after it finished. Refresh batches take the produc
 **Lost workers.** An import, export or bulk-review job records its worker (``host:pid``) and a heartbeat
 in ``progress`` when it is claimed, and keeps the heartbeat fresh while it runs
 (annotation.services.job_claims). If that worker dies (OOM kill, ``kill -9``, machine lost) the row would
-stay ``running`` for ever: Celery does redeliver the message (``acks_late``), but the redelivery finds
-the job not ``queued`` and does nothing. The sweeper resolves each ``running`` job of these kinds whose
-worker is certainly gone: its pid no longer lives on this host, or its heartbeat is older than
-``JOBS_STALE_AFTER_SECONDS`` (annotation.services.worker_liveness). The move is a conditional UPDATE on
+stay ``running`` for ever. Celery redelivers the message of a lost pool process (``acks_late``): the
+redelivered task finds the job ``running`` and, when the attempt's worker was a process of this host that
+no longer runs, resolves it at once (``redelivered_job_recover``) and claims it as the next attempt.
+Otherwise (a whole worker lost, another host, no redelivery) the sweeper resolves each ``running`` job of
+these kinds whose worker is certainly gone: its pid no longer lives on this host, or its heartbeat is older
+than ``JOBS_STALE_AFTER_SECONDS`` (annotation.services.worker_liveness). The move is a conditional UPDATE on
 the very heartbeat it judged, so a worker that beats meanwhile keeps its job. Per kind:
 
 - **import: run again**, as attempt + 1 (``queued``, then sent), up to ``JOBS_MAX_ATTEMPTS`` attempts.
@@ -94,7 +96,7 @@ from annotation.selectors.auto_approval import PENDING_KEY as AUTO_APPROVAL_PEND
 from annotation.services.exports import export_job_partials
 from annotation.services.job_claims import jobs_stale_after_seconds
 from annotation.services.queue import RECOMPUTE_PENDING_SETTING
-from annotation.services.worker_liveness import heartbeat_of, worker_gone, worker_lost_message
+from annotation.services.worker_liveness import heartbeat_of, pid_dead_here, worker_gone, worker_lost_message
 
 logger = logging.getLogger(__name__)
 
@@ -228,6 +230,22 @@ def running_job_recover(job: Job, *, rerun: bool, left: str, now: dt.datetime | 
     _remove_partial_files(job)
     logger.warning("%s %s failed: %s", job._meta.verbose_name, job.id, error)
     return JobStatus.FAILED
+
+
+def redelivered_job_recover(job: Job) -> Job:
+    """A task's message came again for a job still ``running`` (Celery redelivers on a lost pool process:
+    ``acks_late``): when the attempt's worker was a process of this host that is dead, resolve the job now
+    as the sweeper would on its next pass (requeue, or fail a bulk action), so the redelivery can claim it
+    at once instead of leaving it to the sweep. Returns the job as it is now."""
+    # Not ``claiming``: this very process may be running the attempt (an eager or threaded run), and a
+    # killed pool process is replaced by one with another pid.
+    if job.status != JobStatus.RUNNING or not pid_dead_here(job.progress):
+        return job
+    for model, _task_name, rerun, left in _RUNNING_JOBS:
+        if isinstance(job, model):
+            running_job_recover(job, rerun=rerun, left=left)
+            return type(job).objects.get(id=job.id)
+    return job
 
 
 def _remove_partial_files(job: Job) -> None:

@@ -259,13 +259,14 @@ def test_an_import_killed_mid_way_is_rerun_without_duplicates_or_missing_rows(tm
 
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
-def test_a_celery_pool_process_killed_during_an_import_is_recovered_by_beat(tmp_path, broker):  # noqa: F811
-    """The whole chain with a real worker: its pool process dies with SIGKILL mid-import; Celery's redelivery
-    finds the job running and leaves it; the sweeper in the worker's own beat requeues it; it completes."""
+def test_a_celery_pool_process_killed_during_an_import_is_recovered_by_the_redelivery(tmp_path, broker):  # noqa: F811
+    """The whole chain with a real worker and no beat (so no sweeper): its pool process dies with SIGKILL
+    mid-import; Celery redelivers the message; the redelivered task finds the job running under a dead pid of
+    this host, requeues it as attempt 2 and runs it to completion."""
     source = tmp_path / "catalog.jsonl"
     _catalog(source)
-    extra = {"IMPORT_DIR": str(settings.IMPORT_DIR), "IMPORT_BATCH_SIZE": "100", "JOBS_SWEEP_SECONDS": "1"}
-    worker = Worker(broker, tmp_path / "worker.log", beat=True, env_extra=extra)
+    extra = {"IMPORT_DIR": str(settings.IMPORT_DIR), "IMPORT_BATCH_SIZE": "100"}
+    worker = Worker(broker, tmp_path / "worker.log", beat=False, env_extra=extra)
     try:
         with source.open("rb") as handle:
             job = import_job_create(source=handle, filename="catalog.jsonl")
@@ -324,3 +325,27 @@ def test_a_lease_runs_its_work_and_records_a_failure_but_not_a_lost_attempt():
     with pytest.raises(OSError, match="disk full"):
         lease.run(fail, reraise=True)
     assert ExportJob.objects.get(id=third.id).status == JobStatus.FAILED
+
+
+@pytest.mark.django_db
+def test_a_redelivered_task_takes_over_at_once_from_a_dead_worker_of_this_host(dead_pid, live_pid):
+    from annotation.services.bulk import bulk_action_run
+
+    export = _running(ExportJob, worker=f"{HOST}:{dead_pid}", file_format="jsonl")
+    assert export_job_run(export.id).status == JobStatus.SUCCEEDED  # the redelivery ran it, no sweep
+    export.refresh_from_db()
+    assert export.progress["attempt"] == 2 and export.progress["lost"][0]["worker"] == f"{HOST}:{dead_pid}"
+    assert Path(export.file_path).exists()
+    Path(export.file_path).unlink()  # the exports folder is shared by the session's tests
+
+    action = _running(BulkAction, worker=f"{HOST}:{dead_pid}", tag=TagFactory(name="teal"), done=7)
+    assert bulk_action_run(action.id).status == JobStatus.FAILED  # never rerun: failed at once
+    action.refresh_from_db()
+    assert action.error.startswith(f"worker lost: no heartbeat from {HOST}:{dead_pid}") and action.done == 7
+
+    # A live worker of this host, another host's worker, or this very process: a duplicate, left alone.
+    for worker in (f"{HOST}:{live_pid}", "elsewhere:1", worker_name()):
+        busy = _running(ExportJob, worker=worker, file_format="csv")
+        assert export_job_run(busy.id).status == JobStatus.RUNNING
+        busy.refresh_from_db()
+        assert busy.progress["attempt"] == 1 and busy.progress["worker"] == worker
