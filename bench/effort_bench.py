@@ -9,7 +9,8 @@ auto-approval at a target precision of 0.98):
 1. **setup, as a team starts**: the taxonomy with every tag name of the set imported from a CSV
    (``manage.py import_taxonomy``, ``name`` column); a catalog file with a seed of ``--seed-size`` (100)
    products carrying their tags and a pool of up to ``--pool`` (5,000) untagged ones (seeded draws)
-   uploaded through ``POST /api/v1/imports/``; the seed confirmed through the review endpoint (so it
+   uploaded through ``POST /api/v1/imports/`` (without ``category_path`` unless ``--keep-category-path``:
+   on four sets its nodes are the tags); the seed confirmed through the review endpoint (so it
    leaves the queue); a first training through ``POST /api/v1/models/train/``, and its suggestion
    refresh and queue ranking. In the ``auto`` mode ``PUT /api/v1/auto-approval/`` switches auto-approval
    on first; where that endpoint answers 404 the mode is reported as "n/a (auto-approval not available)".
@@ -309,11 +310,16 @@ def set_data_load(
     )
 
 
-def catalog_file_write(data: SetData, path: Path) -> None:
-    """The catalog a team uploads: the seed with its tags, the pool without."""
+def catalog_file_write(data: SetData, path: Path, *, keep_category_path: bool = False) -> None:
+    """The catalog a team uploads: the seed with its tags, the pool without.
+
+    ``category_path`` is left out unless ``keep_category_path``: on four shared sets the tags are its nodes
+    lower-cased, so a tagger reading it copies the answer, which says nothing of the effort on a catalog
+    whose tags are not already in its products (the quality bench and ``mlcore.simulate`` withhold it too)."""
+    left_out = {"tags", "source"} | (set() if keep_category_path else {"category_path"})
     with path.open("w", encoding="utf-8") as handle:
         for record, with_tags in [(r, True) for r in data.seed] + [(r, False) for r in data.pool]:
-            row = {k: v for k, v in record.items() if k not in ("tags", "source") and v is not None}
+            row = {k: v for k, v in record.items() if k not in left_out and v is not None}
             if with_tags:
                 row["tags"] = record["tags"]
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
@@ -619,7 +625,7 @@ def run_set(
                 expect=(200,),
             )
         catalog_path = var_dir / "catalog.jsonl"
-        catalog_file_write(data, catalog_path)
+        catalog_file_write(data, catalog_path, keep_category_path=args.keep_category_path)
         _import_catalog(admin, catalog_path, len(data.seed) + len(data.pool))
         for record in data.seed:  # the team confirms its tagged products: they leave the review queue
             admin.call(
@@ -764,6 +770,7 @@ def config_of(args: argparse.Namespace) -> dict[str, Any]:
         "reviews": args.reviews,
         "window": args.window,
         "seed": args.seed,
+        "category_path": "kept" if args.keep_category_path else "withheld",
     }
 
 
@@ -957,6 +964,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--reviews", type=int, default=2000)
     parser.add_argument("--window", type=int, default=200, help="reviews per window = RETRAIN_AFTER_REVIEWS")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--keep-category-path",
+        action="store_true",
+        help="upload the products' category_path (withheld by default: on four sets it holds the tags)",
+    )
     parser.add_argument("--database-url", default=BENCH_POSTGRES_URL, help="the PostgreSQL server")
     parser.add_argument("--broker-url", default=os.environ.get("CELERY_BROKER_URL", ""))
     parser.add_argument("--keep-db", action="store_true", help="keep the last set's database")

@@ -343,3 +343,20 @@ def test_the_best_pick_starts_checked_when_no_selected_tag_reaches_the_floor(emp
     url = f"/api/v1/products/{product.external_id}/review/"
     result = api.post(url, {"tags": ["weak pick"], "claim": card["claim"]}, format="json").json()
     assert result["edited"] is False
+
+
+def test_the_uploaded_catalog_withholds_the_category_path_unless_asked(tmp_path) -> None:
+    rows = [
+        {"id": f"p{i}", "title": f"Diapers {i}", "category_path": ["Baby Care", "Diapers"],
+         "tags": ["baby care", "diapers"], "source": "x"}
+        for i in range(12)
+    ]  # fmt: skip
+    path = tmp_path / "dev.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    data = bench.set_data_load(path, seed_size=2, pool_size=10, seed=1, fold=normalize_tag_name)
+    for keep in (False, True):
+        out = tmp_path / f"catalog-{keep}.jsonl"
+        bench.catalog_file_write(data, out, keep_category_path=keep)
+        uploaded = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+        assert len(uploaded) == 12 and sum("tags" in r for r in uploaded) == 2  # the seed alone is tagged
+        assert all(("category_path" in r) is keep and "source" not in r for r in uploaded)
