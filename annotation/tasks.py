@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from annotation.models import BulkAction, ExportJob, ImportJob
 from annotation.services.auto_approval import auto_approval_run as auto_approval_pass
 from annotation.services.bulk import bulk_action_run as bulk_action_decide
 from annotation.services.exports import export_job_run
 from annotation.services.imports import import_files_remove_expired as import_files_remove_past_retention
 from annotation.services.imports import import_job_run
 from annotation.services.jobs_recovery import jobs_resend_lost as jobs_recovery_resend_lost
+from annotation.services.jobs_recovery import redelivered_job_recover
 from annotation.services.queue import queue_priorities_recompute as queue_priorities_rank
 from annotation.services.reviews import claims_release_expired as review_claims_release_expired
 from annotation.services.suggestions import suggestions_refresh_batch
@@ -23,6 +25,7 @@ from annotation.services.training.run import model_version_train
 
 @shared_task(name="annotation.tasks.import_run", ignore_result=True)
 def import_run(job_id: int) -> None:
+    redelivered_job_recover(ImportJob, job_id)
     import_job_run(job_id)
 
 
@@ -53,6 +56,7 @@ def claims_release_expired() -> None:
 
 @shared_task(name="annotation.tasks.export_run", ignore_result=True)
 def export_run(job_id: int) -> None:
+    redelivered_job_recover(ExportJob, job_id)
     export_job_run(job_id)
 
 
@@ -68,6 +72,7 @@ def import_files_remove_expired() -> None:
 
 @shared_task(name="annotation.tasks.bulk_action_run", ignore_result=True)
 def bulk_action_run(action_id: int) -> None:
+    redelivered_job_recover(BulkAction, action_id)
     bulk_action_decide(action_id)
 
 

@@ -101,12 +101,6 @@ def queued_job_claim(model: type[Job], job_id: int) -> tuple[Job | None, bool]:
 def queued_job_lease(model: type[Job], job_id: int) -> tuple[Job | None, JobLease[Job] | None]:
     """``queued_job_claim`` that also returns the lease of the claimed attempt (None when not claimed)."""
     current = model.objects.filter(id=job_id).first()
-    if current is not None and current.status == JobStatus.RUNNING:
-        # A redelivery: the attempt may have died in this host's worker. Imported here because the
-        # recovery module imports the job services that import this one.
-        from annotation.services.jobs_recovery import redelivered_job_recover
-
-        current = redelivered_job_recover(current)
     if current is None or current.status != JobStatus.QUEUED:
         logger.info(
             "%s %s is not queued (already run or missing); skipping", model._meta.verbose_name, job_id

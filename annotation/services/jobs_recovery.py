@@ -30,7 +30,7 @@ in ``progress`` when it is claimed, and keeps the heartbeat fresh while it runs
 (annotation.services.job_claims). If that worker dies (OOM kill, ``kill -9``, machine lost) the row would
 stay ``running`` for ever. Celery redelivers the message of a lost pool process (``acks_late``): the
 redelivered task finds the job ``running`` and, when the attempt's worker was a process of this host that
-no longer runs, resolves it at once (``redelivered_job_recover``) and claims it as the next attempt.
+no longer runs, resolves it at once (``redelivered_job_recover``, from annotation.tasks) and claims it as the next attempt.
 Otherwise (a whole worker lost, another host, no redelivery) the sweeper resolves each ``running`` job of
 these kinds whose worker is certainly gone: its pid no longer lives on this host, or its heartbeat is older
 than ``JOBS_STALE_AFTER_SECONDS`` (annotation.services.worker_liveness). The move is a conditional UPDATE on
@@ -232,20 +232,20 @@ def running_job_recover(job: Job, *, rerun: bool, left: str, now: dt.datetime | 
     return JobStatus.FAILED
 
 
-def redelivered_job_recover(job: Job) -> Job:
-    """A task's message came again for a job still ``running`` (Celery redelivers on a lost pool process:
-    ``acks_late``): when the attempt's worker was a process of this host that is dead, resolve the job now
-    as the sweeper would on its next pass (requeue, or fail a bulk action), so the redelivery can claim it
-    at once instead of leaving it to the sweep. Returns the job as it is now."""
+def redelivered_job_recover(model: type[Job], job_id: int) -> None:
+    """Called by a job's task before it claims the job (annotation.tasks). When the message came again for
+    a job still ``running`` (Celery redelivers on a lost pool process: ``acks_late``) and the attempt's
+    worker was a process of this host that is dead, resolve the job now as the sweeper would on its next
+    pass (requeue, or fail a bulk action), so the redelivery claims it at once instead of leaving it to the
+    sweep."""
+    job = model.objects.filter(id=job_id, status=JobStatus.RUNNING).first()
     # Not ``claiming``: this very process may be running the attempt (an eager or threaded run), and a
     # killed pool process is replaced by one with another pid.
-    if job.status != JobStatus.RUNNING or not pid_dead_here(job.progress):
-        return job
-    for model, _task_name, rerun, left in _RUNNING_JOBS:
-        if isinstance(job, model):
+    if job is None or not pid_dead_here(job.progress):
+        return
+    for kind, _task_name, rerun, left in _RUNNING_JOBS:
+        if kind is model:
             running_job_recover(job, rerun=rerun, left=left)
-            return type(job).objects.get(id=job.id)
-    return job
 
 
 def _remove_partial_files(job: Job) -> None:

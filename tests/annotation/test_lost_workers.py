@@ -329,23 +329,26 @@ def test_a_lease_runs_its_work_and_records_a_failure_but_not_a_lost_attempt():
 
 @pytest.mark.django_db
 def test_a_redelivered_task_takes_over_at_once_from_a_dead_worker_of_this_host(dead_pid, live_pid):
-    from annotation.services.bulk import bulk_action_run
+    from annotation import tasks
 
     export = _running(ExportJob, worker=f"{HOST}:{dead_pid}", file_format="jsonl")
-    assert export_job_run(export.id).status == JobStatus.SUCCEEDED  # the redelivery ran it, no sweep
+    tasks.export_run(export.id)  # the redelivery runs it, no sweep
     export.refresh_from_db()
+    assert export.status == JobStatus.SUCCEEDED
     assert export.progress["attempt"] == 2 and export.progress["lost"][0]["worker"] == f"{HOST}:{dead_pid}"
     assert Path(export.file_path).exists()
     Path(export.file_path).unlink()  # the exports folder is shared by the session's tests
 
     action = _running(BulkAction, worker=f"{HOST}:{dead_pid}", tag=TagFactory(name="teal"), done=7)
-    assert bulk_action_run(action.id).status == JobStatus.FAILED  # never rerun: failed at once
+    tasks.bulk_action_run(action.id)  # never rerun: failed at once
     action.refresh_from_db()
+    assert action.status == JobStatus.FAILED
     assert action.error.startswith(f"worker lost: no heartbeat from {HOST}:{dead_pid}") and action.done == 7
 
     # A live worker of this host, another host's worker, or this very process: a duplicate, left alone.
     for worker in (f"{HOST}:{live_pid}", "elsewhere:1", worker_name()):
         busy = _running(ExportJob, worker=worker, file_format="csv")
-        assert export_job_run(busy.id).status == JobStatus.RUNNING
+        tasks.export_run(busy.id)
         busy.refresh_from_db()
+        assert busy.status == JobStatus.RUNNING
         assert busy.progress["attempt"] == 1 and busy.progress["worker"] == worker
