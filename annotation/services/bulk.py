@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -80,8 +79,6 @@ from annotation.services.job_claims import JobLease, queued_job_lease
 from annotation.services.reviews import hierarchy_closure_enabled, tag_ancestors
 from annotation.services.training import reviews_submitted_hook
 from annotation.services.worker_liveness import worker_name
-
-logger = logging.getLogger(__name__)
 
 # Products decided per transaction: large enough that a chunk's fixed costs (its queries, its commit) are
 # spread thin, small enough that a card submit waiting on one of its row locks waits about a second.

@@ -7,7 +7,6 @@ annotation.io.writers.
 from __future__ import annotations
 
 import datetime as dt
-import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,8 +33,6 @@ __all__ = [
     "export_job_run",
     "export_write",
 ]
-
-logger = logging.getLogger(__name__)
 
 
 # --- files and jobs --------------------------------------------------------------------------------------

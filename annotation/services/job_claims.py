@@ -78,13 +78,12 @@ class JobLease(Generic[Job]):
         raised. JobLost (the sweeper gave the attempt up for dead) is logged and the job left to whoever took
         it over; any other exception is logged and recorded on the job (failed, with the error), so the worker
         stays up; ``reraise`` then raises it again for a caller that reports it itself."""
-        name = f"{self.model._meta.verbose_name} {self.job_id}"
         try:
             return True, work()
         except JobLost as exc:
             logger.warning("%s", exc)
         except Exception as exc:
-            logger.exception("%s failed", name)
+            logger.exception("%s %s failed", self.model._meta.verbose_name, self.job_id)
             self.finish(JobStatus.FAILED, error=str(exc)[:5000])
             if reraise:
                 raise

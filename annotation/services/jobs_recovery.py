@@ -30,11 +30,12 @@ in ``progress`` when it is claimed, and keeps the heartbeat fresh while it runs
 (annotation.services.job_claims). If that worker dies (OOM kill, ``kill -9``, machine lost) the row would
 stay ``running`` for ever. Celery redelivers the message of a lost pool process (``acks_late``): the
 redelivered task finds the job ``running`` and, when the attempt's worker was a process of this host that
-no longer runs, resolves it at once (``redelivered_job_recover``, from annotation.tasks) and claims it as the next attempt.
-Otherwise (a whole worker lost, another host, no redelivery) the sweeper resolves each ``running`` job of
-these kinds whose worker is certainly gone: its pid no longer lives on this host, or its heartbeat is older
-than ``JOBS_STALE_AFTER_SECONDS`` (annotation.services.worker_liveness). The move is a conditional UPDATE on
-the very heartbeat it judged, so a worker that beats meanwhile keeps its job. Per kind:
+no longer runs, resolves it at once (``redelivered_job_recover``, from annotation.tasks) and claims it as
+the next attempt. Otherwise (a whole worker lost, another host, no redelivery) the sweeper resolves each
+``running`` job of these kinds whose worker is certainly gone: its pid no longer lives on this host, or
+its heartbeat is older than ``JOBS_STALE_AFTER_SECONDS`` (annotation.services.worker_liveness). The move
+is a conditional UPDATE on the very heartbeat it judged, so a worker that beats meanwhile keeps its job.
+Per kind:
 
 - **import: run again**, as attempt + 1 (``queued``, then sent), up to ``JOBS_MAX_ATTEMPTS`` attempts.
   An import is *not* one transaction: each batch of ``IMPORT_BATCH_SIZE`` rows commits on its own, so a

@@ -22,7 +22,6 @@ Django's bulk operations in-process.
 
 from __future__ import annotations
 
-import logging
 import shutil
 import uuid
 from collections.abc import Callable
@@ -50,8 +49,6 @@ from annotation.services.imports.pg_writer import _WrittenIds, write_batch_postg
 from annotation.services.job_claims import queued_job_lease
 from annotation.services.suggestions import suggestions_refresh_request
 from annotation.taxonomy.resolver import TagResolver
-
-logger = logging.getLogger(__name__)
 
 # progress(bytes_read, total_bytes, stats)
 ImportProgress = Callable[[int, int, "ImportStats"], None]
