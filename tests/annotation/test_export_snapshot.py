@@ -136,13 +136,20 @@ class Writers:
             review_submit(product=product, user=user, tags=choices[turn % len(choices)])
             self.record([external_id])
             turn += 1
-            self.reviews = turn
+            with self.changed:
+                self.reviews = turn
+                self.changed.notify_all()
             self.stop.wait(0.02)
 
     def wait_for_generation(self, above: int) -> None:
         with self.changed:
             ok = self.changed.wait_for(lambda: self.generation > above or self.errors, timeout=WAIT_S)
         assert ok and not self.errors, f"the importer did not commit generation {above + 1}"
+
+    def wait_for_reviews(self, above: int) -> None:
+        with self.changed:
+            ok = self.changed.wait_for(lambda: self.reviews > above or self.errors, timeout=WAIT_S)
+        assert ok and not self.errors, f"the reviewer did not submit review {above + 1}"
 
 
 @pytest.fixture
@@ -187,7 +194,11 @@ def _check_snapshot(writers: Writers, records: list[dict], generation_before: in
 
 @pytest.mark.parametrize("engine", ["copy", "python"])
 def test_exports_under_concurrent_imports_and_reviews_are_snapshots(writers, engine, tmp_path):
+    # Both writers are running before the first export: on a busy machine the reviewer's first submit can
+    # come after a fast export loop has ended, and the exports must be taken while reviews are written.
     writers.wait_for_generation(0)
+    writers.wait_for_reviews(0)
+    reviews_before = writers.reviews
     for attempt in range(3):
         before = writers.generation
         export = exports.approved_tags_export(file_format="jsonl", engine=engine)
@@ -198,4 +209,4 @@ def test_exports_under_concurrent_imports_and_reviews_are_snapshots(writers, eng
         result = exports.export_write(path=tmp_path / f"{engine}-{attempt}.jsonl", engine=engine)
         lines = result.path.read_text(encoding="utf-8").splitlines()
         _check_snapshot(writers, [json.loads(line) for line in lines], before)
-    assert writers.reviews > 0
+    writers.wait_for_reviews(reviews_before)  # the reviewer was still submitting while the exports ran
