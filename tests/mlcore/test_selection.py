@@ -286,10 +286,13 @@ def test_expected_errors_ranks_by_expected_wrong_decisions_at_the_applied_thresh
 def test_expected_errors_mixes_keep_the_most_expected_errors_in_the_batch(fashion_probs):
     probs, features, _ = fashion_probs
     expected = expected_wrong_decisions(probs, np.full(probs.shape[1], 0.3, dtype=np.float32))
-    top = set(np.argsort(-expected)[:15])
     mixed = review_order(rank(probs, strategy="expected_errors_mixed", thresholds=0.3, batch_size=20, seed=1))
-    # A quarter of the batch of 20 is random; the other 15 are the 15 largest expected error counts.
-    assert top <= set(mixed[:20])
+    # A quarter of the batch of 20 is random; the other 15 are the 15 largest expected error counts. Compared
+    # as values: products with the same titles tie, and the ranking breaks ties at random (seeded), so which
+    # of the tied products are in the batch is not argsort's choice.
+    largest = np.sort(expected)[::-1][:15]
+    in_batch = np.sort(expected[mixed[:20]])[::-1][:15]
+    np.testing.assert_allclose(in_batch, largest)
     batch = review_order(
         rank(
             probs, strategy="expected_errors_batch", thresholds=0.3, batch_size=20, features=features, seed=1
