@@ -142,14 +142,15 @@ class Writers:
             self.stop.wait(0.02)
 
     def wait_for_generation(self, above: int) -> None:
-        with self.changed:
-            ok = self.changed.wait_for(lambda: self.generation > above or self.errors, timeout=WAIT_S)
-        assert ok and not self.errors, f"the importer did not commit generation {above + 1}"
+        self._wait_for(lambda: self.generation > above, f"the importer did not commit generation {above + 1}")
 
     def wait_for_reviews(self, above: int) -> None:
+        self._wait_for(lambda: self.reviews > above, f"the reviewer did not submit review {above + 1}")
+
+    def _wait_for(self, done, failure: str) -> None:
         with self.changed:
-            ok = self.changed.wait_for(lambda: self.reviews > above or self.errors, timeout=WAIT_S)
-        assert ok and not self.errors, f"the reviewer did not submit review {above + 1}"
+            ok = self.changed.wait_for(lambda: done() or self.errors, timeout=WAIT_S)
+        assert ok and not self.errors, failure
 
 
 @pytest.fixture
@@ -209,4 +210,4 @@ def test_exports_under_concurrent_imports_and_reviews_are_snapshots(writers, eng
         result = exports.export_write(path=tmp_path / f"{engine}-{attempt}.jsonl", engine=engine)
         lines = result.path.read_text(encoding="utf-8").splitlines()
         _check_snapshot(writers, [json.loads(line) for line in lines], before)
-    writers.wait_for_reviews(reviews_before)  # the reviewer was still submitting while the exports ran
+    writers.wait_for_reviews(reviews_before)  # the reviewer kept submitting through the exports

@@ -288,8 +288,8 @@ def test_expected_errors_mixes_keep_the_most_expected_errors_in_the_batch(fashio
     expected = expected_wrong_decisions(probs, np.full(probs.shape[1], 0.3, dtype=np.float32))
     mixed = review_order(rank(probs, strategy="expected_errors_mixed", thresholds=0.3, batch_size=20, seed=1))
     # A quarter of the batch of 20 is random; the other 15 are the 15 largest expected error counts. Compared
-    # as values: products with the same titles tie, and the ranking breaks ties at random (seeded), so which
-    # of the tied products are in the batch is not argsort's choice.
+    # as values: products the model scores alike tie (six Puma watches here), and the ranking breaks ties at
+    # random (seeded), so which of the tied products are in the batch is not argsort's choice.
     largest = np.sort(expected)[::-1][:15]
     in_batch = np.sort(expected[mixed[:20]])[::-1][:15]
     np.testing.assert_allclose(in_batch, largest)
