@@ -4,7 +4,8 @@ A simulated operator works through the REST API of a real stack: gunicorn, one C
 ``default`` and ``train``, a Redis broker) and PostgreSQL in a throwaway database
 (``tagstudio_bench_effort``, dropped after each set unless ``--keep-db``). Per shared set
 (``<data-dir>/<set>/dev.jsonl``) and per mode (``review``: auto-approval off, the default; ``auto``:
-auto-approval at a target precision of 0.98):
+auto-approval at a target precision of 0.98; ``random``, on request: as ``review`` with the queue in random
+order, the control for what the queue's order does to the effort):
 
 1. **setup, as a team starts**: the taxonomy with every tag name of the set imported from a CSV
    (``manage.py import_taxonomy``, ``name`` column); a catalog file with a seed of ``--seed-size`` (100)
@@ -35,6 +36,12 @@ auto-approval at a target precision of 0.98):
    (``catalog_micro_f1``). In the ``auto`` mode also: how many (product, tag) pairs were auto-approved,
    their precision against the gold tags, and the realised precision the app's audit reports.
 
+5. **catalog accuracy per human action** (``accuracy_per_action_lines``): the actions spent so far against the
+   catalog micro-F1 after each window, per queue order, with the actions each order needs to reach the
+   accuracy all of them reach, and what typing every tag by hand costs to reach it with no model. The
+   active-learning queue hands out the products the model most likely got wrong, so its cards cost more
+   actions than a random order's; whether they buy more catalog accuracy per action is what this measures.
+
 Targets: median 1 action per product in the last window on at least 4 of 7 sets; catalog micro-F1 with
 auto-approval at least 0.97 after 2,000 reviews, with the audit's realised precision at least 0.98, on
 at least 3 sets. Exit status 1 when one is missed (or a set failed).
@@ -44,6 +51,7 @@ later run adds or replaces its sets, ``--resume`` skips the (set, mode) pairs al
 same configuration, and ``--write-readme`` writes the ``effort`` section of ``bench/README.md`` from it.
 
     nice -n 10 .venv/bin/python bench/effort_bench.py --sets amazon_uk_toys --write-readme
+    nice -n 10 .venv/bin/python bench/effort_bench.py --sets amazon_uk_toys --modes random --write-readme
     .venv/bin/python bench/effort_bench.py --sets amazon_uk_toys --pool 600 --reviews 400 --window 100 \\
         --json-out /tmp/effort-dev.json
 
@@ -97,7 +105,11 @@ DEFAULT_DATA_DIR = REPO_ROOT.parent / "shared" / "data"
 DEFAULT_JSON = Path(__file__).resolve().parent / "figures" / "effort.json"
 CACHE_DIR = REPO_ROOT / ".bench-cache" / "effort"
 BENCH_DB = bench_database_name("effort")
-MODES = ("review", "auto")
+# review: auto-approval off, the app's default queue order; auto: auto-approval at AUTO_TARGET_PRECISION;
+# random: as review, with the queue in random order (the control for the queue's own effect on the effort).
+MODES = ("review", "auto", "random")
+DEFAULT_MODES = ("review", "auto")
+QUEUE_STRATEGY_PATH = "/api/v1/queue/strategy/"
 
 AUTO_APPROVAL_PATH = "/api/v1/auto-approval/"
 AUTO_TARGET_PRECISION = 0.98
@@ -240,6 +252,7 @@ def window_summary(efforts: Sequence[CardEffort]) -> dict[str, Any]:
         "unchanged_share": round(sum(e.unchanged for e in efforts) / len(efforts), 4),
         "baseline_median": float(statistics.median(baseline)),
         "baseline_mean": round(statistics.fmean(baseline), 3),
+        "actions_total": sum(actions),
         "wrong_checked": sum(e.wrong_checked for e in efforts),
         "right_unchecked": sum(e.right_unchecked for e in efforts),
         "typed": sum(e.typed for e in efforts),
@@ -257,6 +270,46 @@ def catalog_micro_f1(gold: Mapping[str, Collection[str]], catalog: Mapping[str, 
             "micro_f1"
         ]
     )
+
+
+def effort_curve(run: Mapping[str, Any]) -> list[tuple[int, float, float]]:
+    """(reviews, human actions so far, catalog micro-F1) after each window of a run, window 0 (the seed
+    model, no action yet) included."""
+    points, total = [], 0.0
+    for w in run["windows"]:
+        if w.get("cards"):
+            # Runs stored before ``actions_total`` existed: the mean is rounded to 3 decimals, close enough.
+            total += w.get("actions_total", w["actions_mean"] * w["cards"])
+        points.append((w["reviews"], total, w["catalog_f1"]))
+    return points
+
+
+def actions_to_reach(points: Sequence[tuple[int, float, float]], f1: float) -> float | None:
+    """Actions after which the catalog micro-F1 of ``effort_curve`` points first reaches ``f1`` (linear between
+    windows); None when it never does."""
+    previous = None
+    for _, actions, value in points:
+        if value >= f1:
+            if previous is None or value <= previous[1]:
+                return actions
+            return previous[0] + (actions - previous[0]) * (f1 - previous[1]) / (value - previous[1])
+        previous = (actions, value)
+    return None
+
+
+def typing_actions_to_reach(f1: float, *, pool: int, typing_mean: float) -> float:
+    """Actions to reach a catalog micro-F1 of ``f1`` by typing every tag by hand, no model: the reviewed
+    products are right and the rest carry no tag, so precision is 1 and recall the reviewed share ``r`` of
+    the pool (in random order), micro-F1 = 2r / (1 + r); ``f1`` takes r = f1 / (2 - f1)."""
+    return pool * f1 / (2.0 - f1) * typing_mean
+
+
+def typing_mean_of(run: Mapping[str, Any]) -> float | None:
+    """The typing baseline per product over all of a run's cards."""
+    cards = sum(w.get("cards", 0) for w in run["windows"])
+    if not cards:
+        return None
+    return sum(w["baseline_mean"] * w["cards"] for w in run["windows"] if w.get("cards")) / cards
 
 
 def pair_precision(gold: Mapping[str, Collection[str]], pairs: Mapping[str, Collection[str]]) -> float | None:
@@ -624,6 +677,8 @@ def run_set(
                 json={"enabled": True, "target_precision": AUTO_TARGET_PRECISION},
                 expect=(200,),
             )
+        if mode == "random":  # as an admin would, before the first ranking
+            admin.call("PUT", QUEUE_STRATEGY_PATH, json={"strategy": "random"}, expect=(200,))
         catalog_path = var_dir / "catalog.jsonl"
         catalog_file_write(data, catalog_path, keep_category_path=args.keep_category_path)
         _import_catalog(admin, catalog_path, len(data.seed) + len(data.pool))
@@ -834,6 +889,59 @@ def _per_card(window: Mapping[str, Any]) -> str:
     return " / ".join(f"{window[k] / cards:.2f}" for k in ("wrong_checked", "right_unchecked", "typed"))
 
 
+QUEUE_ORDERS = {"review": "the app's (active learning)", "random": "random"}
+
+
+def accuracy_per_action_lines(runs: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """The section's table of catalog accuracy against the human actions spent, per set: the app's queue
+    order (the ``review`` run), a random order (the ``random`` run, where measured) and typing by hand."""
+    rows = []
+    for name in sorted(runs):
+        measured = {
+            mode: runs[name][mode]
+            for mode in QUEUE_ORDERS
+            if runs[name].get(mode, {}).get("available", True) and runs[name].get(mode, {}).get("windows")
+        }
+        if not measured:
+            continue
+        # The accuracy every measured order reaches; a random order's cards are a fair sample of the pool's
+        # typing cost (the app's queue hands out the products with the most tags to fix first).
+        goal = min(run["windows"][-1]["catalog_f1"] for run in measured.values())
+        typing = typing_mean_of(measured.get("random") or measured["review"])
+        reach = {mode: actions_to_reach(effort_curve(run), goal) for mode, run in measured.items()}
+        for mode, run in measured.items():
+            points = effort_curve(run)
+            spent = points[-1][1]
+            share = (
+                f"{reach[mode] / reach['random']:.0%}"
+                if mode != "random" and reach.get("random") and reach[mode] is not None
+                else "—"
+            )
+            typed = typing_actions_to_reach(goal, pool=run["pool"], typing_mean=typing) if typing else None
+            rows.append(
+                f"| {name} | {QUEUE_ORDERS[mode]} | {run['reviews']:,} | {spent:,.0f} | "
+                f"{spent / max(run['reviews'], 1):.2f} | {points[0][2]:.4f} → {points[-1][2]:.4f} | "
+                f"{goal:.4f} | {_fmt(reach[mode], ',.0f')} | {share} | {_fmt(typed, ',.0f')} |"
+            )
+    if not rows:
+        return []
+    return [
+        "**Catalog accuracy per human action.** The same runs read as the effort a team spends for the accuracy "
+        "of the whole catalog: the actions of every card so far against the pool's catalog micro-F1 after each "
+        "window. *random* runs the same operator with the queue in random order (`--modes random`: "
+        f"`PUT {QUEUE_STRATEGY_PATH}` with `random` before the first ranking); *goal* is the catalog micro-F1 "
+        "every measured order of the set reaches; *typing by hand* is what reaching the goal costs with no "
+        "model: each product's tags typed (the typing mean of the pool) and the rest of the catalog empty, "
+        "so micro-F1 = 2r / (1 + r) for a reviewed share r.",
+        "",
+        "| set | queue order | reviews | actions | per review | catalog micro-F1: seed model → after | goal | "
+        "actions to the goal | share of random's | typing by hand to the goal |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        *rows,
+        "",
+    ]
+
+
 def render_section(results: Mapping[str, Any]) -> str:
     runs = results["runs"]
     lines = [
@@ -936,6 +1044,7 @@ def render_section(results: Mapping[str, Any]) -> str:
                     + "; approvals made before stay, later versions approve nothing.",
                     "",
                 ]
+    lines += accuracy_per_action_lines(runs)
     verdict = targets(runs)
     lines += [
         f"Targets: median {TARGET_MEDIAN_ACTIONS:g} action per product in the last window on ≥ {TARGET_MEDIAN_SETS} "
@@ -958,7 +1067,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--sets", default="", help="comma-separated set names (default: every set in --data-dir)"
     )
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
-    parser.add_argument("--modes", default=",".join(MODES), help="review (auto-approval off), auto (at 0.98)")
+    parser.add_argument(
+        "--modes",
+        default=",".join(DEFAULT_MODES),
+        help="review (auto-approval off), auto (at 0.98), random (review with the queue in random order)",
+    )
     parser.add_argument("--pool", type=int, default=5000, help="untagged products per set (at most)")
     parser.add_argument("--seed-size", type=int, default=100, help="tagged products the team starts with")
     parser.add_argument("--reviews", type=int, default=2000)

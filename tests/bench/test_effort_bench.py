@@ -360,3 +360,71 @@ def test_the_uploaded_catalog_withholds_the_category_path_unless_asked(tmp_path)
         uploaded = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
         assert len(uploaded) == 12 and sum("tags" in r for r in uploaded) == 2  # the seed alone is tagged
         assert all(("category_path" in r) is keep and "source" not in r for r in uploaded)
+
+
+def _curve_run(f1s: list[float], actions: list[int], *, typing: float = 4.0, pool: int = 1000) -> dict:
+    """A run whose windows of 100 cards cost ``actions`` in all and leave the catalog at ``f1s``."""
+    windows = [{"window": 0, "reviews": 0, "catalog_f1": f1s[0], "training": None}]
+    for i, (f1, spent) in enumerate(zip(f1s[1:], actions, strict=True), start=1):
+        windows.append(
+            {
+                "window": i,
+                "reviews": 100 * i,
+                "cards": 100,
+                "actions_total": spent,
+                "actions_mean": spent / 100,
+                "actions_median": 1.0,
+                "unchanged_share": 0.5,
+                "baseline_mean": typing,
+                "wrong_checked": 0,
+                "right_unchecked": 0,
+                "typed": 0,
+                "catalog_f1": f1,
+            }
+        )
+    return {"available": True, "pool": pool, "tags": 10, "reviews": 100 * len(actions), "windows": windows,
+            "setup_s": 1.0, "wall_s": 60.0}  # fmt: skip
+
+
+def test_actions_to_reach_a_catalog_accuracy() -> None:
+    points = bench.effort_curve(_curve_run([0.5, 0.7, 0.9], [300, 200]))
+    assert points == [(0, 0.0, 0.5), (100, 300, 0.7), (200, 500, 0.9)]
+    assert bench.actions_to_reach(points, 0.5) == 0.0  # the seed model is there before anyone works
+    assert bench.actions_to_reach(points, 0.8) == pytest.approx(400.0)  # halfway through the second window
+    assert bench.actions_to_reach(points, 0.95) is None
+    # Runs stored before actions_total: the window's mean times its cards.
+    old = _curve_run([0.5, 0.7], [250])
+    del old["windows"][1]["actions_total"]
+    assert bench.effort_curve(old)[-1] == (100, 250.0, 0.7)
+
+
+def test_typing_by_hand_reaches_an_accuracy_by_the_share_of_the_pool_typed() -> None:
+    # Half the pool typed: recall 0.5, precision 1, micro-F1 2/3.
+    assert bench.typing_actions_to_reach(2 / 3, pool=1000, typing_mean=4.0) == pytest.approx(2000.0)
+    assert bench.typing_actions_to_reach(1.0, pool=1000, typing_mean=4.0) == pytest.approx(4000.0)
+
+
+def test_the_readme_compares_the_queue_orders_at_the_accuracy_both_reach() -> None:
+    runs = {
+        "s": {
+            # The app's queue: dearer cards, more accuracy for them.
+            "review": _curve_run([0.5, 0.8, 0.9], [300, 300], typing=5.0),
+            "random": _curve_run([0.5, 0.6, 0.8], [200, 200], typing=4.0),
+        },
+        "t": {"review": _curve_run([0.6, 0.7], [150])},
+    }
+    section = bench.render_section({"runs": runs})
+    rows = [line for line in section.splitlines() if line.startswith(("| s |", "| t |"))]
+    # Goal 0.8 (both reach it): the app's queue after 300 actions, random after 400 (75%); typing the random
+    # run's 4.0 per product to micro-F1 0.8 takes 1000 x 0.8 / 1.2 x 4.0 = 2,667 actions.
+    assert (
+        "| s | the app's (active learning) | 200 | 600 | 3.00 | 0.5000 → 0.9000 | 0.8000 | 300 | 75% | 2,667 |"
+        in rows
+    )
+    assert "| s | random | 200 | 400 | 2.00 | 0.5000 → 0.8000 | 0.8000 | 400 | — | 2,667 |" in rows
+    # Without a random run the typing cost comes from the run's own cards.
+    assert (
+        "| t | the app's (active learning) | 100 | 150 | 1.50 | 0.6000 → 0.7000 | 0.7000 | 150 | — | 2,154 |"
+        in rows
+    )
+    assert "**s, random**" in section  # its windows are shown like the other modes'
