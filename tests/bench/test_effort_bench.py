@@ -392,6 +392,9 @@ def test_actions_to_reach_a_catalog_accuracy() -> None:
     assert bench.actions_to_reach(points, 0.5) == 0.0  # the seed model is there before anyone works
     assert bench.actions_to_reach(points, 0.8) == pytest.approx(400.0)  # halfway through the second window
     assert bench.actions_to_reach(points, 0.95) is None
+    assert bench.catalog_at_actions(points, 0) == 0.5
+    assert bench.catalog_at_actions(points, 400) == pytest.approx(0.8)
+    assert bench.catalog_at_actions(points, 501) is None
     # Runs stored before actions_total: the window's mean times its cards.
     old = _curve_run([0.5, 0.7], [250])
     del old["windows"][1]["actions_total"]
@@ -416,15 +419,18 @@ def test_the_readme_compares_the_queue_orders_at_the_accuracy_both_reach() -> No
     section = bench.render_section({"runs": runs})
     rows = [line for line in section.splitlines() if line.startswith(("| s |", "| t |"))]
     # Goal 0.8 (both reach it): the app's queue after 300 actions, random after 400 (75%); typing the random
-    # run's 4.0 per product to micro-F1 0.8 takes 1000 x 0.8 / 1.2 x 4.0 = 2,667 actions.
+    # run's 4.0 per product to micro-F1 0.8 takes 1000 x 0.8 / 1.2 x 4.0 = 2,667 actions. After random's 400
+    # actions the app's queue stands at 0.8 + 0.1 x 100 / 300.
     assert (
-        "| s | the app's (active learning) | 200 | 600 | 3.00 | 0.5000 → 0.9000 | 0.8000 | 300 | 75% | 2,667 |"
-        in rows
+        "| s | the app's (active learning) | 200 | 600 | 3.00 | 0.5000 → 0.9000 | 400: 0.8333 | 0.8000 | 300 | 75% "
+        "| 2,667 |" in rows
     )
-    assert "| s | random | 200 | 400 | 2.00 | 0.5000 → 0.8000 | 0.8000 | 400 | — | 2,667 |" in rows
+    assert (
+        "| s | random | 200 | 400 | 2.00 | 0.5000 → 0.8000 | 400: 0.8000 | 0.8000 | 400 | — | 2,667 |" in rows
+    )
     # Without a random run the typing cost comes from the run's own cards.
     assert (
-        "| t | the app's (active learning) | 100 | 150 | 1.50 | 0.6000 → 0.7000 | 0.7000 | 150 | — | 2,154 |"
-        in rows
+        "| t | the app's (active learning) | 100 | 150 | 1.50 | 0.6000 → 0.7000 | 150: 0.7000 | 0.7000 | 150 | — "
+        "| 2,154 |" in rows
     )
     assert "**s, random**" in section  # its windows are shown like the other modes'
