@@ -284,30 +284,29 @@ def effort_curve(run: Mapping[str, Any]) -> list[tuple[int, float, float]]:
     return points
 
 
+def _first_reaching(pairs: Iterable[tuple[float, float]], level: float) -> float | None:
+    """Along ``(x, y)`` pairs in order, the ``y`` where ``x`` first reaches ``level`` (linear between pairs);
+    None when it never does."""
+    previous = None
+    for x, y in pairs:
+        if x >= level:
+            if previous is None or x <= previous[0]:
+                return y
+            return previous[1] + (y - previous[1]) * (level - previous[0]) / (x - previous[0])
+        previous = (x, y)
+    return None
+
+
 def actions_to_reach(points: Sequence[tuple[int, float, float]], f1: float) -> float | None:
     """Actions after which the catalog micro-F1 of ``effort_curve`` points first reaches ``f1`` (linear between
     windows); None when it never does."""
-    previous = None
-    for _, actions, value in points:
-        if value >= f1:
-            if previous is None or value <= previous[1]:
-                return actions
-            return previous[0] + (actions - previous[0]) * (f1 - previous[1]) / (value - previous[1])
-        previous = (actions, value)
-    return None
+    return _first_reaching(((value, spent) for _, spent, value in points), f1)
 
 
 def catalog_at_actions(points: Sequence[tuple[int, float, float]], actions: float) -> float | None:
     """The catalog micro-F1 of ``effort_curve`` points after ``actions`` actions (linear between windows);
     None beyond the run's last window."""
-    previous = None
-    for _, spent, value in points:
-        if spent >= actions:
-            if previous is None or spent <= previous[0]:
-                return value
-            return previous[1] + (value - previous[1]) * (actions - previous[0]) / (spent - previous[0])
-        previous = (spent, value)
-    return None
+    return _first_reaching(((spent, value) for _, spent, value in points), actions)
 
 
 def typing_actions_to_reach(f1: float, *, pool: int, typing_mean: float) -> float:
