@@ -916,21 +916,23 @@ def accuracy_per_action_lines(runs: Mapping[str, Mapping[str, Any]]) -> list[str
     order (the ``review`` run), a random order (the ``random`` run, where measured) and typing by hand."""
     rows = []
     for name in sorted(runs):
+        modes = runs[name]
         measured = {
-            mode: runs[name][mode]
+            mode: modes[mode]
             for mode in QUEUE_ORDERS
-            if runs[name].get(mode, {}).get("available", True) and runs[name].get(mode, {}).get("windows")
+            if modes.get(mode, {}).get("available", True) and modes.get(mode, {}).get("windows")
         }
         if not measured:
             continue
+        curves = {mode: effort_curve(run) for mode, run in measured.items()}
         # The accuracy every measured order reaches; a random order's cards are a fair sample of the pool's
         # typing cost (the app's queue hands out the products with the most tags to fix first).
-        goal = min(run["windows"][-1]["catalog_f1"] for run in measured.values())
-        budget = min(effort_curve(run)[-1][1] for run in measured.values())  # the effort all of them spent
+        goal = min(points[-1][2] for points in curves.values())
+        budget = min(points[-1][1] for points in curves.values())  # the effort all of them spent
         typing = typing_mean_of(measured.get("random") or measured["review"])
-        reach = {mode: actions_to_reach(effort_curve(run), goal) for mode, run in measured.items()}
+        reach = {mode: actions_to_reach(points, goal) for mode, points in curves.items()}
         for mode, run in measured.items():
-            points = effort_curve(run)
+            points = curves[mode]
             spent = points[-1][1]
             share = (
                 f"{reach[mode] / reach['random']:.0%}"
@@ -951,9 +953,10 @@ def accuracy_per_action_lines(runs: Mapping[str, Mapping[str, Any]]) -> list[str
         "of the whole catalog: the actions of every card so far against the pool's catalog micro-F1 after each "
         "window. *random* runs the same operator with the queue in random order (`--modes random`: "
         f"`PUT {QUEUE_STRATEGY_PATH}` with `random` before the first ranking); *goal* is the catalog micro-F1 "
-        "every measured order of the set reaches, and *the same actions* the fewest any of them spent; *typing by hand* is what reaching the goal costs with no "
-        "model: each product's tags typed (the typing mean of the pool) and the rest of the catalog empty, "
-        "so micro-F1 = 2r / (1 + r) for a reviewed share r.",
+        "every measured order of the set reaches, and *the same actions* the fewest any of them spent; "
+        "*typing by hand* is what reaching the goal costs with no model: each product's tags typed (the "
+        "typing mean of the pool) and the rest of the catalog empty, so micro-F1 = 2r / (1 + r) for a "
+        "reviewed share r.",
         "",
         "| set | queue order | reviews | actions | per review | catalog micro-F1: seed model → after | "
         "catalog micro-F1 after the same actions | goal | actions to the goal | share of random's | "
