@@ -10,7 +10,8 @@ Parts (each produces one score per product and tag):
    regression (:mod:`mlcore.tagger.lexical`).
 3. **neighbours**: similarity-weighted tag votes of the nearest training products (embedding space).
 4. **mentions**: whether the tag's words occur in the product name, with how often such a mention
-   meant the tag in training (:mod:`mlcore.tagger.mentions`).
+   meant the tag in training, and whether they occur only inside a longer mention of another tag
+   ("滑板" only within "滑板车") (:mod:`mlcore.tagger.mentions`).
 
 The **blend** is a gradient-boosted classifier over (product, candidate tag) pairs whose features are
 those scores plus the tag's prior: it learns how far to trust each part, per situation, and outputs a
@@ -59,8 +60,9 @@ __all__ = ["HybridTagger", "embedding_text"]
 
 _EPS = 1e-4
 # Blend feature sets: 1 = the parts' scores and the tag's statistics; 2 adds the tag's support, its name's
-# similarity to the product and its hierarchy relatives (artifacts of format 1 load with their 12 features).
-_FEATURE_VERSION = 2
+# similarity to the product and its hierarchy relatives; 3 adds whether the tag is named only inside a longer
+# mention of another tag (artifacts of an older format load with their own features).
+_FEATURE_VERSION = 3
 # Neighbour titles kept in the artifact for explanations: enough to recognise a product on a review card.
 _INDEX_TITLE_CHARS = 200
 
@@ -274,8 +276,11 @@ class HybridTagger(ScoredTagger):
     ) -> dict[str, Any]:
         """``mentions``: the :class:`MentionIndex` matrix of ``records`` when already computed."""
         x = parts.featurizer.transform(list(records))
+        covered = None
         if mentions is None:
-            mentions = parts.mentions.matrix(records)
+            mentions, covered = parts.mentions.matrices(records)
+        if self.feature_version_ >= 3 and covered is None:
+            covered = parts.mentions.covered_matrix(records)
         lex = parts.lexical.predict_proba(x)
         if self.fine_tune_:
             head = parts.head.predict_proba([embedding_text(r) for r in records])
@@ -289,6 +294,8 @@ class HybridTagger(ScoredTagger):
             "top_sim": top_sim,
             "mentions": mentions.toarray(),
             "names": self._name_similarity(emb),
+            # Version 3: the tag is named only inside another tag's longer name (MentionIndex.covered).
+            "covered": covered,
         }
 
     # -------------------------------------------------------------------------------------- tag names
@@ -362,6 +369,8 @@ class HybridTagger(ScoredTagger):
         ]
         if self.feature_version_ >= 2:
             columns += self._v2_features(parts, scores, rows, cols)
+        if self.feature_version_ >= 3:
+            columns.append(np.asarray(scores["covered"][rows, cols]).ravel())
         return rows, cols, np.column_stack(columns).astype(np.float32)
 
     def _v2_features(

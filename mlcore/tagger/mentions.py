@@ -64,30 +64,68 @@ class MentionIndex:
                 self.words.setdefault(words, []).append(j)
 
     def find(self, text: str) -> set[int]:
-        found: set[int] = set()
+        return set(self.spans(text))
+
+    def spans(self, text: str) -> dict[int, list[tuple[str, int, int]]]:
+        """Tag column -> where its surfaces occur in ``text``: (``"w"`` word positions or ``"c"`` character
+        positions of the text without spaces, start, end)."""
+        found: dict[int, list[tuple[str, int, int]]] = {}
         if self.words:
             tokens = lexical_tokens(text)
             for n in range(1, _MAX_WORDS + 1):
                 for i in range(len(tokens) - n + 1):
-                    hit = self.words.get(tuple(tokens[i : i + n]))
-                    if hit:
-                        found.update(hit)
+                    for j in self.words.get(tuple(tokens[i : i + n]), ()):
+                        found.setdefault(j, []).append(("w", i, i + n))
         if self.chars:
             compact = text.replace(" ", "")
             for length in self.char_lengths:
                 for i in range(len(compact) - length + 1):
-                    hit = self.chars.get(compact[i : i + length])
-                    if hit:
-                        found.update(hit)
+                    for j in self.chars.get(compact[i : i + length], ()):
+                        found.setdefault(j, []).append(("c", i, i + length))
         return found
+
+    def covered(self, text: str) -> set[int]:
+        """Tags mentioned in ``text`` only inside a longer mention of another tag ("滑板" only within
+        "滑板车", "blue" only within "light blue"). Whether such a tag still applies is the catalog's
+        convention (a parent category named inside its child's name does; a word inside a longer product
+        name usually does not): the blend learns it from this flag."""
+        return _covered(self.spans(text))
 
     def matrix(self, records: Sequence[ProductRecord]) -> sparse.csr_matrix:
         """(n, n_classes) 0/1 CSR: product i mentions tag j."""
-        rows, cols = [], []
+        return self.matrices(records)[0]
+
+    def covered_matrix(self, records: Sequence[ProductRecord]) -> sparse.csr_matrix:
+        """(n, n_classes) 0/1 CSR: product i mentions tag j only inside longer mentions (:meth:`covered`)."""
+        return self.matrices(records)[1]
+
+    def matrices(self, records: Sequence[ProductRecord]) -> tuple[sparse.csr_matrix, sparse.csr_matrix]:
+        """:meth:`matrix` and :meth:`covered_matrix` from one pass over the texts."""
+        found, covered = ([], []), ([], [])
         for i, r in enumerate(records):
-            for j in self.find(mention_text(r)):
-                rows.append(i)
-                cols.append(j)
-        return sparse.csr_matrix(
-            (np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=(len(records), self.n_classes)
+            spans = self.spans(mention_text(r))
+            for j in spans:
+                found[0].append(i)
+                found[1].append(j)
+            for j in _covered(spans):
+                covered[0].append(i)
+                covered[1].append(j)
+        shape = (len(records), self.n_classes)
+        return tuple(  # type: ignore[return-value]
+            sparse.csr_matrix((np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=shape)
+            for rows, cols in (found, covered)
         )
+
+
+def _covered(found: Mapping[int, list[tuple[str, int, int]]]) -> set[int]:
+    if len(found) < 2:
+        return set()
+    out = set()
+    for j, spans in found.items():
+        others = [s for k, ks in found.items() if k != j for s in ks]
+        if all(
+            any(o[0] == s[0] and o[1] <= s[1] and s[2] <= o[2] and o[2] - o[1] > s[2] - s[1] for o in others)
+            for s in spans
+        ):
+            out.add(j)
+    return out

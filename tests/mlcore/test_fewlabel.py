@@ -77,6 +77,29 @@ def test_mention_index_counts_aliases():
     assert index.find("新款球鞋") == {1}
 
 
+def test_mention_index_flags_a_tag_named_only_inside_a_longer_mention():
+    classes = [
+        "品类:滑板",
+        "品类:滑板车",
+        "colour:blue",
+        "colour:light blue",
+        "type:shirt",
+        "type:dress shirt",
+    ]
+    index = MentionIndex(classes)
+    names = lambda found: sorted(classes[j] for j in found)  # noqa: E731
+    # "滑板" occurs only within "滑板车"; "blue" and "shirt" only within "light blue" and "dress shirt".
+    assert names(index.covered("儿童滑板车")) == ["品类:滑板"]
+    assert names(index.covered("light blue dress shirt")) == ["colour:blue", "type:shirt"]
+    # A mention of its own anywhere in the text keeps the tag uncovered; a tag never covers itself.
+    assert names(index.covered("滑板 滑板车")) == []
+    assert names(index.covered("blue shirt, light blue")) == []
+    assert names(index.covered("blue dress shirt")) == ["type:shirt"]
+    assert index.find("儿童滑板车") == {0, 1}
+    rec = ProductRecord(id="1", title="Light Blue Dress Shirt")
+    assert index.covered_matrix([rec]).toarray().tolist() == [[0, 0, 1, 0, 1, 0]]
+
+
 def test_keyword_tagger_suggests_a_taxonomy_tag_with_no_example():
     records = [
         ProductRecord(id=str(i), title=f"Blue Shirt {i}", tags=("colour:blue", "shirts")) for i in range(5)
@@ -164,3 +187,24 @@ def test_one_vs_rest_direct_liblinear_gives_logistic_regressions_weights(en_fash
     assert direct.coef_.nnz > 0
     assert (direct.coef_ != checked.coef_).nnz == 0
     assert np.array_equal(direct.intercept_, checked.intercept_)
+
+
+@pytest.mark.slow
+def test_default_tagger_of_the_previous_blend_features_still_suggests(
+    zh_titles, runtime, tmp_path, monkeypatch
+):
+    # A model version trained before the covered-mention feature (blend feature set 2) keeps serving
+    # after an upgrade: it loads with its own feature set and scores as it did when it was saved.
+    from mlcore.tagger import hybrid
+
+    monkeypatch.setattr(hybrid, "_FEATURE_VERSION", 2)
+    old = get_tagger("default", hidden=32, epochs=4, max_length=32, runtime=runtime).fit(zh_titles[:120])
+    old.save(tmp_path / "v2")
+    monkeypatch.undo()
+    loaded = load_tagger(tmp_path / "v2", runtime=runtime)
+    assert old.feature_version_ == loaded.feature_version_ == 2
+    test = zh_titles[120:150]
+    assert np.allclose(loaded.predict_proba(test), old.predict_proba(test), atol=1e-6)
+    new = get_tagger("default", hidden=32, epochs=4, max_length=32, runtime=runtime).fit(zh_titles[:120])
+    assert new.feature_version_ == 3
+    assert new.blender_.n_features_in_ == loaded.blender_.n_features_in_ + 1
