@@ -106,19 +106,46 @@ def database_create(url: str, *, admin_url: str | None = None) -> str:
     """Create the database ``url`` names, dropping a left-over one first; return ``url``.
 
     ``admin_url``: the database to connect to for CREATE/DROP DATABASE (default: ``postgres`` on that server).
+    Raises :class:`BenchError` when another session is connected to it: a left-over database has none, and
+    dropping it WITH (FORCE) would kill another bench run that uses the same database name.
     """
     admin_url = admin_url or database_url(url, "postgres")
+    _django_connections_close()
+    others = database_sessions(url, admin_url=admin_url)
+    if others:
+        name = url.rsplit("/", 1)[1]
+        raise BenchError(
+            f"database {name!r} is in use by {others} other session(s), another bench run perhaps: point this "
+            "run at a database of its own (BENCH_<NAME>_DB, or the bench's --database-url)"
+        )
     database_execute(admin_url, f"DROP DATABASE IF EXISTS {_database_identifier(url)} WITH (FORCE)")
     database_execute(admin_url, f"CREATE DATABASE {_database_identifier(url)}")
     return url
 
 
-def database_drop(url: str, *, admin_url: str | None = None) -> None:
-    """Drop the database ``url`` names (closing this process's Django connections first, if it has any)."""
+def database_sessions(url: str, *, admin_url: str | None = None) -> int:
+    """How many server sessions other than this one are connected to the database ``url`` names."""
+    import psycopg
+
+    with psycopg.connect(admin_url or database_url(url, "postgres"), autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            (url.rsplit("/", 1)[1],),
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def _django_connections_close() -> None:
+    """Close this process's Django connections, if it has any (they would count as another session)."""
     django_db = sys.modules.get("django.db")
     django_conf = sys.modules.get("django.conf")
     if django_db is not None and django_conf is not None and django_conf.settings.configured:
         django_db.connections.close_all()
+
+
+def database_drop(url: str, *, admin_url: str | None = None) -> None:
+    """Drop the database ``url`` names (closing this process's Django connections first, if it has any)."""
+    _django_connections_close()
     database_execute(
         admin_url or database_url(url, "postgres"),
         f"DROP DATABASE IF EXISTS {_database_identifier(url)} WITH (FORCE)",

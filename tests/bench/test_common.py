@@ -11,6 +11,7 @@ import textwrap
 from pathlib import Path
 
 import psycopg
+import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO_ROOT / "bench"))  # as when a bench runs as a script
@@ -45,6 +46,11 @@ def test_throwaway_database_is_created_fresh_and_dropped() -> None:
         common.database_create(url)  # a left-over database is dropped first: the table is gone
         conn = psycopg.connect(url, autocommit=True)
         assert conn.execute("SELECT to_regclass('left_over')").fetchone()[0] is None
+        # A database another run is connected to is never dropped from under it.
+        assert common.database_sessions(url) == 1
+        with pytest.raises(common.BenchError, match=rf"{name}.*in use by 1 other session"):
+            common.database_create(url)
+        assert conn.execute("SELECT 1").fetchone()[0] == 1
         common.database_drop(url)  # even with this connection still open (FORCE)
         conn.close()
         assert not _database_exists(name)
