@@ -93,27 +93,30 @@ class MentionIndex:
 
     def matrix(self, records: Sequence[ProductRecord]) -> sparse.csr_matrix:
         """(n, n_classes) 0/1 CSR: product i mentions tag j."""
-        return self.matrices(records)[0]
+        return self.matrices(records, covered=False)[0]
 
     def covered_matrix(self, records: Sequence[ProductRecord]) -> sparse.csr_matrix:
         """(n, n_classes) 0/1 CSR: product i mentions tag j only inside longer mentions (:meth:`covered`)."""
         return self.matrices(records)[1]
 
-    def matrices(self, records: Sequence[ProductRecord]) -> tuple[sparse.csr_matrix, sparse.csr_matrix]:
-        """:meth:`matrix` and :meth:`covered_matrix` from one pass over the texts."""
-        found, covered = ([], []), ([], [])
+    def matrices(
+        self, records: Sequence[ProductRecord], *, covered: bool = True
+    ) -> tuple[sparse.csr_matrix, sparse.csr_matrix]:
+        """:meth:`matrix` and :meth:`covered_matrix` from one pass over the texts (``covered=False``: the
+        second is left empty, for callers that only need the mentions)."""
+        found, inside = ([], []), ([], [])
         for i, r in enumerate(records):
             spans = self.spans(mention_text(r))
             for j in spans:
                 found[0].append(i)
                 found[1].append(j)
-            for j in _covered(spans):
-                covered[0].append(i)
-                covered[1].append(j)
+            for j in _covered(spans) if covered else ():
+                inside[0].append(i)
+                inside[1].append(j)
         shape = (len(records), self.n_classes)
         return tuple(  # type: ignore[return-value]
             sparse.csr_matrix((np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=shape)
-            for rows, cols in (found, covered)
+            for rows, cols in (found, inside)
         )
 
 
