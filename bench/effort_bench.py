@@ -2,7 +2,10 @@
 
 A simulated operator works through the REST API of a real stack: gunicorn, one Celery worker (queues
 ``default`` and ``train``, a Redis broker) and PostgreSQL in a throwaway database
-(``tagstudio_bench_effort``, dropped after each set unless ``--keep-db``). Per shared set
+(``tagstudio_bench_effort``, dropped after each set unless ``--keep-db``; the model artifacts, worker log and
+uploaded files go to a temporary directory, removed unless ``--keep-files``: with both, each version's
+``validation_scores.json`` / ``out_of_fold_scores.json`` and the database can be replayed offline, as the
+auto-approval analysis in bench/README.md did). Per shared set
 (``<data-dir>/<set>/dev.jsonl``) and per mode (``review``: auto-approval off, the default; ``auto``:
 auto-approval at a target precision of 0.98; ``random``, on request: as ``review`` with the queue in random
 order, the control for what the queue's order does to the effort):
@@ -68,6 +71,7 @@ import json
 import os
 import platform
 import random
+import shutil
 import signal
 import statistics
 import subprocess
@@ -803,9 +807,10 @@ def run_set(
             stack.stop()
         if not args.keep_db:
             database_drop(bench_url)
-        import shutil
-
-        shutil.rmtree(var_dir, ignore_errors=True)
+        if args.keep_files:
+            log(f"model artifacts and logs kept in {var_dir}")
+        else:
+            shutil.rmtree(var_dir, ignore_errors=True)
 
 
 def _auto_fields(
@@ -1110,6 +1115,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--database-url", default=BENCH_POSTGRES_URL, help="the PostgreSQL server")
     parser.add_argument("--broker-url", default=os.environ.get("CELERY_BROKER_URL", ""))
     parser.add_argument("--keep-db", action="store_true", help="keep the last set's database")
+    parser.add_argument(
+        "--keep-files",
+        action="store_true",
+        help="keep each run's model artifacts and logs (the directory is printed) for later analysis",
+    )
     parser.add_argument(
         "--json-out", type=Path, default=DEFAULT_JSON, help="results, merged per set and mode"
     )
