@@ -273,10 +273,11 @@ class HybridTagger(ScoredTagger):
         records: Sequence[ProductRecord],
         emb: np.ndarray,
         mentions: sparse.csr_matrix | None = None,
+        covered: sparse.csr_matrix | None = None,
     ) -> dict[str, Any]:
-        """``mentions``: the :class:`MentionIndex` matrix of ``records`` when already computed."""
+        """``mentions`` / ``covered``: the :class:`MentionIndex` matrices of ``records`` when already
+        computed (they depend on the classes and aliases only, not on the parts' training records)."""
         x = parts.featurizer.transform(list(records))
-        covered = None
         if mentions is None:
             mentions, covered = parts.mentions.matrices(records)
         if self.feature_version_ >= 3 and covered is None:
@@ -476,11 +477,14 @@ class HybridTagger(ScoredTagger):
             self.postprocess.parents = {t: p for t, p in taxonomy.parents.items() if p is not None}
 
         cross_fit = len(labelled) <= self.config.cross_fit_max and not self.fine_tune_
-        # Which tags each product's name mentions depends on the classes only, not on a fold: found once.
-        mentions_all = MentionIndex(self.classes_, self.aliases_).matrix(labelled) if cross_fit else None
+        # Which tags each product's name mentions, and mentions only inside a longer one, depends on the
+        # classes only, not on a fold: found once, in one pass.
+        mentions_all, covered_all = (
+            MentionIndex(self.classes_, self.aliases_).matrices(labelled) if cross_fit else (None, None)
+        )
         if cross_fit:
             rows, cols, feats, y_eval, eval_records, head_epochs = self._cross_fitted_pairs(
-                labelled, emb_all, y_all, mentions_all, progress
+                labelled, emb_all, y_all, mentions_all, covered_all, progress
             )
             n_missing = 0
         else:
@@ -582,6 +586,7 @@ class HybridTagger(ScoredTagger):
         emb_all: np.ndarray,
         y_all: sparse.csr_matrix,
         mentions_all: sparse.csr_matrix,
+        covered_all: sparse.csr_matrix,
         progress: ProgressCallback | None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, sparse.csr_matrix, Sequence[ProductRecord], int]:
         """Blend pairs for every labelled product, each scored by parts fitted on the other folds.
@@ -615,7 +620,9 @@ class HybridTagger(ScoredTagger):
                 progress=progress,
             )
             epochs.append(parts.head_epochs)
-            scores = self._part_scores(parts, held_records, emb_all[held], mentions_all[held])
+            scores = self._part_scores(
+                parts, held_records, emb_all[held], mentions_all[held], covered_all[held]
+            )
             rows, cols, feats = self._pairs(parts, scores)
             all_rows.append(held[rows])
             all_cols.append(cols)

@@ -208,3 +208,22 @@ def test_default_tagger_of_the_previous_blend_features_still_suggests(
     new = get_tagger("default", hidden=32, epochs=4, max_length=32, runtime=runtime).fit(zh_titles[:120])
     assert new.feature_version_ == 3
     assert new.blender_.n_features_in_ == loaded.blender_.n_features_in_ + 1
+
+
+def test_cross_fitting_reads_each_name_for_mentions_once(zh_titles, runtime, monkeypatch):
+    # The mentions and the covered mentions depend on the classes only: one pass over the labelled texts
+    # serves every fold (the folds used to rescan their held-out texts for the covered flags).
+    scanned: list[int] = []
+    original = MentionIndex.matrices
+
+    def counting(self, records, *, covered=True):
+        scanned.append(len(records))
+        return original(self, records, covered=covered)
+
+    monkeypatch.setattr(MentionIndex, "matrices", counting)
+    tagger = get_tagger("default", hidden=32, epochs=4, max_length=32, runtime=runtime).fit(zh_titles[:90])
+    assert tagger.info_["cross_fitted"]
+    assert scanned == [90]
+    monkeypatch.undo()
+    scores = tagger.predict_proba(zh_titles[90:100])
+    assert scores.shape == (10, len(tagger.classes_))
