@@ -87,10 +87,14 @@ def database_url(url: str, name: str) -> str:
     return f"{base}/{name}"
 
 
+def url_database_name(url: str) -> str:
+    """The database ``url`` names (the part after its last ``/``)."""
+    return url.rsplit("/", 1)[1]
+
+
 def _database_identifier(url: str) -> str:
     """The database name of ``url`` as a quoted SQL identifier."""
-    name = url.rsplit("/", 1)[1]
-    return '"' + name.replace('"', '""') + '"'
+    return '"' + url_database_name(url).replace('"', '""') + '"'
 
 
 def database_execute(url: str, statement: str) -> None:
@@ -113,9 +117,8 @@ def database_create(url: str, *, admin_url: str | None = None) -> str:
     _django_connections_close()
     others = database_sessions(url, admin_url=admin_url)
     if others:
-        name = url.rsplit("/", 1)[1]
         raise BenchError(
-            f"database {name!r} is in use by {others} other session(s), another bench run perhaps: point this "
+            f"database {url_database_name(url)!r} is in use by {others} other session(s), another bench run perhaps: point this "
             "run at a database of its own (BENCH_<NAME>_DB, or the bench's --database-url)"
         )
     database_execute(admin_url, f"DROP DATABASE IF EXISTS {_database_identifier(url)} WITH (FORCE)")
@@ -130,7 +133,7 @@ def database_sessions(url: str, *, admin_url: str | None = None) -> int:
     with psycopg.connect(admin_url or database_url(url, "postgres"), autocommit=True) as conn:
         row = conn.execute(
             "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
-            (url.rsplit("/", 1)[1],),
+            (url_database_name(url),),
         ).fetchone()
     return int(row[0]) if row else 0
 
