@@ -31,7 +31,15 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import BENCH_POSTGRES_URL, database_url  # noqa: E402
 
-from mlcore.autoapprove import OUT_OF_FOLD_SCORES_FILE, VALIDATION_SCORES_FILE, find_cuts  # noqa: E402
+from mlcore.autoapprove import (  # noqa: E402
+    OUT_OF_FOLD_SCORES_FILE,
+    VALIDATION_SCORES_FILE,
+    Cut,
+    CutTable,
+    TagCuts,
+    find_cuts,
+    product_decision,
+)
 from mlcore.inference import load_model, predict  # noqa: E402
 from mlcore.records import record_from_dict  # noqa: E402
 from mlcore.settings import RuntimeSettings  # noqa: E402
@@ -44,19 +52,35 @@ Scored = tuple[list[tuple[str, float, bool]], set[str]]
 
 
 def expected_wrong(scores: Sequence[tuple[str, float, bool]]) -> float:
-    """Expected wrong decisions of one product, reading its stored scores as probabilities."""
+    """Expected wrong decisions of one product, reading its stored scores as probabilities: the review queue's
+    measure (``mlcore.selection.uncertainty.expected_wrong_decisions``, which takes dense float32 blocks)
+    over a product's stored pairs, in full precision."""
     return sum((1.0 - s) if selected else s for _, s, selected in scores)
 
 
 def sure_region(products: Sequence[Scored], level: float) -> dict[str, float]:
     """The products every stored score of which is at least ``level`` sure either way: their pairs at or above
-    ``level`` against the gold tags."""
+    ``level`` against the gold tags. The rule is auto-approval's own (``mlcore.autoapprove.product_decision``:
+    a product is confident when every suggestion is approved or rejected and one is approved), with one
+    global cut at ``level`` and its mirror at ``1 - level``."""
+    table = CutTable(
+        per_tag={},
+        global_=TagCuts(
+            approve=Cut(value=level, n=0, k=0, lower=0.0),
+            reject=Cut(value=1.0 - level, n=0, k=0, lower=0.0),
+            pairs=0,
+            positives=0,
+        ),
+        target=level,
+        confidence=0.5,
+        min_tag_evidence=1,
+    )
     n_products = pairs = right = exact = 0
     for scores, gold in products:
-        values = [s for _, s, _ in scores]
-        if not any(s >= level for s in values) or not all(s >= level or s <= 1.0 - level for s in values):
+        decision = product_decision([(t, s) for t, s, _ in scores], table)
+        if not decision.confident:
             continue
-        approved = {t for t, s, _ in scores if s >= level}
+        approved = set(decision.approved)
         n_products += 1
         pairs += len(approved)
         right += len(approved & gold)
@@ -69,19 +93,23 @@ def sure_region(products: Sequence[Scored], level: float) -> dict[str, float]:
     }
 
 
-def evidence_of(artifact: Path, external_id: dict[int, str]) -> list[Scored]:
+def score_rows(artifact: Path) -> list[dict]:
+    """The version's held-out and out-of-fold score rows, read once."""
     rows = []
     for name in (VALIDATION_SCORES_FILE, OUT_OF_FOLD_SCORES_FILE):
         path = artifact / name
         if path.exists():
             rows += json.loads(path.read_text(encoding="utf-8"))
+    return rows
+
+
+def evidence_of(rows: Sequence[dict]) -> list[Scored]:
     return [
         (
             [(str(t), float(s), bool(rest[0]) if rest else False) for t, s, *rest in row["scores"]],
             set(row["tags"]),
         )
         for row in rows
-        if int(row["id"]) in external_id
     ]
 
 
@@ -122,13 +150,9 @@ def main(argv: list[str] | None = None) -> int:
         if wanted and version not in wanted:
             continue
         artifact = Path(artifact_path)
-        evidence = evidence_of(artifact, external_id)
-        labelled = {
-            external_id[int(r["id"])]
-            for name in (VALIDATION_SCORES_FILE, OUT_OF_FOLD_SCORES_FILE)
-            if (artifact / name).exists()
-            for r in json.loads((artifact / name).read_text(encoding="utf-8"))
-        }
+        rows = [r for r in score_rows(artifact) if int(r["id"]) in external_id]
+        evidence = evidence_of(rows)
+        labelled = {external_id[int(r["id"])] for r in rows}
         reviewed = {eid for at, eid in reviews if at < created}
         open_ids = sorted(set(external_id.values()) - labelled - reviewed)
         records = [record_from_dict({**gold[i], "category_path": None, "tags": []}) for i in open_ids]
