@@ -44,6 +44,10 @@ all, against a global cut approving 54% of unseen products' gold pairs at a real
 Each tag's test holds at the stated confidence on its own; across many tags the realised precision of all
 approvals is what the audit measures.
 
+**Why nothing.** Where the global pool has no approve cut, :func:`approve_shortfall` says how far it came:
+too few pairs for any cut, or the closest cut's pairs, wrong ones and bound (the app shows it to the admin,
+who otherwise sees auto-approval on and nothing approved).
+
 **The evidence** is the caller's: pairs no model that scored them trained on. The app uses a version's
 validation slice and its out-of-fold scores (``OUT_OF_FOLD_SCORES_FILE``, see
 ``mlcore.tagger.base.ScoredTagger.out_of_fold_suggestions``), and reviews of its cards.
@@ -53,7 +57,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Hashable, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 from scipy.stats import beta
@@ -63,6 +67,8 @@ __all__ = [
     "VALIDATION_SCORES_FILE",
     "Cut",
     "CutTable",
+    "Shortfall",
+    "approve_shortfall",
     "clopper_pearson",
     "find_approve_cut",
     "find_cuts",
@@ -198,6 +204,58 @@ def _arrays(scores: Iterable[float], outcomes: Iterable[bool]) -> tuple[np.ndarr
     return s, o
 
 
+@dataclass(frozen=True)
+class Shortfall:
+    """Why no approve cut passed, for the admin: the evidence at the cut that came closest.
+
+    ``needed``: the fewest pairs a cut can stand on (all of them right) at the level the cuts were tested
+    at. ``value`` is None when the evidence holds fewer pairs than that (no cut could be tested); else the
+    tested cut with the highest lower bound, with its ``n`` pairs, ``k`` right and that ``lower`` bound.
+    Diagnostic only: choosing cuts is :func:`find_approve_cut`'s, so looking at every cut here is no test."""
+
+    pairs: int
+    needed: int
+    value: float | None
+    n: int
+    k: int
+    lower: float
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def approve_shortfall(
+    scores: Iterable[float], outcomes: Iterable[bool], *, target: float, confidence: float
+) -> Shortfall:
+    """How far the evidence is from an approve cut (see :class:`Shortfall`); call it where
+    :func:`find_approve_cut` found none."""
+    s, o = _arrays(scores, outcomes)
+    order = np.argsort(-s, kind="stable")
+    values, good = s[order], o[order]
+    starts, level = _starts(len(values), target, confidence)
+    needed = starts[0] if starts else min_pairs(target, level)
+    if len(values) < needed:
+        return Shortfall(
+            pairs=len(values), needed=needed, value=None, n=len(values), k=int(good.sum()), lower=0.0
+        )
+    n_at = np.arange(1, len(values) + 1)
+    k_at = np.cumsum(good)
+    ends = np.flatnonzero(np.append(values[1:] != values[:-1], True))
+    ends = ends[n_at[ends] >= needed]
+    lowers = beta.ppf(1.0 - level, np.maximum(k_at[ends], 1), n_at[ends] - k_at[ends] + 1)
+    lowers = np.where(k_at[ends] > 0, lowers, 0.0)
+    best = int(np.argmax(lowers))
+    end = ends[best]
+    return Shortfall(
+        pairs=len(values),
+        needed=needed,
+        value=float(values[end]),
+        n=int(n_at[end]),
+        k=int(k_at[end]),
+        lower=float(lowers[best]),
+    )
+
+
 def find_approve_cut(
     scores: Iterable[float], outcomes: Iterable[bool], *, target: float, confidence: float
 ) -> Cut | None:
@@ -227,6 +285,9 @@ class TagCuts:
     reject: Cut | None
     pairs: int
     positives: int
+    # Where ``approve`` is None on the global pool: how far its evidence is from a cut (the pages say why
+    # a version approves nothing). Not worked out per tag: a tag's own test is one of many.
+    shortfall: Shortfall | None = None
 
     def as_dict(self) -> dict:
         return {
@@ -234,6 +295,7 @@ class TagCuts:
             "reject": None if self.reject is None else asdict(self.reject),
             "pairs": self.pairs,
             "positives": self.positives,
+            "shortfall": None if self.shortfall is None else self.shortfall.as_dict(),
         }
 
 
@@ -301,9 +363,13 @@ def find_cuts(
         else:
             pooled_scores += scores
             pooled_outcomes += outcomes
+    global_ = _tag_cuts(pooled_scores, pooled_outcomes, target=target, confidence=confidence)
+    if global_.approve is None:
+        shortfall = approve_shortfall(pooled_scores, pooled_outcomes, target=target, confidence=confidence)
+        global_ = replace(global_, shortfall=shortfall)
     return CutTable(
         per_tag=per_tag,
-        global_=_tag_cuts(pooled_scores, pooled_outcomes, target=target, confidence=confidence),
+        global_=global_,
         target=target,
         confidence=confidence,
         min_tag_evidence=min_tag_evidence,

@@ -153,6 +153,57 @@ def audit_figures(version_id: int, settings: AutoApprovalSettings) -> AuditFigur
     )
 
 
+def no_approval_reason(record: AutoApprovalVersion) -> str | None:
+    """Why a version's passes approved nothing, in words (the models page, the dashboard, the REST state):
+    how far its pooled evidence came from a cut. None once it approved something, or before its first
+    pass, or for a record without the diagnosis (a pass before it existed)."""
+    cuts, evidence = record.cuts or {}, record.evidence or {}
+    if record.approved_pairs or record.reverted_at is not None or not cuts:
+        return None
+    pooled = cuts.get("global") or {}
+    shortfall = pooled.get("shortfall")
+    if pooled.get("approve") is not None or evidence.get("tags_with_own_cut") or not shortfall:
+        return None
+    version, target = record.model_version.version, cuts.get("target")
+    own = len(cuts.get("per_tag") or {})
+    on_own = f" {own} tags with evidence of their own were judged apart and none passed." if own else ""
+    sources = (
+        f"Evidence: {evidence.get('validation_products', 0):,} held-out products, "
+        f"{evidence.get('out_of_fold_products', 0):,} labelled products scored out of fold, "
+        f"{evidence.get('review_products', 0):,} reviews."
+    )
+    if shortfall["value"] is None:
+        return (
+            f"{version} approves nothing yet: its evidence holds {shortfall['pairs']:,} scored pairs, and a "
+            f"cut at {target} needs at least {shortfall['needed']:,} pairs above it, all right.{on_own} {sources}"
+        )
+    n, k = shortfall["n"], shortfall["k"]
+    return (
+        f"{version} approves nothing: no score cut reaches {target}. The closest, at score "
+        f"{shortfall['value']:.3f} and above, stands on {n:,} evidence pairs of which {n - k:,} are wrong "
+        f"(precision {k / n:.3f}, lower bound {shortfall['lower']:.3f}).{on_own} {sources}"
+    )
+
+
+def queue_exit_reason(record: AutoApprovalVersion) -> str | None:
+    """Why the products a version approved tags on stay in the review queue (the exit gate failed), in
+    words; None when they may leave or nothing was approved."""
+    gate = (record.evidence or {}).get("exit")
+    if not record.approved_pairs or not gate or gate.get("passes"):
+        return None
+    target = (record.cuts or {}).get("target")
+    if not gate["n"]:
+        return (
+            f"Products {record.model_version.version} approved tags on stay in the review queue: no evidence "
+            "product would leave by the rule yet, so the share of whole products it gets right is unknown."
+        )
+    return (
+        f"Products {record.model_version.version} approved tags on stay in the review queue: of "
+        f"{gate['n']:,} evidence products the rule would let leave, {gate['k']:,} had exactly their tags "
+        f"(lower bound {gate['lower']:.3f}, under {target})."
+    )
+
+
 def auto_approval_versions(settings: AutoApprovalSettings | None = None) -> list[dict[str, Any]]:
     """Every version auto-approval worked with, newest first: cuts, approvals, audit."""
     settings = settings or auto_approval_settings()
@@ -188,6 +239,8 @@ def auto_approval_versions(settings: AutoApprovalSettings | None = None) -> list
                 "evidence": record.evidence or {},
                 "computed_at": record.computed_at,
                 "reverted_at": record.reverted_at,
+                "no_approval_reason": no_approval_reason(record),
+                "queue_exit_reason": queue_exit_reason(record),
                 "audit": audit_figures(version.id, settings).as_dict(),
             }
         )

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings as django_settings
+from django.urls import reverse
 
 from annotation.models import (
     AutoApprovalAudit,
@@ -171,6 +172,13 @@ def test_reviews_are_evidence_and_incomplete_products_close_the_exit(version, ta
     assert record.evidence["last_pass"]["products_confident"] == 30
     assert record.evidence["last_pass"]["pairs_approved"] == 30
     assert not Product.objects.filter(review_status=ReviewStatus.AUTO).exists()
+    # The state says why they stay, in the gate's own figures.
+    row = auto_approval_state()["versions"][0]
+    assert (
+        "of 100 evidence products the rule would let leave, 0 had exactly their tags"
+        in (row["queue_exit_reason"])
+    )
+    assert row["no_approval_reason"] is None
 
     # Reviews of the version's cards are evidence: by default those of its audit draws only.
     product = next(p for p in groups["sure"] if not AutoApprovalAudit.objects.filter(product=p).exists())
@@ -194,6 +202,37 @@ def test_no_evidence_approves_nothing_through_the_pass(version, tags):
     assert result.pairs_approved == 0 and result.audits_drawn == 0
     assert not ProductTag.objects.exists()
     assert not Product.objects.exclude(review_status=ReviewStatus.UNREVIEWED).exists()
+
+
+def test_a_version_that_approves_nothing_says_why(version, tags, admin_api, client, admin_user):
+    """An admin who turned auto-approval on and sees nothing happen reads why: the evidence at the cut that
+    came closest (pairs, wrong ones, lower bound), or how much evidence a cut needs, in REST and on the
+    models page."""
+    _catalog(version, tags)
+    # Every tenth held-out product carries another tag than the one the model is sure of.
+    rows = [({"shoes"} if i % 10 else {"cotton"}, [("shoes", 0.95), ("red", 0.03)]) for i in range(200)]
+    _validation_write(version, rows)
+    _turn_on()
+    assert auto_approval_run().pairs_approved == 0
+    why = admin_api.get("/api/v1/auto-approval/").json()["versions"][0]["no_approval_reason"]
+    assert why.startswith(f"{version.version} approves nothing: no score cut reaches 0.9.")
+    assert "at score 0.950 and above, stands on 200 evidence pairs of which 20 are wrong" in why
+    assert "(precision 0.900, lower bound 0.8" in why and "200 held-out products" in why
+    client.force_login(admin_user)
+    page = client.get(reverse("models")).content.decode()
+    assert 'id="auto-approval-why"' in page and "of which 20 are wrong" in page
+
+    # Too little evidence for any cut: how much a cut needs.
+    _validation_write(version, rows[1:11])
+    auto_approval_run()
+    why = auto_approval_state()["versions"][0]["no_approval_reason"]
+    assert f"holds 20 scored pairs, and a cut at 0.9 needs at least {min_pairs(TARGET, LEVEL)} pairs" in why
+
+    # Once the evidence allows a cut and the version approves, the reason is gone.
+    _validation_write(version, [({"shoes"}, [("shoes", 0.95), ("red", 0.03)])] * 100)
+    assert auto_approval_run().pairs_approved
+    assert auto_approval_state()["versions"][0]["no_approval_reason"] is None
+    assert 'id="auto-approval-why"' not in client.get(reverse("models")).content.decode()
 
 
 def test_pass_approves_above_the_cuts_and_draws_the_audit(version, tags):

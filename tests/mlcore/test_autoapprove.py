@@ -9,6 +9,7 @@ import pytest
 from scipy.stats import binomtest
 
 from mlcore.autoapprove import (
+    approve_shortfall,
     clopper_pearson,
     exit_gate,
     find_approve_cut,
@@ -179,3 +180,42 @@ def test_a_tag_gets_its_own_cut_from_its_likely_pairs_not_from_every_stored_one(
     table = find_cuts(own, target=0.98, confidence=0.95, min_tag_evidence=200)
     assert set(table.per_tag) == {"shoes"} and table.per_tag["shoes"].approve is None
     assert not table.approves("shoes", 0.99) and table.approves("colour0", 0.98)
+
+
+def test_shortfall_says_how_much_evidence_a_cut_lacks():
+    # 100 perfect pairs: at 0.98 / 95% a cut needs 149, so none can be tested.
+    short = approve_shortfall([0.99] * 100, [True] * 100, target=0.98, confidence=0.95)
+    assert (short.pairs, short.needed, short.value, short.n, short.k) == (
+        100,
+        min_pairs(0.98, 0.95),
+        None,
+        100,
+        100,
+    )
+    assert short.lower == 0.0
+
+
+def test_shortfall_reports_the_closest_cut_with_its_errors():
+    # 400 pairs, every tenth wrong: precision 0.9 at every cut, never near 0.98.
+    scores = [1.0 - i / 1000 for i in range(400)]
+    outcomes = [i % 10 != 5 for i in range(400)]
+    assert find_approve_cut(scores, outcomes, target=0.98, confidence=0.95) is None
+    short = approve_shortfall(scores, outcomes, target=0.98, confidence=0.95)
+    assert short.pairs == 400 and short.value is not None and short.n >= short.needed
+    assert short.k == sum(outcomes[: short.n]) and short.value == scores[short.n - 1]
+    assert short.lower == pytest.approx(precision_lower_bound(short.k, short.n, 0.95))
+    assert short.lower < 0.98
+    # The best lower bound over the cuts a sequence could test (one sequence here: level 0.95).
+    best = max(precision_lower_bound(sum(outcomes[:n]), n, 0.95) for n in range(short.needed, 401))
+    assert short.lower == pytest.approx(best)
+
+
+def test_find_cuts_explains_a_global_pool_without_a_cut_and_only_then():
+    noisy = [("a", 0.99, i % 20 != 0) for i in range(300)]
+    table = find_cuts(noisy, target=0.98, confidence=0.95, min_tag_evidence=10_000)
+    assert table.global_.approve is None
+    assert table.global_.shortfall.n - table.global_.shortfall.k >= 1
+    assert table.global_.as_dict()["shortfall"]["pairs"] == 300
+    clean = [("a", 0.99, True)] * 300
+    table = find_cuts(clean, target=0.98, confidence=0.95, min_tag_evidence=10_000)
+    assert table.global_.approve is not None and table.global_.shortfall is None

@@ -188,6 +188,12 @@ class AutoApprovalVersionSerializer(serializers.Serializer):
     evidence = serializers.DictField()
     computed_at = serializers.DateTimeField(allow_null=True)
     reverted_at = serializers.DateTimeField(allow_null=True)
+    no_approval_reason = serializers.CharField(
+        allow_null=True, help_text="Why the version approves nothing: its evidence at the closest cut."
+    )
+    queue_exit_reason = serializers.CharField(
+        allow_null=True, help_text="Why products it approved tags on stay in the review queue."
+    )
     audit = AuditFiguresSerializer()
 
 
