@@ -169,6 +169,16 @@ def _starts(total: int, target: float, confidence: float) -> tuple[list[int], fl
     return starts[:16], level
 
 
+def _prefix_cuts(values: np.ndarray, good: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Where each candidate cut ends in ``values`` (sorted: a prefix is one side of a cut), and the pairs
+    ``n_at`` / right pairs ``k_at`` of every prefix. A cut is a distinct value: its prefix ends where the
+    next value differs (ties decide together)."""
+    n_at = np.arange(1, len(values) + 1)
+    k_at = np.cumsum(good)
+    ends = np.flatnonzero(np.append(values[1:] != values[:-1], True))
+    return ends, n_at, k_at
+
+
 def _fixed_sequence(values: np.ndarray, good: np.ndarray, *, target: float, confidence: float) -> Cut | None:
     """The most permissive cut that some fixed sequence accepts. ``values`` sorted so that taking a prefix
     means "on the decided side of the cut"; ``good``: whether each pair's decision there is right. Each
@@ -176,10 +186,7 @@ def _fixed_sequence(values: np.ndarray, good: np.ndarray, *, target: float, conf
     if len(values) == 0:
         return None
     starts, level = _starts(len(values), target, confidence)
-    n_at = np.arange(1, len(values) + 1)
-    k_at = np.cumsum(good)
-    # A cut is a distinct value: the prefix ends where the next value differs (ties decide together).
-    ends = np.flatnonzero(np.append(values[1:] != values[:-1], True))
+    ends, n_at, k_at = _prefix_cuts(values, good)
     best: Cut | None = None
     for start in starts:
         for end in ends:
@@ -238,9 +245,7 @@ def approve_shortfall(
         return Shortfall(
             pairs=len(values), needed=needed, value=None, n=len(values), k=int(good.sum()), lower=0.0
         )
-    n_at = np.arange(1, len(values) + 1)
-    k_at = np.cumsum(good)
-    ends = np.flatnonzero(np.append(values[1:] != values[:-1], True))
+    ends, n_at, k_at = _prefix_cuts(values, good)
     ends = ends[n_at[ends] >= needed]
     lowers = beta.ppf(1.0 - level, np.maximum(k_at[ends], 1), n_at[ends] - k_at[ends] + 1)
     lowers = np.where(k_at[ends] > 0, lowers, 0.0)
