@@ -150,3 +150,35 @@ def test_a_failing_system_is_an_error_row_not_a_crash(
     assert "no_such_runner.py" in result["systems"]["broken-peer"]["error"]
     tables = bench.render_tables([result], ["broken-peer"], {})
     assert "| broken-peer | error |" in tables and "**Errors**" in tables
+
+
+def _result(name: str, tagstudio: float, peer: float) -> dict:
+    info = {
+        "train_cold_s": 30.0,
+        "train_warm_s": 10.0,
+        "peak_rss_mb": 900.0,
+        "n_predict": 100,
+        "predict_per_s": 500.0,
+    }
+    return {
+        "set": name,
+        "systems": {
+            "tagstudio": {"metrics": {"micro_f1": tagstudio}, "info": info},
+            "pecos-xr-linear": {"metrics": {"micro_f1": peer}},
+        },
+    }
+
+
+def test_verdict_holds_issue_18s_lead_on_every_set_and_on_average() -> None:
+    systems = ["tagstudio", "pecos-xr-linear"]
+    # Errors 0.10 vs 0.20 and 0.05 vs 0.10: 50% on each set.
+    assert bench.check_targets([_result("a", 0.90, 0.80), _result("b", 0.95, 0.90)], systems)[0] == []
+    # Set b leads by 5% only (error 0.095 vs 0.100): a per-set miss; the mean (27.5%) still holds.
+    missed = bench.check_targets([_result("a", 0.90, 0.80), _result("b", 0.905, 0.90)], systems)[0]
+    assert len(missed) == 1 and missed[0].startswith("b: error reduction vs pecos-xr-linear 5.0% < 10%")
+    # 12% on both: every set holds, the mean does not (issue 18's 20%), issue 3's 15% neither.
+    missed = bench.check_targets([_result("a", 0.912, 0.90), _result("b", 0.912, 0.90)], systems)[0]
+    assert missed == ["mean error reduction vs the best peer 12.0% < 15%"]
+    # 18% on both: issue 3's mean holds, issue 18's does not.
+    missed = bench.check_targets([_result("a", 0.918, 0.90), _result("b", 0.918, 0.90)], systems)[0]
+    assert missed == ["mean error reduction vs the best peer 18.0% < 20% (issue 18)"]
