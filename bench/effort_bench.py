@@ -659,6 +659,8 @@ def audit_figures(state: Mapping[str, Any]) -> dict[str, Any]:
         "active_global_cut": (active or {}).get("global_cut"),
         "active_tags_with_own_cut": (active or {}).get("tags_with_own_cut"),
         "active_evidence": (active or {}).get("evidence"),
+        "active_no_approval_reason": (active or {}).get("no_approval_reason"),
+        "active_queue_exit_reason": (active or {}).get("queue_exit_reason"),
         "stopped": bool(state.get("stopped")),
         "stop": state.get("stop"),
         "out_of_queue": state.get("products_out_of_queue"),
@@ -783,6 +785,11 @@ def run_set(
                     f"; auto-approved {window['auto_products']} products ({window['auto_out_of_queue']} out of the "
                     f"queue), precision vs gold {window['auto_precision_vs_gold']}, audit {window['audit_precision']} "
                     f"({window['audit_pairs']} pairs), stopped {window['stopped']}"
+                    + "".join(
+                        f"; {window[key]}"
+                        for key in ("active_no_approval_reason", "active_queue_exit_reason")
+                        if window.get(key)
+                    )
                     if mode == "auto"
                     else ""
                 )

@@ -137,6 +137,8 @@ def test_audit_figures_pool_every_version_s_audited_pairs() -> None:
             {
                 "is_active": True,
                 "audit": {"pairs": 100, "confirmed": 99, "precision": 0.99, "lower_bound": 0.95},
+                "no_approval_reason": None,
+                "queue_exit_reason": "Products v3 approved tags on stay in the review queue: ...",
             },
             {
                 "is_active": False,
@@ -155,6 +157,8 @@ def test_audit_figures_pool_every_version_s_audited_pairs() -> None:
         0.99,
         40,
     )
+    assert figures["active_queue_exit_reason"].startswith("Products v3 approved")
+    assert figures["active_no_approval_reason"] is None
     assert bench.audit_figures({"enabled": True, "versions": []})["audit_precision"] is None
 
 
