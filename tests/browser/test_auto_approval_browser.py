@@ -62,7 +62,20 @@ def test_turn_on_see_approvals_and_audit_then_revert(live_server, new_context, e
     expect(page.locator("body")).to_contain_text("Auto-approval is on at precision 0.9")
     expect(page.locator("#auto-approval-status")).to_contain_text("on")
 
-    # The worker's part (the pass is a Celery task): run it here, then look again.
+    # The worker's part (the pass is a Celery task): run it here, then look again. First on evidence where
+    # every tenth sure pair is wrong: nothing is approved, and the page says why, readable on a phone.
+    noisy = [({"shoes"} if i % 10 else {"red"}, [("shoes", 0.95), ("red", 0.03)]) for i in range(100)]
+    _validation_write(version, noisy)
+    assert auto_approval_run().pairs_approved == 0
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.reload()
+    why = page.locator("#auto-approval-why")
+    expect(why).to_be_visible()
+    expect(why).to_contain_text(f"{version.version} approves nothing")
+    expect(why).to_contain_text("of which 10 are wrong")
+    assert why.evaluate("el => el.scrollWidth <= el.clientWidth")  # wraps, no sideways scrolling
+    page.set_viewport_size({"width": 1280, "height": 800})
+    _validation_write(version, [({"shoes"}, [("shoes", 0.95), ("red", 0.03)])] * 100)
     result = auto_approval_run()
     assert result.pairs_approved == 42
     drawn = AutoApprovalAudit.objects.count()
@@ -71,6 +84,7 @@ def test_turn_on_see_approvals_and_audit_then_revert(live_server, new_context, e
     expect(row.locator("[data-figure=approved-pairs]")).to_have_text("42")
     expect(row.locator("[data-figure=audit-reviewed]")).to_have_text(f"0 / {drawn}")
     expect(row).to_contain_text("no audit review yet")
+    expect(page.locator("#auto-approval-why")).to_have_count(0)  # it approves now: no reason shown
 
     page.goto(f"{base}/dashboard/")
     dash_row = page.locator(f"#auto-approval tr.auto-version[data-version='{version.version}']")
