@@ -98,13 +98,17 @@ def _check_level(confidence: float) -> None:
         raise ValueError(f"confidence must be in [0.5, 1), got {confidence}")
 
 
+def _lower_bounds(k: np.ndarray, n: np.ndarray, confidence: float) -> np.ndarray:
+    """One-sided Clopper-Pearson lower bounds, elementwise over counts ``k`` of ``n``; 0 where k is 0."""
+    k, n = np.asarray(k), np.asarray(n)
+    return np.where(k > 0, beta.ppf(1.0 - confidence, np.maximum(k, 1), n - k + 1), 0.0)
+
+
 def precision_lower_bound(k: int, n: int, confidence: float) -> float:
     """One-sided Clopper-Pearson lower bound of a proportion (k of n) at ``confidence``; 0 without data."""
     _check_counts(k, n)
     _check_level(confidence)
-    if k == 0:
-        return 0.0
-    return float(beta.ppf(1.0 - confidence, k, n - k + 1))
+    return float(_lower_bounds(k, n, confidence))
 
 
 def precision_upper_bound(k: int, n: int, confidence: float) -> float:
@@ -247,8 +251,7 @@ def approve_shortfall(
         )
     ends, n_at, k_at = _prefix_cuts(values, good)
     ends = ends[n_at[ends] >= needed]
-    lowers = beta.ppf(1.0 - level, np.maximum(k_at[ends], 1), n_at[ends] - k_at[ends] + 1)
-    lowers = np.where(k_at[ends] > 0, lowers, 0.0)
+    lowers = _lower_bounds(k_at[ends], n_at[ends], level)
     best = int(np.argmax(lowers))
     end = ends[best]
     return Shortfall(
