@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import random
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -172,16 +174,44 @@ class EmbeddingCache:
         " PRIMARY KEY (fingerprint, text_hash)) WITHOUT ROWID"
     )
 
+    _LOCK_TIMEOUT_S = 120.0
+
     def __init__(self, directory: str | Path) -> None:
         self.directory = Path(directory).expanduser()
         self.directory.mkdir(parents=True, exist_ok=True)
         self.path = self.directory / "embeddings.sqlite"
-        with self._connect() as conn:
-            conn.execute(self._SCHEMA)
+        self._initialise()
+
+    def _initialise(self) -> None:
+        """Put the file in WAL mode and create the table, waiting out other processes doing the same.
+
+        Switching the journal mode takes an exclusive lock from a shared one. When several processes
+        open a new cache at once, sqlite sees a possible deadlock and answers "database is locked" at
+        once instead of calling the busy handler, so the timeout alone does not cover it: retry with
+        a jittered backoff. WAL is a property of the file, so this is needed once per process.
+        """
+        deadline = time.monotonic() + self._LOCK_TIMEOUT_S
+        delay = 0.01
+        while True:
+            conn = self._connect()
+            try:
+                if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                    conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("BEGIN IMMEDIATE")
+                conn.execute(self._SCHEMA)
+                conn.execute("COMMIT")
+                return
+            except sqlite3.OperationalError as exc:
+                contended = "locked" in str(exc) or "busy" in str(exc)
+                if not contended or time.monotonic() + delay > deadline:
+                    raise
+            finally:
+                conn.close()
+            time.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, 0.5)
 
     def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, timeout=120.0, isolation_level=None)
-        conn.execute("PRAGMA journal_mode=WAL")
+        conn = sqlite3.connect(self.path, timeout=self._LOCK_TIMEOUT_S, isolation_level=None)
         conn.execute("PRAGMA synchronous=NORMAL")
         return conn
 

@@ -8,7 +8,8 @@ import pytest
 from mlcore.embeddings import EmbeddingCache, TextEncoder, base_model_setting, embed_texts, text_key
 
 
-def _writer(directory: str, worker: int) -> None:
+def _writer(directory: str, worker: int, start: object) -> None:
+    start.wait()  # every writer opens the new cache at the same moment
     cache = EmbeddingCache(directory)
     rng = np.random.default_rng(worker)
     for batch in range(5):
@@ -16,16 +17,24 @@ def _writer(directory: str, worker: int) -> None:
         cache.put_many("fp", items)
 
 
-def test_cache_is_keyed_by_fingerprint_and_safe_for_several_writers(tmp_path):
+def _open_at_once(directory, writers: int) -> None:
     ctx = mp.get_context("spawn")
-    procs = [ctx.Process(target=_writer, args=(str(tmp_path), w)) for w in range(3)]
+    start = ctx.Barrier(writers)
+    procs = [ctx.Process(target=_writer, args=(str(directory), w, start)) for w in range(writers)]
     for p in procs:
         p.start()
     for p in procs:
-        p.join(60)
-        assert p.exitcode == 0
-    cache = EmbeddingCache(tmp_path)
-    assert cache.count("fp") == 3 * 5 * 50
+        p.join(120)
+    assert [p.exitcode for p in procs] == [0] * writers
+
+
+def test_cache_is_keyed_by_fingerprint_and_safe_for_several_writers(tmp_path):
+    # Opening a new file at once used to fail now and then with "database is locked" (switching to
+    # WAL deadlocks, and sqlite does not wait there): several rounds make the race likely.
+    for round_ in range(4):
+        _open_at_once(tmp_path / f"round{round_}", writers=5)
+    cache = EmbeddingCache(tmp_path / "round0")
+    assert cache.count("fp") == 5 * 5 * 50
     assert cache.count("other-model") == 0
     got = cache.get_many("fp", [text_key("w1-b2-3"), text_key("missing")])
     assert list(got) == [text_key("w1-b2-3")] and got[text_key("w1-b2-3")].shape == (8,)
