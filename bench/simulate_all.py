@@ -188,8 +188,9 @@ def run_set(name: str, args: argparse.Namespace) -> dict[str, Any]:
     return summary
 
 
-CATALOG_NOTES = """What was tried for the catalog view (default tagger, **one seed**, pool 2,000 / test 700, same split
-and seed set as above; `.venv/bin/python bench/simulate_compare.py <set> --strategies <names> --seeds 1
+CATALOG_NOTES = """What was tried for the catalog view (measured 2026-12-04 with the default tagger of that day, so the
+figures differ a little from the table above; **one seed**, pool 2,000 / test 700, same split and seed
+set as above; `.venv/bin/python bench/simulate_compare.py <set> --strategies <names> --seeds 1
 --budget 700`). Labels to half the seed catalog error / catalog micro-F1 at 300 and 500 labels:
 
 | strategy | amazon_uk_toys (target 0.762) | myntra_fashion_attrs (target 0.898) |
@@ -228,7 +229,7 @@ reviews, but mostly after the target has been reached at the same label count in
 Earlier, on the model view alone:"""
 
 DESIGN_NOTES = """Why the model-F1 ratio target of the active-learning issue (<= 0.6 on 3 sets) was not met, and what
-was tried (default tagger, 3 seeds, pool 2,000 / test 700
+was tried (measured 2026-11-29 with the default tagger of that day; 3 seeds, pool 2,000 / test 700
 unless said; same seeds and splits as above; measured with
 `.venv/bin/python bench/simulate_compare.py <set> --strategies <names> --budget <labels>`):
 
